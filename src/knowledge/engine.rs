@@ -1,0 +1,253 @@
+//! Answering one question: analyse → retrieve → re-rank question by question → calibrate →
+//! decide.
+
+use serde::Serialize;
+
+use super::corpus::Corpus;
+use super::decide::{Action, Thresholds};
+use super::features::{features, Features, Prepared, Vocabulary};
+use super::index::KnowledgeIndex;
+use super::load::Loaded;
+use super::model::{confidences, Ranker};
+use super::{Article, KnowledgeError};
+use crate::text::{char_bigrams, Analyzer};
+
+/// How many articles retrieval hands to the re-ranker.
+pub const RETRIEVE_LIMIT: usize = 20;
+
+/// One ranked article.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    /// The article's id.
+    pub id: String,
+    /// Position of the article in the engine (see [`Engine::article`]).
+    #[serde(skip)]
+    pub article: usize,
+    /// The article question that matched best.
+    pub matched_question: String,
+    /// The ranker's linear score.
+    pub score: f32,
+    /// Calibrated probability that this article answers the query.
+    pub confidence: f32,
+}
+
+/// The engine's verdict on a query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reply {
+    pub action: Action,
+    /// Confidence of the best candidate (0 when there is none).
+    pub confidence: f32,
+    /// Best first, at most [`RETRIEVE_LIMIT`].
+    pub candidates: Vec<Candidate>,
+}
+
+impl Reply {
+    /// The article to answer with, when the action is `Answer`.
+    pub fn answer(&self) -> Option<&Candidate> {
+        (self.action == Action::Answer).then(|| self.candidates.first()).flatten()
+    }
+}
+
+/// Features of every question of one retrieved article (for training).
+#[derive(Debug, Clone)]
+pub struct CandidateFeatures {
+    pub article: usize,
+    pub questions: Vec<Features>,
+}
+
+/// A knowledge base ready to answer: analyser, index, prepared questions and ranker.
+pub struct Engine {
+    analyzer: Analyzer,
+    index: KnowledgeIndex,
+    articles: Vec<Article>,
+    /// Every question, prepared; those of article `a` are `questions[ranges[a].0..ranges[a].1]`.
+    questions: Vec<Prepared>,
+    ranges: Vec<(u32, u32)>,
+    vocab: Vocabulary,
+    ranker: Ranker,
+    thresholds: Thresholds,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("articles", &self.articles.len())
+            .field("questions", &self.questions.len())
+            .field("thresholds", &self.thresholds)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Builds an engine entirely in memory (tests, tools); nothing touches the disk.
+    pub fn in_memory(loaded: &Loaded, ranker: Ranker) -> Result<Engine, KnowledgeError> {
+        let analyzer = Analyzer::new(loaded.lexicon.clone());
+        let corpus = Corpus::analyze(loaded, &analyzer, &|_| {});
+        let index = KnowledgeIndex::build(&corpus, &analyzer, None, &|_| {})?;
+        Ok(Engine::assemble(corpus, analyzer, index, ranker))
+    }
+
+    /// Puts an engine together from an analysed corpus and its index.
+    pub(super) fn assemble(corpus: Corpus, analyzer: Analyzer, index: KnowledgeIndex, ranker: Ranker) -> Engine {
+        let df = corpus.doc_freqs();
+        let vocab = Vocabulary::new(corpus.vocab.clone(), &df, corpus.questions.len());
+        let mut ranges = vec![(0u32, 0u32); corpus.articles.len()];
+        let mut questions = Vec::with_capacity(corpus.questions.len());
+        for (i, q) in corpus.questions.iter().enumerate() {
+            let r = &mut ranges[q.article as usize];
+            if r.1 == 0 {
+                r.0 = i as u32;
+            }
+            r.1 = i as u32 + 1;
+            questions.push(Prepared::from_stored(&q.normalized, &q.terms, &corpus.vocab, &vocab));
+        }
+        let thresholds = ranker.thresholds;
+        Engine { analyzer, index, articles: corpus.articles, questions, ranges, vocab, ranker, thresholds }
+    }
+
+    /// Uses `thresholds` instead of the ranker's defaults.
+    pub fn set_thresholds(&mut self, thresholds: Thresholds) {
+        self.thresholds = thresholds;
+    }
+
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    /// Uses another ranker (its thresholds too).
+    pub fn set_ranker(&mut self, ranker: Ranker) {
+        self.thresholds = ranker.thresholds;
+        self.ranker = ranker;
+    }
+
+    pub fn articles(&self) -> &[Article] {
+        &self.articles
+    }
+
+    /// The article at position `ord`.
+    pub fn article(&self, ord: usize) -> &Article {
+        &self.articles[ord]
+    }
+
+    pub fn analyzer(&self) -> &Analyzer {
+        &self.analyzer
+    }
+
+    /// Answers one question.
+    pub fn ask(&self, query: &str) -> Result<Reply, KnowledgeError> {
+        let scored = self.candidate_features(query)?;
+        Ok(self.rank(&scored, &self.ranker, self.thresholds))
+    }
+
+    /// Ranks scored candidates with `ranker` and decides with `thresholds`.
+    pub fn rank(&self, scored: &[CandidateFeatures], ranker: &Ranker, thresholds: Thresholds) -> Reply {
+        let mut ranked: Vec<(usize, usize, f32)> = scored
+            .iter()
+            .map(|c| {
+                let (best_q, score) = c
+                    .questions
+                    .iter()
+                    .map(|f| ranker.score(f))
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |best, (i, s)| if s > best.1 { (i, s) } else { best });
+                (c.article, best_q, score)
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let scores: Vec<f32> = ranked.iter().map(|r| r.2).collect();
+        let candidates: Vec<Candidate> = ranked
+            .iter()
+            .zip(confidences(&scores))
+            .map(|(&(article, q, score), confidence)| {
+                let a = &self.articles[article];
+                Candidate {
+                    id: a.id.clone(),
+                    article,
+                    matched_question: a.questions().nth(q).unwrap_or(&a.title).to_string(),
+                    score,
+                    confidence,
+                }
+            })
+            .collect();
+        let confidence = candidates.first().map_or(0.0, |c| c.confidence);
+        let action = if candidates.is_empty() { Action::None } else { thresholds.decide(confidence) };
+        Reply { action, confidence, candidates }
+    }
+
+    /// The ranker in use.
+    pub fn ranker(&self) -> &Ranker {
+        &self.ranker
+    }
+
+    /// Retrieves candidate articles for `query` and computes the features of each of their
+    /// questions. Empty when the query has no words.
+    pub fn candidate_features(&self, query: &str) -> Result<Vec<CandidateFeatures>, KnowledgeError> {
+        let analyzed = self.analyzer.analyze(query);
+        let prepared = Prepared::new(&analyzed, &self.vocab);
+        if prepared.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut terms: Vec<&str> = analyzed.terms.iter().map(String::as_str).collect();
+        terms.sort_unstable();
+        terms.dedup();
+        let mut bigrams = char_bigrams(&analyzed.normalized);
+        bigrams.sort_unstable();
+        bigrams.dedup();
+        let hits = self.index.retrieve(&terms, &bigrams, RETRIEVE_LIMIT)?;
+        let top = hits.first().map_or(1.0, |h| h.1).max(f32::MIN_POSITIVE);
+        Ok(hits
+            .into_iter()
+            .map(|(article, score)| {
+                let (start, end) = self.ranges[article as usize];
+                let ratio = score / top;
+                CandidateFeatures {
+                    article: article as usize,
+                    questions: self.questions[start as usize..end as usize]
+                        .iter()
+                        .map(|q| features(&prepared, q, ratio))
+                        .collect(),
+                }
+            })
+            .collect())
+    }
+}
+
+impl Engine {
+    /// Runs `f` over `items` on all cores, keeping input order in the output.
+    pub fn parallel_map<T: Sync, R: Send>(&self, items: &[T], f: impl Fn(&Engine, &T) -> R + Sync) -> Vec<R> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
+        if threads == 1 || items.len() < 64 {
+            return items.iter().map(|item| f(self, item)).collect();
+        }
+        // Small blocks handed out from a shared counter keep both cores busy even when
+        // some queries are slower than others.
+        const BLOCK: usize = 32;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut blocks: Vec<(usize, Vec<R>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (next, f) = (&next, &f);
+                    scope.spawn(move || {
+                        let mut done = Vec::new();
+                        loop {
+                            let start = next.fetch_add(BLOCK, std::sync::atomic::Ordering::Relaxed);
+                            if start >= items.len() {
+                                break done;
+                            }
+                            let end = (start + BLOCK).min(items.len());
+                            done.push((start, items[start..end].iter().map(|item| f(self, item)).collect()));
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().expect("worker thread panicked")).collect()
+        });
+        blocks.sort_by_key(|b| b.0);
+        blocks.into_iter().flat_map(|b| b.1).collect()
+    }
+
+    /// Answers many questions on all cores; replies are in input order.
+    pub fn ask_batch(&self, queries: &[String]) -> Vec<Result<Reply, KnowledgeError>> {
+        self.parallel_map(queries, |engine, q| engine.ask(q))
+    }
+}

@@ -1,0 +1,255 @@
+//! Question-to-question similarity features: how well a query matches one of an article's
+//! questions, by term importance, characters, order, and meaning-flipping signals.
+
+use std::collections::HashMap;
+
+use crate::text::signals::{signals, Signals};
+use crate::text::Analyzed;
+
+/// Number of features per (query, question) pair.
+pub const NUM_FEATURES: usize = 18;
+
+/// One pair's features, each scaled to roughly 0..=1.
+pub type Features = [f32; NUM_FEATURES];
+
+/// Feature names, in order, as they appear in the ranker model file.
+pub const FEATURE_NAMES: [&str; NUM_FEATURES] = [
+    "bias",
+    "query_coverage",
+    "question_coverage",
+    "min_coverage",
+    "coverage_product",
+    "bigram_dice",
+    "char_dice",
+    "lcs_query",
+    "lcs_question",
+    "negation_mismatch",
+    "number_conflict",
+    "number_one_side",
+    "question_kind_conflict",
+    "missing_query_term",
+    "missing_question_term",
+    "retrieval_ratio",
+    "exact",
+    "query_information",
+];
+
+/// Term statistics of the knowledge base: a dense id and an IDF per term.
+#[derive(Debug, Default)]
+pub struct Vocabulary {
+    ids: HashMap<String, u32>,
+    idf: Vec<f32>,
+    unknown_idf: f32,
+}
+
+impl Vocabulary {
+    /// Builds IDF from per-term question frequencies over `questions` questions.
+    pub fn new(terms: Vec<String>, doc_freq: &[u32], questions: usize) -> Vocabulary {
+        let n = questions as f32;
+        let idf_of = |df: f32| (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+        let idf = doc_freq.iter().map(|&df| idf_of(df as f32)).collect();
+        let ids = terms.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
+        Vocabulary { ids, idf, unknown_idf: idf_of(0.0) }
+    }
+
+    pub fn id(&self, term: &str) -> Option<u32> {
+        self.ids.get(term).copied()
+    }
+
+    pub fn idf(&self, id: u32) -> f32 {
+        self.idf.get(id as usize).copied().unwrap_or(self.unknown_idf)
+    }
+}
+
+/// A text prepared for matching: sorted term ids with weights, characters, bigrams, signals.
+/// Questions are prepared once at load; a query once per request.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    /// Sorted, unique term ids. Terms unknown to the vocabulary get ids from the top of the
+    /// range (never equal to a real id), so they count as unmatched.
+    terms: Vec<u32>,
+    weights: Vec<f32>,
+    weight_sum: f32,
+    chars: Vec<char>,
+    char_set: Vec<char>,
+    bigrams: Vec<u64>,
+    signals: Signals,
+}
+
+/// Characters beyond this are ignored by the order feature (LCS is quadratic).
+const MAX_LCS_CHARS: usize = 64;
+
+impl Prepared {
+    /// Prepares a stored question: its normalised text and vocabulary term ids.
+    pub fn from_stored(normalized: &str, term_ids: &[u32], terms: &[String], vocab: &Vocabulary) -> Prepared {
+        let mut ids = term_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let words: Vec<String> = term_ids.iter().map(|&t| terms[t as usize].clone()).collect();
+        Prepared::build(normalized, ids, signals(&words), vocab)
+    }
+
+    /// Prepares analysed text (a query) against a vocabulary.
+    pub fn new(analyzed: &Analyzed, vocab: &Vocabulary) -> Prepared {
+        let mut unknown = u32::MAX;
+        let mut terms: Vec<u32> = analyzed
+            .terms
+            .iter()
+            .map(|t| {
+                vocab.id(t).unwrap_or_else(|| {
+                    unknown -= 1;
+                    unknown
+                })
+            })
+            .collect();
+        terms.sort_unstable();
+        terms.dedup();
+        // Unknown terms that repeat got distinct ids; that only over-weights a repeated
+        // unknown word slightly, which is harmless.
+        Prepared::build(&analyzed.normalized, terms, signals(&analyzed.terms), vocab)
+    }
+
+    fn build(normalized: &str, terms: Vec<u32>, signals: Signals, vocab: &Vocabulary) -> Prepared {
+        let weights: Vec<f32> = terms.iter().map(|&id| vocab.idf(id)).collect();
+        let weight_sum = weights.iter().sum();
+        let chars: Vec<char> = normalized.chars().filter(|c| *c != ' ').collect();
+        let mut char_set = chars.clone();
+        char_set.sort_unstable();
+        char_set.dedup();
+        let mut bigrams = Vec::new();
+        for chunk in normalized.split(' ') {
+            let cs: Vec<char> = chunk.chars().collect();
+            bigrams.extend(cs.windows(2).map(|w| ((w[0] as u64) << 21) | w[1] as u64));
+        }
+        bigrams.sort_unstable();
+        bigrams.dedup();
+        Prepared { terms, weights, weight_sum, chars, char_set, bigrams, signals }
+    }
+
+    /// Whether nothing matchable is left (only punctuation, emoji…).
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// Sum of the term weights: how much information the text carries.
+    pub fn weight_sum(&self) -> f32 {
+        self.weight_sum
+    }
+}
+
+/// The features of `query` against `question`. `retrieval_ratio` is the article's retrieval
+/// score over the best retrieval score of this query (1 for the top hit).
+pub fn features(query: &Prepared, question: &Prepared, retrieval_ratio: f32) -> Features {
+    let mut f = [0f32; NUM_FEATURES];
+    f[0] = 1.0;
+
+    // Weighted term overlap, and the most important term each side leaves unmatched.
+    let (mut shared, mut missing_q, mut missing_d) = (0f32, 0f32, 0f32);
+    let (mut i, mut j) = (0, 0);
+    while i < query.terms.len() || j < question.terms.len() {
+        let a = query.terms.get(i).copied().unwrap_or(u32::MAX);
+        let b = question.terms.get(j).copied().unwrap_or(u32::MAX);
+        if i < query.terms.len() && (j >= question.terms.len() || a < b) {
+            missing_q = missing_q.max(query.weights[i]);
+            i += 1;
+        } else if j < question.terms.len() && (i >= query.terms.len() || b < a) {
+            missing_d = missing_d.max(question.weights[j]);
+            j += 1;
+        } else {
+            shared += query.weights[i];
+            i += 1;
+            j += 1;
+        }
+    }
+    let cov_q = ratio(shared, query.weight_sum);
+    let cov_d = ratio(shared, question.weight_sum);
+    f[1] = cov_q;
+    f[2] = cov_d;
+    f[3] = cov_q.min(cov_d);
+    f[4] = cov_q * cov_d;
+
+    f[5] = dice(&query.bigrams, &question.bigrams);
+    f[6] = dice(&query.char_set, &question.char_set);
+
+    let lcs = lcs(
+        &query.chars[..query.chars.len().min(MAX_LCS_CHARS)],
+        &question.chars[..question.chars.len().min(MAX_LCS_CHARS)],
+    ) as f32;
+    f[7] = ratio(lcs, query.chars.len().min(MAX_LCS_CHARS) as f32);
+    f[8] = ratio(lcs, question.chars.len().min(MAX_LCS_CHARS) as f32);
+
+    let (sq, sd) = (&query.signals, &question.signals);
+    f[9] = (sq.negated != sd.negated) as u8 as f32;
+    let (nq, nd) = (!sq.numbers.is_empty(), !sd.numbers.is_empty());
+    f[10] = (nq && nd && sq.numbers != sd.numbers) as u8 as f32;
+    f[11] = (nq != nd) as u8 as f32;
+    f[12] = (sq.kinds != 0 && sd.kinds != 0 && sq.kinds & sd.kinds == 0) as u8 as f32;
+
+    let max_q = query.weights.iter().copied().fold(0f32, f32::max);
+    let max_d = question.weights.iter().copied().fold(0f32, f32::max);
+    f[13] = ratio(missing_q, max_q);
+    f[14] = ratio(missing_d, max_d);
+    f[15] = retrieval_ratio;
+    f[16] = (query.chars == question.chars) as u8 as f32;
+    // Short, vague queries ("怎么办") carry little information and deserve less trust.
+    f[17] = query.weight_sum / (query.weight_sum + 10.0);
+    f
+}
+
+fn ratio(a: f32, b: f32) -> f32 {
+    if b > 0.0 {
+        (a / b).min(1.0)
+    } else {
+        0.0
+    }
+}
+
+/// Dice coefficient of two sorted, unique slices.
+fn dice<T: Ord>(a: &[T], b: &[T]) -> f32 {
+    if a.is_empty() && b.is_empty() {
+        return 0.0;
+    }
+    let (mut i, mut j, mut shared) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                shared += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    2.0 * shared as f32 / (a.len() + b.len()) as f32
+}
+
+/// Length of the longest common subsequence of two character slices.
+fn lcs(a: &[char], b: &[char]) -> usize {
+    if a.is_empty() || b.is_empty() {
+        return 0;
+    }
+    let mut prev = vec![0u16; b.len() + 1];
+    let mut cur = vec![0u16; b.len() + 1];
+    for &ca in a {
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = if ca == cb { prev[j] + 1 } else { prev[j + 1].max(cur[j]) };
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()] as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lcs_and_dice() {
+        let a: Vec<char> = "怎么申请退款".chars().collect();
+        let b: Vec<char> = "退款怎么申请".chars().collect();
+        assert_eq!(lcs(&a, &b), 4);
+        assert_eq!(dice(&[1, 2, 3], &[2, 3, 4]), 2.0 * 2.0 / 6.0);
+        assert_eq!(dice::<u32>(&[], &[]), 0.0);
+    }
+}

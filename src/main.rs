@@ -1,0 +1,263 @@
+//! The `kefu` command line: parses arguments and hands off to the library.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use kefu::knowledge::{self, eval, train, DataDir, Engine, Ranker, Thresholds};
+use serde::Serialize;
+
+/// kefu (客服): a Chinese-first customer-service bot.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import a knowledge folder, .jsonl or .csv into a data directory (atomic swap).
+    Import {
+        /// Knowledge folder, .jsonl or .csv file.
+        #[arg(long, default_value = "knowledge", env = "KEFU_KNOWLEDGE")]
+        from: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Answer a question, or a batch of questions as JSON lines.
+    Ask {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// The question.
+        #[arg(required_unless_present = "batch", conflicts_with = "batch")]
+        question: Option<String>,
+        /// A file of {"query": …} lines; writes one JSON line per query, in input order.
+        #[arg(long)]
+        batch: Option<PathBuf>,
+    },
+    /// Print quality metrics on a labelled question set ({"query", "expected"} lines).
+    Eval {
+        #[command(flatten)]
+        engine: EngineArgs,
+        #[arg(long)]
+        queries: PathBuf,
+    },
+    /// Learn ranker weights and thresholds from a labelled question set.
+    Train {
+        #[command(flatten)]
+        data: DataArgs,
+        #[arg(long)]
+        queries: PathBuf,
+        /// Where to write the model (TOML); default: print it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Cross-validation folds.
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        #[arg(long, default_value_t = 800)]
+        iterations: usize,
+        /// L2 regularisation strength.
+        #[arg(long, default_value_t = 1e-3)]
+        l2: f32,
+        /// Answer precision the answer threshold must reach on held-out folds.
+        #[arg(long, default_value_t = 0.92)]
+        target_precision: f64,
+    },
+}
+
+#[derive(Args)]
+struct DataArgs {
+    /// Data directory holding the index.
+    #[arg(long, default_value = "data", env = "KEFU_DATA")]
+    data: PathBuf,
+}
+
+#[derive(Args)]
+struct EngineArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// A ranker model file (TOML) to use instead of the built-in one.
+    #[arg(long, env = "KEFU_RANKER")]
+    ranker: Option<PathBuf>,
+    /// Answer when the confidence is at least this (default: the ranker's).
+    #[arg(long, env = "KEFU_ANSWER_THRESHOLD")]
+    answer_threshold: Option<f32>,
+    /// Offer choices when the confidence is at least this (default: the ranker's).
+    #[arg(long, env = "KEFU_CLARIFY_THRESHOLD")]
+    clarify_threshold: Option<f32>,
+}
+
+impl EngineArgs {
+    fn open(&self) -> anyhow::Result<Engine> {
+        let ranker = match &self.ranker {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                Ranker::from_toml(&text, &path.display().to_string())?
+            }
+            None => Ranker::builtin(),
+        };
+        let defaults = ranker.thresholds;
+        let thresholds = Thresholds {
+            answer: self.answer_threshold.unwrap_or(defaults.answer),
+            clarify: self.clarify_threshold.unwrap_or(defaults.clarify),
+        }
+        .validate()
+        .map_err(anyhow::Error::msg)?;
+        let mut engine = DataDir::new(&self.data.data).open(ranker)?;
+        engine.set_thresholds(thresholds);
+        Ok(engine)
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("KEFU_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Import { from, data } => import(&from, &data.data),
+        Command::Ask { engine, question: Some(q), batch: None } => ask_one(&engine.open()?, &q),
+        Command::Ask { engine, batch: Some(file), .. } => ask_batch(&engine.open()?, &file),
+        Command::Ask { .. } => unreachable!("clap requires a question or --batch"),
+        Command::Eval { engine, queries } => evaluate(&engine.open()?, &queries),
+        Command::Train { data, queries, out, folds, iterations, l2, target_precision } => {
+            let engine = DataDir::new(&data.data).open(Ranker::builtin())?;
+            let labels = eval::read_queries(&queries)?;
+            let options = train::Options { folds, iterations, l2, target_precision };
+            let trained = train::train(&engine, &labels, options)?;
+            eprintln!("cross-validated ({folds} folds): {}", serde_json::to_string(&trained.cross_validated)?);
+            eprintln!("in-sample:                 {}", serde_json::to_string(&trained.in_sample)?);
+            eprintln!("thresholds: answer {} clarify {}", trained.ranker.thresholds.answer, trained.ranker.thresholds.clarify);
+            match out {
+                Some(path) => std::fs::write(&path, trained.ranker.to_toml())
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{}", trained.ranker.to_toml()),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Shows import progress on a terminal (indicatif hides itself when stderr is not one).
+struct Bar(ProgressBar);
+
+impl knowledge::Progress for Bar {
+    fn stage(&self, name: &str, total: u64) {
+        self.0.set_length(total);
+        self.0.set_position(0);
+        self.0.set_message(name.to_string());
+    }
+    fn advance(&self, done: u64) {
+        self.0.set_position(done);
+    }
+}
+
+fn import(from: &Path, data: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let loaded = knowledge::load(from)?;
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({eta})")
+            .expect("the progress template is valid")
+            .progress_chars("=> "),
+    );
+    let report = DataDir::new(data).import(&loaded, &Bar(bar.clone()))?;
+    bar.finish_and_clear();
+    eprintln!(
+        "imported {} articles ({} questions) from {} into {} as {} in {:.2} s",
+        report.articles,
+        report.questions,
+        from.display(),
+        data.display(),
+        report.generation,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn ask_one(engine: &Engine, question: &str) -> anyhow::Result<()> {
+    let reply = engine.ask(question)?;
+    println!("action:     {}", serde_json::to_value(reply.action)?.as_str().unwrap_or_default());
+    println!("confidence: {:.3}", reply.confidence);
+    if let Some(top) = reply.answer() {
+        let article = engine.article(top.article);
+        println!("answer:     [{}] {}\n\n{}\n", article.id, article.title, article.answer);
+    }
+    println!("candidates:");
+    for (i, c) in reply.candidates.iter().take(5).enumerate() {
+        println!("  {}. {:<28} {:.3}  {}", i + 1, c.id, c.confidence, c.matched_question);
+    }
+    Ok(())
+}
+
+/// One line of `ask --batch` output. This shape is how the project is measured: keep it.
+#[derive(Serialize)]
+struct BatchLine<'a> {
+    query: &'a str,
+    candidates: Vec<&'a str>,
+    answer_id: Option<&'a str>,
+    action: knowledge::Action,
+    confidence: f32,
+}
+
+fn ask_batch(engine: &Engine, file: &Path) -> anyhow::Result<()> {
+    let queries: Vec<String> = eval::read_queries(file)?.into_iter().map(|q| q.query).collect();
+    let replies = engine.ask_batch(&queries);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for (query, reply) in queries.iter().zip(replies) {
+        let reply = reply?;
+        let line = BatchLine {
+            query,
+            candidates: reply.candidates.iter().take(10).map(|c| c.id.as_str()).collect(),
+            answer_id: reply.answer().map(|c| c.id.as_str()),
+            action: reply.action,
+            confidence: (reply.confidence * 10_000.0).round() / 10_000.0,
+        };
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn evaluate(engine: &Engine, file: &Path) -> anyhow::Result<()> {
+    let labels = eval::read_queries(file)?;
+    let queries: Vec<String> = labels.iter().map(|q| q.query.clone()).collect();
+    let started = Instant::now();
+    let replies = engine.ask_batch(&queries).into_iter().collect::<Result<Vec<_>, _>>()?;
+    let elapsed = started.elapsed();
+    let metrics = eval::metrics(&labels, &replies);
+    println!("{}", serde_json::to_string(&metrics)?);
+    eprintln!(
+        "{} queries in {:.2} s; thresholds answer {} clarify {}",
+        labels.len(),
+        elapsed.as_secs_f64(),
+        engine.thresholds().answer,
+        engine.thresholds().clarify
+    );
+    eprintln!("calibration of the top candidate's confidence:");
+    for bin in eval::calibration(&labels, &replies) {
+        if bin.count > 0 {
+            eprintln!(
+                "  [{:.1}, {:.1})  n={:<5} mean confidence {:.3}  accuracy {:.3}",
+                bin.low, bin.high, bin.count, bin.mean_confidence, bin.accuracy
+            );
+        }
+    }
+    Ok(())
+}
