@@ -67,6 +67,9 @@ enum Command {
         /// Answer precision the answer threshold must reach on held-out folds.
         #[arg(long, default_value_t = 0.92)]
         target_precision: f64,
+        /// Also write every training example's features as JSON lines here, for analysis.
+        #[arg(long)]
+        dump: Option<PathBuf>,
     },
 }
 
@@ -135,9 +138,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ask { engine, batch: Some(file), .. } => ask_batch(&engine.open()?, &file),
         Command::Ask { .. } => unreachable!("clap requires a question or --batch"),
         Command::Eval { engine, queries } => evaluate(&engine.open()?, &queries),
-        Command::Train { data, queries, out, folds, iterations, l2, target_precision } => {
+        Command::Train { data, queries, out, folds, iterations, l2, target_precision, dump } => {
             let engine = DataDir::new(&data.data).open(Ranker::builtin())?;
             let labels = eval::read_queries(&queries)?;
+            if let Some(path) = dump {
+                let mut out = BufWriter::new(std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?);
+                for (label, example) in labels.iter().zip(train::examples(&engine, &labels)?) {
+                    let line = serde_json::json!({
+                        "query": label.query,
+                        "label": example.label,
+                        "answerable": label.expected.is_some(),
+                        "candidates": example.candidates.iter().map(|c| c.questions.iter().map(|f| f.to_vec()).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                    });
+                    serde_json::to_writer(&mut out, &line)?;
+                    out.write_all(b"\n")?;
+                }
+                out.flush()?;
+            }
             let options = train::Options { folds, iterations, l2, target_precision };
             let trained = train::train(&engine, &labels, options)?;
             eprintln!("cross-validated ({folds} folds): {}", serde_json::to_string(&trained.cross_validated)?);

@@ -8,7 +8,7 @@ use super::decide::{Action, Thresholds};
 use super::features::{features, Features, Prepared, Vocabulary};
 use super::index::KnowledgeIndex;
 use super::load::Loaded;
-use super::model::{confidences, Ranker};
+use super::model::Ranker;
 use super::{Article, KnowledgeError};
 use crate::text::{char_bigrams, Analyzer};
 
@@ -90,7 +90,18 @@ impl Engine {
     /// Puts an engine together from an analysed corpus and its index.
     pub(super) fn assemble(corpus: Corpus, analyzer: Analyzer, index: KnowledgeIndex, ranker: Ranker) -> Engine {
         let df = corpus.doc_freqs();
-        let vocab = Vocabulary::new(corpus.vocab.clone(), &df, corpus.questions.len());
+        let mut char_freq: std::collections::HashMap<char, u32> = std::collections::HashMap::new();
+        for q in &corpus.questions {
+            let mut chars: Vec<char> = q.normalized.chars().filter(|c| *c != ' ').collect();
+            chars.sort_unstable();
+            chars.dedup();
+            for c in chars {
+                *char_freq.entry(c).or_default() += 1;
+            }
+        }
+        let vocab = Vocabulary::new(corpus.vocab.clone(), &df, char_freq, corpus.questions.len(), |t| {
+            analyzer.is_function_word(t)
+        });
         let mut ranges = vec![(0u32, 0u32); corpus.articles.len()];
         let mut questions = Vec::with_capacity(corpus.questions.len());
         for (i, q) in corpus.questions.iter().enumerate() {
@@ -141,31 +152,19 @@ impl Engine {
 
     /// Ranks scored candidates with `ranker` and decides with `thresholds`.
     pub fn rank(&self, scored: &[CandidateFeatures], ranker: &Ranker, thresholds: Thresholds) -> Reply {
-        let mut ranked: Vec<(usize, usize, f32)> = scored
-            .iter()
-            .map(|c| {
-                let (best_q, score) = c
-                    .questions
-                    .iter()
-                    .map(|f| ranker.score(f))
-                    .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |best, (i, s)| if s > best.1 { (i, s) } else { best });
-                (c.article, best_q, score)
-            })
-            .collect();
-        ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
-        let scores: Vec<f32> = ranked.iter().map(|r| r.2).collect();
-        let candidates: Vec<Candidate> = ranked
-            .iter()
-            .zip(confidences(&scores))
-            .map(|(&(article, q, score), confidence)| {
+        let questions: Vec<Vec<Features>> = scored.iter().map(|c| c.questions.clone()).collect();
+        let candidates: Vec<Candidate> = ranker
+            .rank(&questions)
+            .into_iter()
+            .map(|r| {
+                let article = scored[r.candidate].article;
                 let a = &self.articles[article];
                 Candidate {
                     id: a.id.clone(),
                     article,
-                    matched_question: a.questions().nth(q).unwrap_or(&a.title).to_string(),
-                    score,
-                    confidence,
+                    matched_question: a.questions().nth(r.question).unwrap_or(&a.title).to_string(),
+                    score: r.score,
+                    confidence: r.confidence,
                 }
             })
             .collect();

@@ -7,7 +7,7 @@ use crate::text::signals::{signals, Signals};
 use crate::text::Analyzed;
 
 /// Number of features per (query, question) pair.
-pub const NUM_FEATURES: usize = 18;
+pub const NUM_FEATURES: usize = 33;
 
 /// One pair's features, each scaled to roughly 0..=1.
 pub type Features = [f32; NUM_FEATURES];
@@ -32,6 +32,21 @@ pub const FEATURE_NAMES: [&str; NUM_FEATURES] = [
     "retrieval_ratio",
     "exact",
     "query_information",
+    "char_query_coverage",
+    "char_question_coverage",
+    "missing_query_weight",
+    "missing_question_weight",
+    "containment",
+    "edit_similarity",
+    "term_jaccard",
+    "question_kind_match",
+    "length_ratio",
+    "content_query_coverage",
+    "content_question_coverage",
+    "missing_content_query_weight",
+    "missing_content_question_weight",
+    "substitution",
+    "content_substitution",
 ];
 
 /// Term statistics of the knowledge base: a dense id and an IDF per term.
@@ -39,17 +54,39 @@ pub const FEATURE_NAMES: [&str; NUM_FEATURES] = [
 pub struct Vocabulary {
     ids: HashMap<String, u32>,
     idf: Vec<f32>,
+    /// Whether each term is a function word (see `Analyzer::is_function_word`).
+    function: Vec<bool>,
     unknown_idf: f32,
+    /// IDF of single characters over the questions: importance that does not depend on how
+    /// jieba happened to segment.
+    char_idf: HashMap<char, f32>,
 }
 
 impl Vocabulary {
     /// Builds IDF from per-term question frequencies over `questions` questions.
-    pub fn new(terms: Vec<String>, doc_freq: &[u32], questions: usize) -> Vocabulary {
+    /// `char_freq` gives, per character, in how many questions it occurs.
+    pub fn new(
+        terms: Vec<String>,
+        doc_freq: &[u32],
+        char_freq: HashMap<char, u32>,
+        questions: usize,
+        is_function: impl Fn(&str) -> bool,
+    ) -> Vocabulary {
+        let function = terms.iter().map(|t| is_function(t)).collect();
         let n = questions as f32;
         let idf_of = |df: f32| (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
         let idf = doc_freq.iter().map(|&df| idf_of(df as f32)).collect();
         let ids = terms.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
-        Vocabulary { ids, idf, unknown_idf: idf_of(0.0) }
+        let char_idf = char_freq.into_iter().map(|(c, df)| (c, idf_of(df as f32))).collect();
+        Vocabulary { ids, idf, function, unknown_idf: idf_of(0.0), char_idf }
+    }
+
+    fn is_function(&self, id: u32) -> bool {
+        self.function.get(id as usize).copied().unwrap_or(false)
+    }
+
+    fn char_idf(&self, c: char) -> f32 {
+        self.char_idf.get(&c).copied().unwrap_or(self.unknown_idf)
     }
 
     pub fn id(&self, term: &str) -> Option<u32> {
@@ -70,8 +107,14 @@ pub struct Prepared {
     terms: Vec<u32>,
     weights: Vec<f32>,
     weight_sum: f32,
+    /// `weights` with function words zeroed, and their sum.
+    content: Vec<f32>,
+    content_sum: f32,
     chars: Vec<char>,
     char_set: Vec<char>,
+    /// IDF of each character of `char_set`, and their sum.
+    char_weights: Vec<f32>,
+    char_weight_sum: f32,
     bigrams: Vec<u64>,
     signals: Signals,
 }
@@ -112,6 +155,9 @@ impl Prepared {
     fn build(normalized: &str, terms: Vec<u32>, signals: Signals, vocab: &Vocabulary) -> Prepared {
         let weights: Vec<f32> = terms.iter().map(|&id| vocab.idf(id)).collect();
         let weight_sum = weights.iter().sum();
+        let content: Vec<f32> =
+            terms.iter().zip(&weights).map(|(&id, &w)| if vocab.is_function(id) { 0.0 } else { w }).collect();
+        let content_sum = content.iter().sum();
         let chars: Vec<char> = normalized.chars().filter(|c| *c != ' ').collect();
         let mut char_set = chars.clone();
         char_set.sort_unstable();
@@ -123,7 +169,9 @@ impl Prepared {
         }
         bigrams.sort_unstable();
         bigrams.dedup();
-        Prepared { terms, weights, weight_sum, chars, char_set, bigrams, signals }
+        let char_weights: Vec<f32> = char_set.iter().map(|&c| vocab.char_idf(c)).collect();
+        let char_weight_sum = char_weights.iter().sum();
+        Prepared { terms, weights, weight_sum, content, content_sum, chars, char_set, char_weights, char_weight_sum, bigrams, signals }
     }
 
     /// Whether nothing matchable is left (only punctuation, emoji…).
@@ -131,10 +179,6 @@ impl Prepared {
         self.terms.is_empty()
     }
 
-    /// Sum of the term weights: how much information the text carries.
-    pub fn weight_sum(&self) -> f32 {
-        self.weight_sum
-    }
 }
 
 /// The features of `query` against `question`. `retrieval_ratio` is the article's retrieval
@@ -145,18 +189,26 @@ pub fn features(query: &Prepared, question: &Prepared, retrieval_ratio: f32) -> 
 
     // Weighted term overlap, and the most important term each side leaves unmatched.
     let (mut shared, mut missing_q, mut missing_d) = (0f32, 0f32, 0f32);
+    let (mut missing_q_sum, mut missing_d_sum, mut shared_count) = (0f32, 0f32, 0usize);
+    let (mut shared_content, mut missing_cq, mut missing_cd) = (0f32, 0f32, 0f32);
     let (mut i, mut j) = (0, 0);
     while i < query.terms.len() || j < question.terms.len() {
         let a = query.terms.get(i).copied().unwrap_or(u32::MAX);
         let b = question.terms.get(j).copied().unwrap_or(u32::MAX);
         if i < query.terms.len() && (j >= question.terms.len() || a < b) {
             missing_q = missing_q.max(query.weights[i]);
+            missing_q_sum += query.weights[i];
+            missing_cq += query.content[i];
             i += 1;
         } else if j < question.terms.len() && (i >= query.terms.len() || b < a) {
             missing_d = missing_d.max(question.weights[j]);
+            missing_d_sum += question.weights[j];
+            missing_cd += question.content[j];
             j += 1;
         } else {
             shared += query.weights[i];
+            shared_count += 1;
+            shared_content += query.content[i];
             i += 1;
             j += 1;
         }
@@ -193,7 +245,66 @@ pub fn features(query: &Prepared, question: &Prepared, retrieval_ratio: f32) -> 
     f[16] = (query.chars == question.chars) as u8 as f32;
     // Short, vague queries ("怎么办") carry little information and deserve less trust.
     f[17] = query.weight_sum / (query.weight_sum + 10.0);
+
+    let shared_chars = weighted_overlap(&query.char_set, &query.char_weights, &question.char_set);
+    f[18] = ratio(shared_chars, query.char_weight_sum);
+    f[19] = ratio(shared_chars, question.char_weight_sum);
+    // Absolute information left unmatched: one rare word missing matters even in a long
+    // question, which the ratios above understate.
+    f[20] = 1.0 - (-missing_q_sum / 4.0).exp();
+    f[21] = 1.0 - (-missing_d_sum / 4.0).exp();
+    f[22] = (contains(&query.chars, &question.chars) || contains(&question.chars, &query.chars)) as u8 as f32;
+    let (lq, ld) = (query.chars.len().min(MAX_LCS_CHARS), question.chars.len().min(MAX_LCS_CHARS));
+    f[23] = 1.0 - ratio(levenshtein(&query.chars[..lq], &question.chars[..ld]) as f32, lq.max(ld) as f32);
+    let union = query.terms.len() + question.terms.len() - shared_count;
+    f[24] = ratio(shared_count as f32, union as f32);
+    f[25] = (sq.kinds & sd.kinds != 0) as u8 as f32;
+    f[26] = ratio(lq.min(ld) as f32, lq.max(ld) as f32);
+    f[27] = ratio(shared_content, query.content_sum);
+    f[28] = ratio(shared_content, question.content_sum);
+    f[29] = 1.0 - (-missing_cq / 4.0).exp();
+    f[30] = 1.0 - (-missing_cd / 4.0).exp();
+    // Both sides keep an important word of their own: one thing was swapped for another
+    // (安徽卫视 / 东方卫视), the typical near-miss that is a different question.
+    f[31] = f[13].min(f[14]);
+    f[32] = f[29].min(f[30]);
     f
+}
+
+/// Sum of the weights of `a`'s elements that are also in `b` (both sorted).
+fn weighted_overlap(a: &[char], weights: &[f32], b: &[char]) -> f32 {
+    let (mut i, mut j, mut sum) = (0, 0, 0f32);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                sum += weights[i];
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    sum
+}
+
+/// Whether `needle` occurs contiguously in `haystack` (and is not empty).
+fn contains(haystack: &[char], needle: &[char]) -> bool {
+    !needle.is_empty() && needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Character edit distance.
+fn levenshtein(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, &ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + (ca != cb) as usize).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
 }
 
 fn ratio(a: f32, b: f32) -> f32 {
@@ -251,5 +362,8 @@ mod tests {
         assert_eq!(lcs(&a, &b), 4);
         assert_eq!(dice(&[1, 2, 3], &[2, 3, 4]), 2.0 * 2.0 / 6.0);
         assert_eq!(dice::<u32>(&[], &[]), 0.0);
+        let c: Vec<char> = "申请退款".chars().collect();
+        assert!(contains(&a, &c) && !contains(&c, &a));
+        assert_eq!(levenshtein(&a, &b), 4);
     }
 }

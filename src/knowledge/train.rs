@@ -1,15 +1,16 @@
 //! Learning the ranker's weights from labelled questions.
 //!
-//! The model is the softmax-with-none of `model.rs`, an article scoring as its best question.
-//! Training maximises the likelihood of the right article (or of "none" for questions the
-//! knowledge base cannot answer, and for those whose article retrieval missed) with L2
-//! regularisation, by full-batch Adam. Out-of-fold predictions from k-fold cross-validation
+//! Two stages, as in `model.rs`. The pair model is the softmax-with-none, an article scoring
+//! as its best question; training maximises the likelihood of the right article (or of
+//! "none" for questions the knowledge base cannot answer, and for those whose article
+//! retrieval missed). The context model is a logistic regression over every candidate's
+//! context features, labelled right or wrong. Both use L2 regularisation and full-batch Adam. Out-of-fold predictions from k-fold cross-validation
 //! give an honest estimate of quality on unseen questions and choose the thresholds.
 
 use super::decide::Thresholds;
 use super::eval::{metrics, LabeledQuery, Metrics};
 use super::features::{Features, NUM_FEATURES};
-use super::model::{confidences, Ranker};
+use super::model::{context_features, dot, sigmoid, softmax_with_none, Context, Ranker, NUM_CONTEXT};
 use super::{CandidateFeatures, Engine, KnowledgeError, Reply};
 
 /// Training settings.
@@ -68,8 +69,7 @@ pub fn train(engine: &Engine, queries: &[LabeledQuery], options: Options) -> Res
     let mut oof: Vec<Option<Reply>> = vec![None; data.len()];
     for fold in 0..folds {
         let train_set: Vec<&Example> = data.iter().enumerate().filter(|(i, _)| i % folds != fold).map(|(_, e)| e).collect();
-        let weights = fit(&train_set, options);
-        let ranker = Ranker::new(weights, engine.ranker().thresholds, String::new());
+        let ranker = fit(&train_set, options, engine.ranker().thresholds, String::new());
         for (i, e) in data.iter().enumerate().filter(|(i, _)| i % folds == fold) {
             oof[i] = Some(engine.rank(&e.candidates, &ranker, Thresholds { answer: 1.1, clarify: 1.1 }));
         }
@@ -78,7 +78,6 @@ pub fn train(engine: &Engine, queries: &[LabeledQuery], options: Options) -> Res
     let thresholds = choose_thresholds(queries, &oof, options.target_precision);
 
     let all: Vec<&Example> = data.iter().collect();
-    let weights = fit(&all, options);
     let note = format!(
         "trained by `kefu train` on {} labelled queries ({} folds, {} iterations, l2 {})",
         queries.len(),
@@ -86,7 +85,7 @@ pub fn train(engine: &Engine, queries: &[LabeledQuery], options: Options) -> Res
         options.iterations,
         options.l2
     );
-    let ranker = Ranker::new(weights, thresholds, note);
+    let ranker = fit(&all, options, thresholds, note);
     let decided = |replies: Vec<Reply>| -> Vec<Reply> {
         replies
             .into_iter()
@@ -139,16 +138,65 @@ pub fn choose_thresholds(labels: &[LabeledQuery], replies: &[Reply], target_prec
     Thresholds { answer: round(answer), clarify: round(clarify.min(answer)) }
 }
 
-/// Fits weights by full-batch Adam on the negative log-likelihood plus L2 (the bias is not
-/// regularised).
-pub fn fit(data: &[&Example], options: Options) -> Features {
-    let mut w = Ranker::builtin().weights().to_owned();
-    let (mut m, mut v) = ([0f32; NUM_FEATURES], [0f32; NUM_FEATURES]);
-    let (lr, b1, b2, eps) = (0.05f32, 0.9f32, 0.999f32, 1e-8f32);
+/// Fits both stages on `data`.
+pub fn fit(data: &[&Example], options: Options, thresholds: Thresholds, note: String) -> Ranker {
+    let start = Ranker::builtin();
+    let pair = fit_pair(data, options, *start.pair_weights());
+    let with_pair = Ranker::new(pair, *start.context_weights(), thresholds, String::new());
+    let mut rows: Vec<(Context, bool)> = Vec::new();
+    for e in data {
+        let questions: Vec<Vec<Features>> = e.candidates.iter().map(|c| c.questions.clone()).collect();
+        let best = with_pair.best_questions(&questions);
+        for (k, ctx) in context_features(&questions, &best).into_iter().enumerate() {
+            rows.push((ctx, e.label == Some(k)));
+        }
+    }
+    let context = fit_context(&rows, options);
+    Ranker::new(pair, context, thresholds, note)
+}
+
+/// One step of Adam on `w` with gradient `g` (the bias, index 0, is not regularised).
+struct Adam<const N: usize> {
+    m: [f32; N],
+    v: [f32; N],
+    step: i32,
+}
+
+impl<const N: usize> Adam<N> {
+    fn new() -> Self {
+        Adam { m: [0.0; N], v: [0.0; N], step: 0 }
+    }
+
+    fn update(&mut self, w: &mut [f32; N], grad: &[f32; N], n: f32, l2: f32) {
+        let (lr, b1, b2, eps) = (0.05f32, 0.9f32, 0.999f32, 1e-8f32);
+        self.step += 1;
+        for j in 0..N {
+            let reg = if j == 0 { 0.0 } else { 2.0 * l2 * w[j] };
+            let g = grad[j] / n + reg;
+            self.m[j] = b1 * self.m[j] + (1.0 - b1) * g;
+            self.v[j] = b2 * self.v[j] + (1.0 - b2) * g * g;
+            let mh = self.m[j] / (1.0 - b1.powi(self.step));
+            let vh = self.v[j] / (1.0 - b2.powi(self.step));
+            w[j] -= lr * mh / (vh.sqrt() + eps);
+        }
+    }
+}
+
+fn rounded<const N: usize>(mut w: [f32; N]) -> [f32; N] {
+    for x in &mut w {
+        *x = (*x * 10_000.0).round() / 10_000.0;
+    }
+    w
+}
+
+/// The pair model: negative log-likelihood of the softmax-with-none, an article scoring as
+/// its best question.
+fn fit_pair(data: &[&Example], options: Options, start: Features) -> Features {
+    let mut w = start;
+    let mut adam = Adam::<NUM_FEATURES>::new();
     let n = data.len().max(1) as f32;
-    let mut scores = Vec::new();
-    let mut best = Vec::new();
-    for step in 1..=options.iterations {
+    let (mut scores, mut best) = (Vec::new(), Vec::new());
+    for _ in 0..options.iterations {
         let mut grad = [0f32; NUM_FEATURES];
         for e in data {
             scores.clear();
@@ -163,32 +211,59 @@ pub fn fit(data: &[&Example], options: Options) -> Features {
                 scores.push(bs);
                 best.push(bi);
             }
-            let probs = confidences(&scores);
+            let probs = softmax_with_none(&scores);
             for (k, c) in e.candidates.iter().enumerate() {
                 let f = &c.questions[best[k]];
-                let y = (e.label == Some(k)) as u8 as f32;
-                let g = probs[k] - y;
+                let g = probs[k] - (e.label == Some(k)) as u8 as f32;
                 for j in 0..NUM_FEATURES {
                     grad[j] += g * f[j];
                 }
             }
         }
-        for j in 0..NUM_FEATURES {
-            let reg = if j == 0 { 0.0 } else { 2.0 * options.l2 * w[j] };
-            let g = grad[j] / n + reg;
-            m[j] = b1 * m[j] + (1.0 - b1) * g;
-            v[j] = b2 * v[j] + (1.0 - b2) * g * g;
-            let mh = m[j] / (1.0 - b1.powi(step as i32));
-            let vh = v[j] / (1.0 - b2.powi(step as i32));
-            w[j] -= lr * mh / (vh.sqrt() + eps);
-        }
+        adam.update(&mut w, &grad, n, options.l2);
     }
-    for x in &mut w {
-        *x = (*x * 10_000.0).round() / 10_000.0;
-    }
-    w
+    rounded(w)
 }
 
-fn dot(w: &Features, f: &Features) -> f32 {
-    w.iter().zip(f).map(|(a, b)| a * b).sum()
+/// The context model: logistic regression of "this candidate is right". Features are
+/// standardised while fitting (they range from ranks to score differences, and Adam
+/// converges far better on a common scale), then the weights are folded back to raw units.
+fn fit_context(rows: &[(Context, bool)], options: Options) -> Context {
+    let n = rows.len().max(1) as f32;
+    let (mut mean, mut std) = ([0f32; NUM_CONTEXT], [1f32; NUM_CONTEXT]);
+    for j in 1..NUM_CONTEXT {
+        mean[j] = rows.iter().map(|r| r.0[j]).sum::<f32>() / n;
+        let var = rows.iter().map(|r| (r.0[j] - mean[j]).powi(2)).sum::<f32>() / n;
+        std[j] = if var > 1e-12 { var.sqrt() } else { 1.0 };
+    }
+    let scaled: Vec<(Context, f32)> = rows
+        .iter()
+        .map(|(x, right)| {
+            let mut z = [0f32; NUM_CONTEXT];
+            z[0] = 1.0;
+            for j in 1..NUM_CONTEXT {
+                z[j] = (x[j] - mean[j]) / std[j];
+            }
+            (z, *right as u8 as f32)
+        })
+        .collect();
+    let mut w = [0f32; NUM_CONTEXT];
+    let mut adam = Adam::<NUM_CONTEXT>::new();
+    for _ in 0..options.iterations {
+        let mut grad = [0f32; NUM_CONTEXT];
+        for (z, y) in &scaled {
+            let g = sigmoid(dot(&w, z)) - y;
+            for j in 0..NUM_CONTEXT {
+                grad[j] += g * z[j];
+            }
+        }
+        adam.update(&mut w, &grad, n, options.l2);
+    }
+    let mut raw = [0f32; NUM_CONTEXT];
+    raw[0] = w[0];
+    for j in 1..NUM_CONTEXT {
+        raw[j] = w[j] / std[j];
+        raw[0] -= w[j] * mean[j] / std[j];
+    }
+    rounded(raw)
 }

@@ -78,6 +78,16 @@ impl Analyzer {
         self.analyze(text).terms
     }
 
+    /// Whether `term` is a function word (particle, modal, pronoun, adverb, preposition,
+    /// conjunction, interjection) by jieba's part-of-speech dictionary. Such words carry the
+    /// grammar of a question, not its topic: 吗, 的, 怎么, 我, 都.
+    pub fn is_function_word(&self, term: &str) -> bool {
+        let tags = self.inner.jieba.tag(term, false);
+        let [tag] = tags.as_slice() else { return false };
+        let t = tag.tag;
+        t.starts_with('u') || t.starts_with('r') || matches!(t, "y" | "e" | "c" | "p" | "d" | "o" | "zg" | "x")
+    }
+
     /// Segments already-normalised text: jieba (with HMM for unknown words) on each
     /// space-separated chunk, then synonyms folded.
     pub fn segment(&self, normalized: &str) -> Vec<String> {
@@ -157,6 +167,17 @@ mod tests {
         let a = analyzer();
         assert!(a.terms("什么时候退钱").contains(&"退款".to_string()));
         assert!(a.terms("返款到哪里了").contains(&"退款".to_string()));
+    }
+
+    #[test]
+    fn function_words_are_told_from_content_words() {
+        let a = analyzer();
+        for w in ["吗", "的", "怎么", "我", "都", "和"] {
+            assert!(a.is_function_word(w), "{w}");
+        }
+        for w in ["退款", "手机", "发票", "运费险"] {
+            assert!(!a.is_function_word(w), "{w}");
+        }
     }
 
     #[test]
