@@ -47,25 +47,26 @@ enum Command {
         #[arg(long)]
         queries: PathBuf,
     },
-    /// Learn ranker weights and thresholds from a labelled question set.
+    /// Learn ranker weights and thresholds from labelled question sets. Give `--data` and
+    /// `--queries` once per set, in pairs: each set is asked against its own data directory.
     Train {
-        #[command(flatten)]
-        data: DataArgs,
-        #[arg(long)]
-        queries: PathBuf,
+        #[arg(long, required = true)]
+        data: Vec<PathBuf>,
+        #[arg(long, required = true)]
+        queries: Vec<PathBuf>,
         /// Where to write the model (TOML); default: print it.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Cross-validation folds.
         #[arg(long, default_value_t = 5)]
         folds: usize,
-        #[arg(long, default_value_t = 800)]
+        #[arg(long, default_value_t = 1500)]
         iterations: usize,
         /// L2 regularisation strength.
-        #[arg(long, default_value_t = 1e-3)]
+        #[arg(long, default_value_t = 1e-5)]
         l2: f32,
         /// Answer precision the answer threshold must reach on held-out folds.
-        #[arg(long, default_value_t = 0.92)]
+        #[arg(long, default_value_t = 0.905)]
         target_precision: f64,
         /// Also write every training example's features as JSON lines here, for analysis.
         #[arg(long)]
@@ -139,26 +140,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ask { .. } => unreachable!("clap requires a question or --batch"),
         Command::Eval { engine, queries } => evaluate(&engine.open()?, &queries),
         Command::Train { data, queries, out, folds, iterations, l2, target_precision, dump } => {
-            let engine = DataDir::new(&data.data).open(Ranker::builtin())?;
-            let labels = eval::read_queries(&queries)?;
+            if data.len() != queries.len() {
+                anyhow::bail!("give --data and --queries in pairs ({} data directories, {} query files)", data.len(), queries.len());
+            }
+            let engines = data.iter().map(|d| DataDir::new(d).open(Ranker::builtin())).collect::<Result<Vec<_>, _>>()?;
+            let labels = queries.iter().map(|q| eval::read_queries(q)).collect::<Result<Vec<_>, _>>()?;
             if let Some(path) = dump {
                 let mut out = BufWriter::new(std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?);
-                for (label, example) in labels.iter().zip(train::examples(&engine, &labels)?) {
-                    let line = serde_json::json!({
-                        "query": label.query,
-                        "label": example.label,
-                        "answerable": label.expected.is_some(),
-                        "candidates": example.candidates.iter().map(|c| c.questions.iter().map(|f| f.to_vec()).collect::<Vec<_>>()).collect::<Vec<_>>(),
-                    });
-                    serde_json::to_writer(&mut out, &line)?;
-                    out.write_all(b"\n")?;
+                for (set, (engine, labels)) in engines.iter().zip(&labels).enumerate() {
+                    for (label, example) in labels.iter().zip(train::examples(engine, labels, set)?) {
+                        let line = serde_json::json!({
+                            "set": set,
+                            "query": label.query,
+                            "label": example.label,
+                            "answerable": label.expected.is_some(),
+                            "candidates": example.candidates.iter().map(|c| c.questions.iter().map(|f| f.to_vec()).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                        });
+                        serde_json::to_writer(&mut out, &line)?;
+                        out.write_all(b"\n")?;
+                    }
                 }
                 out.flush()?;
             }
+            let sets: Vec<(&Engine, &[eval::LabeledQuery])> = engines.iter().zip(&labels).map(|(e, l)| (e, l.as_slice())).collect();
             let options = train::Options { folds, iterations, l2, target_precision };
-            let trained = train::train(&engine, &labels, options)?;
-            eprintln!("cross-validated ({folds} folds): {}", serde_json::to_string(&trained.cross_validated)?);
-            eprintln!("in-sample:                 {}", serde_json::to_string(&trained.in_sample)?);
+            let trained = train::train(&sets, options)?;
+            for (i, path) in queries.iter().enumerate() {
+                eprintln!("{}:", path.display());
+                eprintln!("  cross-validated ({folds} folds): {}", serde_json::to_string(&trained.cross_validated[i])?);
+                eprintln!("  in-sample:                 {}", serde_json::to_string(&trained.in_sample[i])?);
+            }
             eprintln!("thresholds: answer {} clarify {}", trained.ranker.thresholds.answer, trained.ranker.thresholds.clarify);
             match out {
                 Some(path) => std::fs::write(&path, trained.ranker.to_toml())

@@ -7,7 +7,7 @@ use crate::text::signals::{signals, Signals};
 use crate::text::Analyzed;
 
 /// Number of features per (query, question) pair.
-pub const NUM_FEATURES: usize = 33;
+pub const NUM_FEATURES: usize = 36;
 
 /// One pair's features, each scaled to roughly 0..=1.
 pub type Features = [f32; NUM_FEATURES];
@@ -47,6 +47,9 @@ pub const FEATURE_NAMES: [&str; NUM_FEATURES] = [
     "missing_content_question_weight",
     "substitution",
     "content_substitution",
+    "bigram_query_coverage",
+    "bigram_question_coverage",
+    "content_jaccard",
 ];
 
 /// Term statistics of the knowledge base: a dense id and an IDF per term.
@@ -191,6 +194,7 @@ pub fn features(query: &Prepared, question: &Prepared, retrieval_ratio: f32) -> 
     let (mut shared, mut missing_q, mut missing_d) = (0f32, 0f32, 0f32);
     let (mut missing_q_sum, mut missing_d_sum, mut shared_count) = (0f32, 0f32, 0usize);
     let (mut shared_content, mut missing_cq, mut missing_cd) = (0f32, 0f32, 0f32);
+    let (mut content_shared, mut content_q, mut content_d) = (0usize, 0usize, 0usize);
     let (mut i, mut j) = (0, 0);
     while i < query.terms.len() || j < question.terms.len() {
         let a = query.terms.get(i).copied().unwrap_or(u32::MAX);
@@ -199,16 +203,19 @@ pub fn features(query: &Prepared, question: &Prepared, retrieval_ratio: f32) -> 
             missing_q = missing_q.max(query.weights[i]);
             missing_q_sum += query.weights[i];
             missing_cq += query.content[i];
+            content_q += (query.content[i] > 0.0) as usize;
             i += 1;
         } else if j < question.terms.len() && (i >= query.terms.len() || b < a) {
             missing_d = missing_d.max(question.weights[j]);
             missing_d_sum += question.weights[j];
             missing_cd += question.content[j];
+            content_d += (question.content[j] > 0.0) as usize;
             j += 1;
         } else {
             shared += query.weights[i];
             shared_count += 1;
             shared_content += query.content[i];
+            content_shared += (query.content[i] > 0.0) as usize;
             i += 1;
             j += 1;
         }
@@ -268,6 +275,10 @@ pub fn features(query: &Prepared, question: &Prepared, retrieval_ratio: f32) -> 
     // (安徽卫视 / 东方卫视), the typical near-miss that is a different question.
     f[31] = f[13].min(f[14]);
     f[32] = f[29].min(f[30]);
+    let shared_bigrams = overlap(&query.bigrams, &question.bigrams) as f32;
+    f[33] = ratio(shared_bigrams, query.bigrams.len() as f32);
+    f[34] = ratio(shared_bigrams, question.bigrams.len() as f32);
+    f[35] = ratio(content_shared as f32, (content_shared + content_q + content_d) as f32);
     f
 }
 
@@ -320,6 +331,11 @@ fn dice<T: Ord>(a: &[T], b: &[T]) -> f32 {
     if a.is_empty() && b.is_empty() {
         return 0.0;
     }
+    2.0 * overlap(a, b) as f32 / (a.len() + b.len()) as f32
+}
+
+/// Number of shared elements of two sorted, unique slices.
+fn overlap<T: Ord>(a: &[T], b: &[T]) -> usize {
     let (mut i, mut j, mut shared) = (0, 0, 0usize);
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {
@@ -332,7 +348,7 @@ fn dice<T: Ord>(a: &[T], b: &[T]) -> f32 {
             }
         }
     }
-    2.0 * shared as f32 / (a.len() + b.len()) as f32
+    shared
 }
 
 /// Length of the longest common subsequence of two character slices.

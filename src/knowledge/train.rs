@@ -4,7 +4,10 @@
 //! as its best question; training maximises the likelihood of the right article (or of
 //! "none" for questions the knowledge base cannot answer, and for those whose article
 //! retrieval missed). The context model is a logistic regression over every candidate's
-//! context features, labelled right or wrong. Both use L2 regularisation and full-batch Adam. Out-of-fold predictions from k-fold cross-validation
+//! context features, labelled right or wrong. Both use L2 regularisation and full-batch Adam.
+//! Several labelled sets, each over its own knowledge base, can be pooled: a model that has
+//! seen both one-question articles of general questions and many-question customer-service
+//! articles generalises to either. Out-of-fold predictions from k-fold cross-validation
 //! give an honest estimate of quality on unseen questions and choose the thresholds.
 
 use super::decide::Thresholds;
@@ -25,7 +28,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { folds: 5, iterations: 800, l2: 1e-3, target_precision: 0.92 }
+        Options { folds: 5, iterations: 1500, l2: 1e-5, target_precision: 0.905 }
     }
 }
 
@@ -35,70 +38,89 @@ impl Default for Options {
 pub struct Example {
     pub candidates: Vec<CandidateFeatures>,
     pub label: Option<usize>,
+    /// Which labelled set (and so which engine) the query belongs to.
+    pub set: usize,
 }
 
 /// The result of training.
 #[derive(Debug, Clone)]
 pub struct Trained {
     pub ranker: Ranker,
-    /// Metrics of out-of-fold predictions at the chosen thresholds.
-    pub cross_validated: Metrics,
-    /// Metrics of the final model on the training queries themselves.
-    pub in_sample: Metrics,
+    /// Metrics of out-of-fold predictions at the chosen thresholds, per labelled set.
+    pub cross_validated: Vec<Metrics>,
+    /// Metrics of the final model on the training queries themselves, per labelled set.
+    pub in_sample: Vec<Metrics>,
 }
 
 /// Retrieves candidates and computes features for every labelled query.
-pub fn examples(engine: &Engine, queries: &[LabeledQuery]) -> Result<Vec<Example>, KnowledgeError> {
+pub fn examples(engine: &Engine, queries: &[LabeledQuery], set: usize) -> Result<Vec<Example>, KnowledgeError> {
     engine
         .parallel_map(queries, |engine, q| {
             let candidates = engine.candidate_features(&q.query)?;
             let label = q.expected.as_ref().and_then(|e| {
                 candidates.iter().position(|c| &engine.article(c.article).id == e)
             });
-            Ok(Example { candidates, label })
+            Ok(Example { candidates, label, set })
         })
         .into_iter()
         .collect()
 }
 
-/// Trains on `queries`: k-fold cross-validation first (for honest metrics and thresholds),
-/// then a final fit on everything.
-pub fn train(engine: &Engine, queries: &[LabeledQuery], options: Options) -> Result<Trained, KnowledgeError> {
-    let data = examples(engine, queries)?;
+/// Trains on labelled sets, each with the engine of its knowledge base: k-fold
+/// cross-validation first (for honest metrics and thresholds), then a final fit on
+/// everything.
+pub fn train(sets: &[(&Engine, &[LabeledQuery])], options: Options) -> Result<Trained, KnowledgeError> {
+    let mut data = Vec::new();
+    for (i, (engine, queries)) in sets.iter().enumerate() {
+        data.extend(examples(engine, queries, i)?);
+    }
+    let labels: Vec<&LabeledQuery> = sets.iter().flat_map(|(_, q)| q.iter()).collect();
+    let reply = |e: &Example, ranker: &Ranker, thresholds: Thresholds| sets[e.set].0.rank(&e.candidates, ranker, thresholds);
+    let start = sets.first().map_or_else(Ranker::builtin, |(engine, _)| engine.ranker().clone());
     let folds = options.folds.max(2);
+    let never = Thresholds { answer: 1.0, clarify: 1.0 };
     let mut oof: Vec<Option<Reply>> = vec![None; data.len()];
     for fold in 0..folds {
         let train_set: Vec<&Example> = data.iter().enumerate().filter(|(i, _)| i % folds != fold).map(|(_, e)| e).collect();
-        let ranker = fit(&train_set, options, engine.ranker().thresholds, String::new());
+        let ranker = fit(&train_set, options, start.thresholds, String::new());
         for (i, e) in data.iter().enumerate().filter(|(i, _)| i % folds == fold) {
-            oof[i] = Some(engine.rank(&e.candidates, &ranker, Thresholds { answer: 1.1, clarify: 1.1 }));
+            oof[i] = Some(reply(e, &ranker, never));
         }
     }
     let oof: Vec<Reply> = oof.into_iter().map(|r| r.expect("every query is in one fold")).collect();
-    let thresholds = choose_thresholds(queries, &oof, options.target_precision);
+    let owned_labels: Vec<LabeledQuery> = labels.iter().map(|l| (*l).clone()).collect();
+    let thresholds = choose_thresholds(&owned_labels, &oof, options.target_precision);
 
     let all: Vec<&Example> = data.iter().collect();
     let note = format!(
-        "trained by `kefu train` on {} labelled queries ({} folds, {} iterations, l2 {})",
-        queries.len(),
+        "trained by `kefu train` on {} labelled queries in {} set(s) ({} folds, {} iterations, l2 {}, target precision {})",
+        labels.len(),
+        sets.len(),
         folds,
         options.iterations,
-        options.l2
+        options.l2,
+        options.target_precision
     );
     let ranker = fit(&all, options, thresholds, note);
-    let decided = |replies: Vec<Reply>| -> Vec<Reply> {
-        replies
-            .into_iter()
-            .map(|mut r| {
-                r.action = if r.candidates.is_empty() { super::Action::None } else { thresholds.decide(r.confidence) };
-                r
+    let decided: Vec<Reply> = oof
+        .into_iter()
+        .map(|mut r| {
+            r.action = if r.candidates.is_empty() { super::Action::None } else { thresholds.decide(r.confidence) };
+            r
+        })
+        .collect();
+    let in_sample: Vec<Reply> = data.iter().map(|e| reply(e, &ranker, thresholds)).collect();
+    let per_set = |replies: &[Reply]| -> Vec<Metrics> {
+        let mut start = 0;
+        sets.iter()
+            .map(|(_, queries)| {
+                let m = metrics(queries, &replies[start..start + queries.len()]);
+                start += queries.len();
+                m
             })
             .collect()
     };
-    let cross_validated = metrics(queries, &decided(oof));
-    let in_sample_replies: Vec<Reply> = data.iter().map(|e| engine.rank(&e.candidates, &ranker, thresholds)).collect();
-    let in_sample = metrics(queries, &in_sample_replies);
-    Ok(Trained { ranker, cross_validated, in_sample })
+    Ok(Trained { cross_validated: per_set(&decided), in_sample: per_set(&in_sample), ranker })
 }
 
 /// The answer threshold: the lowest confidence at which answers still reach the target
