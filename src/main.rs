@@ -219,15 +219,17 @@ fn import(from: &Path, data: &Path) -> anyhow::Result<()> {
 
 fn ask_one(engine: &Engine, question: &str) -> anyhow::Result<()> {
     let reply = engine.ask(question)?;
-    println!("action:     {}", serde_json::to_value(reply.action)?.as_str().unwrap_or_default());
-    println!("confidence: {:.3}", reply.confidence);
+    // Write through a handle (not println!) so a closed pipe is an error, not a panic.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "action:     {}", serde_json::to_value(reply.action)?.as_str().unwrap_or_default())?;
+    writeln!(out, "confidence: {:.3}", reply.confidence)?;
     if let Some(top) = reply.answer() {
         let article = engine.article(top.article);
-        println!("answer:     [{}] {}\n\n{}\n", article.id, article.title, article.answer);
+        writeln!(out, "answer:     [{}] {}\n\n{}\n", article.id, article.title, article.answer)?;
     }
-    println!("candidates:");
+    writeln!(out, "candidates:")?;
     for (i, c) in reply.candidates.iter().take(5).enumerate() {
-        println!("  {}. {:<28} {:.3}  {}", i + 1, c.id, c.confidence, c.matched_question);
+        writeln!(out, "  {}. {:<28} {:.3}  {}", i + 1, c.id, c.confidence, c.matched_question)?;
     }
     Ok(())
 }
