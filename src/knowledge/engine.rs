@@ -152,7 +152,7 @@ impl Engine {
 
     /// Ranks scored candidates with `ranker` and decides with `thresholds`.
     pub fn rank(&self, scored: &[CandidateFeatures], ranker: &Ranker, thresholds: Thresholds) -> Reply {
-        let questions: Vec<Vec<Features>> = scored.iter().map(|c| c.questions.clone()).collect();
+        let questions: Vec<&[Features]> = scored.iter().map(|c| c.questions.as_slice()).collect();
         let candidates: Vec<Candidate> = ranker
             .rank(&questions)
             .into_iter()

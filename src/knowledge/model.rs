@@ -142,7 +142,7 @@ impl Ranker {
     }
 
     /// Each candidate's best question (by pair score) and that score.
-    pub fn best_questions(&self, candidates: &[Vec<Features>]) -> Vec<(usize, f32)> {
+    pub fn best_questions(&self, candidates: &[&[Features]]) -> Vec<(usize, f32)> {
         candidates
             .iter()
             .map(|questions| {
@@ -156,7 +156,7 @@ impl Ranker {
     }
 
     /// Ranks candidates (each a list of its questions' features), best first.
-    pub fn rank(&self, candidates: &[Vec<Features>]) -> Vec<Ranked> {
+    pub fn rank(&self, candidates: &[&[Features]]) -> Vec<Ranked> {
         let best = self.best_questions(candidates);
         let contexts = context_features(candidates, &best);
         let mut ranked: Vec<Ranked> = contexts
@@ -173,7 +173,7 @@ impl Ranker {
 }
 
 /// Context features of every candidate, given each one's best question and pair score.
-pub fn context_features(candidates: &[Vec<Features>], best: &[(usize, f32)]) -> Vec<Context> {
+pub fn context_features(candidates: &[&[Features]], best: &[(usize, f32)]) -> Vec<Context> {
     let chosen: Vec<&Features> = candidates.iter().zip(best).map(|(qs, (q, _))| &qs[*q]).collect();
     let scores: Vec<f32> = best.iter().map(|b| b.1).collect();
     let probs = softmax_with_none(&scores);
@@ -259,7 +259,7 @@ mod tests {
         let mut b = [0f32; NUM_FEATURES];
         a[1] = 0.9;
         b[1] = 0.4;
-        let ctx = context_features(&[vec![a], vec![b]], &[(0, 2.0), (0, 1.0)]);
+        let ctx = context_features(&[&[a][..], &[b][..]], &[(0, 2.0), (0, 1.0)]);
         let n = NUM_FEATURES - 1;
         assert!((ctx[0][n + 1] - 0.5).abs() < 1e-6);
         assert!((ctx[1][n + 1] + 0.5).abs() < 1e-6);

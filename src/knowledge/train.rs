@@ -167,7 +167,7 @@ pub fn fit(data: &[&Example], options: Options, thresholds: Thresholds, note: St
     let with_pair = Ranker::new(pair, *start.context_weights(), thresholds, String::new());
     let mut rows: Vec<(Context, bool)> = Vec::new();
     for e in data {
-        let questions: Vec<Vec<Features>> = e.candidates.iter().map(|c| c.questions.clone()).collect();
+        let questions: Vec<&[Features]> = e.candidates.iter().map(|c| c.questions.as_slice()).collect();
         let best = with_pair.best_questions(&questions);
         for (k, ctx) in context_features(&questions, &best).into_iter().enumerate() {
             rows.push((ctx, e.label == Some(k)));
