@@ -12,6 +12,18 @@ use super::model::Ranker;
 use super::{Article, KnowledgeError};
 use crate::text::{char_bigrams, Analyzer};
 
+/// Index of the query-coverage feature (share of the query's term weight matched).
+const QUERY_COVERAGE: usize = 1;
+/// Below this query coverage the engine never answers outright.
+const MIN_ANSWER_COVERAGE: f32 = 0.3;
+
+/// The features of the question that matched `top` best.
+fn ranked_features<'a>(scored: &'a [CandidateFeatures], top: Option<&Candidate>) -> Option<&'a Features> {
+    let top = top?;
+    let c = scored.iter().find(|c| c.article == top.article)?;
+    c.questions.get(top.question)
+}
+
 /// How many articles retrieval hands to the re-ranker.
 pub const RETRIEVE_LIMIT: usize = 20;
 
@@ -25,6 +37,9 @@ pub struct Candidate {
     pub article: usize,
     /// The article question that matched best.
     pub matched_question: String,
+    /// Its position among the article's questions (0: the title).
+    #[serde(skip)]
+    pub question: usize,
     /// The ranker's linear score.
     pub score: f32,
     /// Calibrated probability that this article answers the query.
@@ -163,13 +178,24 @@ impl Engine {
                     id: a.id.clone(),
                     article,
                     matched_question: a.questions().nth(r.question).unwrap_or(&a.title).to_string(),
+                    question: r.question,
                     score: r.score,
                     confidence: r.confidence,
                 }
             })
             .collect();
         let confidence = candidates.first().map_or(0.0, |c| c.confidence);
-        let action = if candidates.is_empty() { Action::None } else { thresholds.decide(confidence) };
+        let mut action = if candidates.is_empty() { Action::None } else { thresholds.decide(confidence) };
+        // A floor under the learned model: never answer when the matched question shares
+        // too little of the query's term weight. The model can be fooled by a lone match
+        // among rivals that match nothing (keyboard mash sharing the bigram "df" with PDF);
+        // a wrong confident answer is worse than offering choices.
+        if action == Action::Answer {
+            let top = &ranked_features(scored, candidates.first());
+            if top.map_or(true, |f| f[QUERY_COVERAGE] < MIN_ANSWER_COVERAGE) {
+                action = Action::Clarify;
+            }
+        }
         Reply { action, confidence, candidates }
     }
 
