@@ -128,6 +128,9 @@ impl DataDir {
         let bytes = fs::read(&path).map_err(|source| KnowledgeError::Read { path: path.clone(), source })?;
         let corpus: Corpus =
             serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("{CORPUS_FILE}: {e}")))?;
+        // The raw file is as large as the parsed corpus: free it before building the engine
+        // so the two never sit in memory together.
+        drop(bytes);
         if corpus.format != FORMAT_VERSION {
             return Err(corrupt(format!(
                 "format {} is not the supported {FORMAT_VERSION}; import the knowledge again",
