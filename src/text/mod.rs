@@ -152,7 +152,7 @@ mod tests {
     fn spaces_inside_chinese_are_typos_not_boundaries() {
         let a = analyzer();
         assert_eq!(a.analyze("退 货 运费").normalized, "退货运费");
-        assert_eq!(a.analyze("iphone 15 怎么 退货").normalized, "iphone 15怎么退货");
+        assert_eq!(a.analyze("iphone 15 怎么 退货").normalized, "iphone 15 怎么退货");
     }
 
     #[test]
