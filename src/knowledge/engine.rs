@@ -118,15 +118,30 @@ impl Engine {
             analyzer.is_function_word(t)
         });
         let mut ranges = vec![(0u32, 0u32); corpus.articles.len()];
-        let mut questions = Vec::with_capacity(corpus.questions.len());
         for (i, q) in corpus.questions.iter().enumerate() {
             let r = &mut ranges[q.article as usize];
             if r.1 == 0 {
                 r.0 = i as u32;
             }
             r.1 = i as u32 + 1;
-            questions.push(Prepared::from_stored(&q.normalized, &q.terms, &corpus.vocab, &vocab));
         }
+        // Preparing every question is most of the cost of opening a large base: share it
+        // among the cores.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
+        let chunk = corpus.questions.len().div_ceil(threads).max(1);
+        let questions: Vec<Prepared> = std::thread::scope(|scope| {
+            let handles: Vec<_> = corpus
+                .questions
+                .chunks(chunk)
+                .map(|part| {
+                    let (terms, vocab) = (&corpus.vocab, &vocab);
+                    scope.spawn(move || {
+                        part.iter().map(|q| Prepared::from_stored(&q.normalized, &q.terms, terms, vocab)).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().expect("preparing questions panicked")).collect()
+        });
         let thresholds = ranker.thresholds;
         Engine { analyzer, index, articles: corpus.articles, questions, ranges, vocab, ranker, thresholds }
     }

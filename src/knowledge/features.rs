@@ -131,7 +131,7 @@ impl Prepared {
         let mut ids = term_ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        let words: Vec<String> = term_ids.iter().map(|&t| terms[t as usize].clone()).collect();
+        let words: Vec<&str> = term_ids.iter().map(|&t| terms[t as usize].as_str()).collect();
         Prepared::build(normalized, ids, signals(&words), vocab)
     }
 

@@ -65,10 +65,10 @@ fn is_negation(term: &str) -> bool {
 }
 
 /// Reads the signals from a question's analysed terms.
-pub fn signals(terms: &[String]) -> Signals {
+pub fn signals<S: AsRef<str>>(terms: &[S]) -> Signals {
     let mut s = Signals::default();
     let mut negations = 0usize;
-    for term in terms {
+    for term in terms.iter().map(AsRef::as_ref) {
         if is_negation(term) {
             negations += 1;
         }
