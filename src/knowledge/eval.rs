@@ -19,6 +19,7 @@ pub struct LabeledQuery {
 pub fn read_queries(path: &Path) -> Result<Vec<LabeledQuery>, KnowledgeError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| KnowledgeError::Read { path: path.to_path_buf(), source })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let file = path.display().to_string();
     let mut out = Vec::new();
     let mut errors = Vec::new();
@@ -34,7 +35,7 @@ pub fn read_queries(path: &Path) -> Result<Vec<LabeledQuery>, KnowledgeError> {
     if !errors.is_empty() {
         let total = errors.len();
         errors.truncate(50);
-        return Err(KnowledgeError::Invalid { errors, total });
+        return Err(KnowledgeError::InvalidQueries { errors, total });
     }
     Ok(out)
 }

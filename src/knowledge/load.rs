@@ -259,6 +259,7 @@ impl From<JsonEntry> for Article {
 }
 
 fn parse_jsonl(text: &str, file: &str, problems: &mut Problems) -> Vec<(Article, String, usize)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
@@ -337,4 +338,18 @@ fn parse_csv(text: &str, file: &str, problems: &mut Problems) -> Vec<(Article, S
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonl_with_a_byte_order_mark_loads() {
+        let mut problems = Problems::default();
+        let text = "\u{feff}{\"id\":\"a\",\"question\":\"怎么退货\",\"answer\":\"在订单页申请\"}\n";
+        let articles = parse_jsonl(text, "faq.jsonl", &mut problems);
+        assert_eq!(problems.total, 0, "{:?}", problems.errors);
+        assert_eq!(articles[0].0.id, "a");
+    }
 }

@@ -44,15 +44,18 @@ impl std::fmt::Display for SourceError {
 /// Everything that can go wrong loading, indexing or opening knowledge.
 #[derive(Debug, thiserror::Error)]
 pub enum KnowledgeError {
-    #[error("{}", format_invalid(errors, *total))]
+    #[error("{}", format_problems("the knowledge", errors, *total, "; nothing was imported"))]
     Invalid { errors: Vec<SourceError>, total: usize },
     #[error("no articles found")]
     Empty,
+    #[error("{}", format_problems("the query file", errors, *total, ""))]
+    InvalidQueries { errors: Vec<SourceError>, total: usize },
     #[error("{}: unknown knowledge format (expected a folder, a .jsonl or a .csv file)", path.display())]
     UnknownFormat { path: PathBuf },
-    #[error("cannot read {}: {source}", path.display())]
+    // The cause is not repeated in the message: callers print the whole chain.
+    #[error("cannot read {}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Lexicon(#[from] crate::text::LexiconError),
@@ -66,8 +69,8 @@ pub enum KnowledgeError {
     Model { origin: String, reason: String },
 }
 
-fn format_invalid(errors: &[SourceError], total: usize) -> String {
-    let mut s = format!("the knowledge has {total} problem{}; nothing was imported", if total == 1 { "" } else { "s" });
+fn format_problems(what: &str, errors: &[SourceError], total: usize, consequence: &str) -> String {
+    let mut s = format!("{what} has {total} problem{}{consequence}", if total == 1 { "" } else { "s" });
     for e in errors {
         s.push_str("\n  ");
         s.push_str(&e.to_string());

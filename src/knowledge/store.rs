@@ -64,6 +64,10 @@ impl DataDir {
 
     /// Builds a new generation from `loaded` and makes it current.
     pub fn import(&self, loaded: &Loaded, progress: &dyn Progress) -> Result<ImportReport, KnowledgeError> {
+        // Never replace a working index with an empty one.
+        if loaded.articles.is_empty() {
+            return Err(KnowledgeError::Empty);
+        }
         let write_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| KnowledgeError::Write { path, source }
@@ -188,5 +192,19 @@ fn sync_dir(dir: &Path) -> Result<(), KnowledgeError> {
         Ok(()) => Ok(()),
         Err(e) if cfg!(unix) => Err(KnowledgeError::Write { path: dir.to_path_buf(), source: e }),
         Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_import_never_replaces_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = Loaded { articles: Vec::new(), lexicon: crate::text::Lexicon::default() };
+        let err = DataDir::new(dir.path()).import(&empty, &Quiet).unwrap_err();
+        assert!(matches!(err, KnowledgeError::Empty), "{err}");
+        assert!(!dir.path().join(CURRENT).exists());
     }
 }

@@ -15,7 +15,7 @@ pub const SYNONYMS_FILE: &str = "synonyms.txt";
 pub enum LexiconError {
     #[error("{file}:{line}: {reason}")]
     Invalid { file: String, line: usize, reason: String },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
 }
 
