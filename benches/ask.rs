@@ -153,13 +153,7 @@ fn percentiles(f: &Fixture, calls: usize) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    // Criterion benchmarks only when cargo passes --bench; otherwise it is a smoke test.
-    let benchmarking = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list");
-    let articles = std::env::var("KEFU_BENCH_ARTICLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if benchmarking { 100_000 } else { 2_000 });
+    let (benchmarking, articles) = synth::bench_size();
 
     let fixture = build(articles);
     check_sanity(&fixture);

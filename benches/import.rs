@@ -15,12 +15,7 @@ use criterion::{BatchSize, Criterion, SamplingMode};
 use kefu::knowledge::{self, DataDir, Quiet};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let benchmarking = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list");
-    let articles = std::env::var("KEFU_BENCH_ARTICLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if benchmarking { 100_000 } else { 2_000 });
+    let (benchmarking, articles) = synth::bench_size();
 
     let dir = tempfile::tempdir().expect("a temporary directory");
     let file = dir.path().join("kb.jsonl");

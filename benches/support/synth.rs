@@ -1563,3 +1563,17 @@ pub fn write_queries(queries: &[(String, Option<String>)], path: &std::path::Pat
     }
     out.flush()
 }
+
+/// Whether cargo runs the bench for real (`cargo bench` passes `--bench`) rather than as a
+/// smoke test (`cargo test --benches`), and the knowledge-base size that goes with it:
+/// 100k articles when benchmarking, 2k otherwise, `KEFU_BENCH_ARTICLES` overriding both.
+#[allow(dead_code)] // examples include this module without using every function
+pub fn bench_size() -> (bool, usize) {
+    let args: Vec<String> = std::env::args().collect();
+    let benchmarking = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list");
+    let articles = std::env::var("KEFU_BENCH_ARTICLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if benchmarking { 100_000 } else { 2_000 });
+    (benchmarking, articles)
+}
