@@ -1,0 +1,8 @@
+//! Conversations and the bot's side of them: the stored records, and the dialogue policy that
+//! decides each bot turn as pure code (no I/O), so every rule is unit-tested on its own.
+
+mod model;
+pub mod policy;
+
+pub use model::{BotMeta, Context, Conversation, Message, Millis, NewMessage, Offer, Sender, State, Visitor};
+pub use policy::{Availability, HandoffRequest, Outcome, Policy, Rules, TicketRequest, Turn};

@@ -1,0 +1,666 @@
+//! The dialogue policy: from where a conversation stands and what the visitor just said (with
+//! what the intent matcher and the knowledge engine made of it) to the bot's replies, the next
+//! state, and whether to hand off, take a message or record a rating.
+//!
+//! Pure: the caller runs the matchers and the engine first and applies the [`Outcome`].
+
+use serde::Deserialize;
+
+use super::{BotMeta, Context, Offer, State};
+use crate::handoff::Priority;
+use crate::knowledge::{Action, Article, Reply};
+use crate::nlu::{self, IntentAction, IntentMatch, Intents, MatchedBy};
+
+/// Escalation rules and the bot's fixed sentences; all configurable (`[dialogue]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rules {
+    /// Consecutive unanswered questions before handing off (0: never).
+    pub miss_limit: u32,
+    /// Hand off at once when the best knowledge confidence is below this (0: off).
+    pub confidence_floor: f32,
+    /// How many questions a clarification offers.
+    pub clarify_options: usize,
+    /// Offer choices only when the best is at least this likely; below, it is a miss. The
+    /// engine's own clarify threshold is tuned for "the answer is among the top 3"; in a
+    /// chat, a list of unrelated questions for an off-topic message does more harm.
+    pub clarify_min_confidence: f32,
+    pub fallback: String,
+    pub clarify_intro: String,
+    pub clarify_outro: String,
+    pub handoff_text: String,
+    pub no_agents_text: String,
+    pub out_of_hours_text: String,
+    pub ask_contact_text: String,
+    pub ticket_text: String,
+    pub ticket_without_contact_text: String,
+    pub rating_thanks_text: String,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            miss_limit: 2,
+            confidence_floor: 0.0,
+            clarify_options: 3,
+            clarify_min_confidence: 0.15,
+            fallback: "抱歉，这个问题我暂时还不会回答。您可以换个说法再问一次，或者输入“转人工”联系人工客服。".into(),
+            clarify_intro: "您是不是想问：".into(),
+            clarify_outro: "请回复序号，或者换个说法告诉我。".into(),
+            handoff_text: "好的，正在为您转接人工客服，请稍候。".into(),
+            no_agents_text: "抱歉，现在暂时没有客服在线。请留下您的手机号或邮箱和问题，我们会尽快联系您。".into(),
+            out_of_hours_text: "抱歉，现在不在人工客服的服务时间。请留下您的手机号或邮箱和问题，我们上班后会第一时间联系您。".into(),
+            ask_contact_text: "好的，请再留下您的手机号或邮箱，方便我们联系您。".into(),
+            ticket_text: "已收到您的留言，我们会尽快通过 {contact} 联系您。".into(),
+            ticket_without_contact_text: "已收到您的留言。您没有留下联系方式，客服会在这个对话里回复您，请留意。".into(),
+            rating_thanks_text: "感谢您的评价！还有其他问题可以随时问我。".into(),
+        }
+    }
+}
+
+/// Whether a human could take the conversation now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    Available,
+    NoAgents,
+    OutOfHours,
+}
+
+/// What the visitor said, with everything the matchers found.
+#[derive(Debug, Clone, Copy)]
+pub struct Turn<'a> {
+    pub text: &'a str,
+    pub intent: Option<&'a IntentMatch>,
+    /// The knowledge engine's reply to `text`.
+    pub knowledge: Option<&'a Reply>,
+    /// Its reply to `text` read in the context of the last article (a follow-up).
+    pub followup: Option<&'a Reply>,
+    pub availability: Availability,
+}
+
+/// A hand-off the caller must create (and queue).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandoffRequest {
+    pub reason: String,
+    pub detail: String,
+    pub priority: Priority,
+    pub skill: String,
+    pub intent: Option<String>,
+}
+
+/// A leave-a-message ticket the caller must store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketRequest {
+    pub contact: Option<String>,
+    pub message: String,
+    pub reason: String,
+}
+
+/// The result of one turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub state: State,
+    pub context: Context,
+    /// The bot's messages, in order.
+    pub replies: Vec<(String, BotMeta)>,
+    pub handoff: Option<HandoffRequest>,
+    pub ticket: Option<TicketRequest>,
+    pub rating: Option<u8>,
+    /// The question went unanswered (for the "could not answer" list).
+    pub unanswered: bool,
+}
+
+/// The policy with what it needs to look things up.
+pub struct Policy<'a> {
+    pub rules: &'a Rules,
+    pub intents: &'a Intents,
+    /// Finds a knowledge article by id.
+    pub article: &'a dyn Fn(&str) -> Option<&'a Article>,
+}
+
+fn meta(kind: &str) -> BotMeta {
+    BotMeta { kind: kind.into(), ..Default::default() }
+}
+
+/// A choice typed as a number: "2", "２", "第2个", "二".
+fn choice(text: &str, options: usize) -> Option<usize> {
+    let t: String = text
+        .trim()
+        .trim_start_matches('第')
+        .trim_end_matches(['个', '条', '项', '号', '。', '.', '!', '！'])
+        .chars()
+        .map(|c| match c {
+            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32).unwrap_or(c),
+            _ => c,
+        })
+        .collect();
+    let n = match t.as_str() {
+        "一" => 1,
+        "二" | "两" => 2,
+        "三" => 3,
+        "四" => 4,
+        "五" => 5,
+        _ => t.parse::<usize>().ok()?,
+    };
+    (1..=options).contains(&n).then_some(n - 1)
+}
+
+impl Policy<'_> {
+    /// Decides the bot's turn.
+    pub fn step(&self, state: &State, context: &Context, turn: &Turn<'_>) -> Outcome {
+        let mut out = Outcome {
+            state: state.clone(),
+            context: context.clone(),
+            replies: Vec::new(),
+            handoff: None,
+            ticket: None,
+            rating: None,
+            unanswered: false,
+        };
+        match state {
+            // The server never lets the bot speak here; the policy agrees.
+            State::Queued | State::WithAgent { .. } | State::Closed => return out,
+            State::LeavingMessage { asked_contact } => {
+                if turn.availability == Availability::Available && self.explicit_handoff(turn) {
+                    self.bot_turn(turn, &mut out);
+                } else {
+                    self.leave_message(*asked_contact, turn, &mut out);
+                }
+                return out;
+            }
+            State::Clarifying { options } => {
+                let picked = choice(turn.text, options.len())
+                    .or_else(|| options.iter().position(|o| o.question == turn.text.trim()));
+                if let Some(i) = picked {
+                    out.state = State::Bot;
+                    self.answer_article(&options[i].article, Some(options[i].confidence), &mut out);
+                    return out;
+                }
+                out.state = State::Bot;
+            }
+            State::Collecting { intent, slot, retries } => {
+                if self.collect(intent, slot, *retries, turn, &mut out) {
+                    return out;
+                }
+                out.state = State::Bot;
+            }
+            State::Bot => {}
+        }
+        if out.context.rating_requested {
+            if let Some(score) = choice(turn.text, 5) {
+                out.context.rating_requested = false;
+                out.rating = Some(score as u8 + 1);
+                out.replies.push((self.rules.rating_thanks_text.clone(), meta("rating")));
+                return out;
+            }
+        }
+        self.bot_turn(turn, &mut out);
+        out
+    }
+
+    fn explicit_handoff(&self, turn: &Turn<'_>) -> bool {
+        turn.intent
+            .and_then(|m| self.intents.get(&m.intent))
+            .is_some_and(|i| matches!(i.action, IntentAction::Handoff { .. }))
+    }
+
+    /// An ordinary turn: an intent, a knowledge answer, a clarification or a miss.
+    fn bot_turn(&self, turn: &Turn<'_>, out: &mut Outcome) {
+        let knowledge_answer = turn.knowledge.and_then(|r| r.answer()).map(|c| c.confidence);
+        if let Some(m) = turn.intent {
+            // Rules always win; an example match only beats a confident knowledge answer
+            // when it is at least as sure.
+            let wins = m.by == MatchedBy::Rule || knowledge_answer.is_none_or(|k| m.confidence >= k);
+            if wins {
+                if let Some(intent) = self.intents.get(&m.intent) {
+                    self.run_intent(intent, turn, out);
+                    return;
+                }
+            }
+        }
+        // A follow-up reading replaces the plain one when the plain one does not answer and
+        // the follow-up is more confident.
+        let mut reply = turn.knowledge;
+        if reply.and_then(|r| r.answer()).is_none() {
+            if let Some(f) = turn.followup.filter(|f| f.confidence > reply.map_or(0.0, |r| r.confidence)) {
+                reply = Some(f);
+            }
+        }
+        let Some(reply) = reply else {
+            self.miss(turn, out);
+            return;
+        };
+        let floor = self.rules.confidence_floor;
+        if floor > 0.0 && reply.confidence < floor {
+            out.unanswered = true;
+            let detail = format!("知识库最高置信度 {:.2} 低于下限 {floor:.2}", reply.confidence);
+            self.hand_off(turn, request("low_confidence", detail, None), out);
+            return;
+        }
+        match reply.action {
+            Action::Answer => {
+                let best = &reply.candidates[0];
+                self.answer_article(&best.id, Some(best.confidence), out);
+            }
+            Action::Clarify if reply.confidence >= self.rules.clarify_min_confidence => self.clarify(reply, out),
+            Action::Clarify => self.miss(turn, out),
+            Action::None => self.miss(turn, out),
+        }
+    }
+
+    fn answer_article(&self, id: &str, confidence: Option<f32>, out: &mut Outcome) {
+        let Some(article) = (self.article)(id) else {
+            // An intent naming a removed article, or a reload between offer and pick.
+            out.replies.push((self.rules.fallback.clone(), meta("none")));
+            return;
+        };
+        out.context.misses = 0;
+        out.context.last_article = Some(article.id.clone());
+        let m = BotMeta { kind: "answer".into(), article: Some(article.id.clone()), confidence, ..Default::default() };
+        out.replies.push((article.answer.clone(), m));
+    }
+
+    fn clarify(&self, reply: &Reply, out: &mut Outcome) {
+        let options: Vec<Offer> = reply
+            .candidates
+            .iter()
+            .take(self.rules.clarify_options.max(1))
+            .filter_map(|c| {
+                (self.article)(&c.id).map(|a| Offer { article: a.id.clone(), question: a.title.clone(), confidence: c.confidence })
+            })
+            .collect();
+        let mut text = self.rules.clarify_intro.clone();
+        for (i, o) in options.iter().enumerate() {
+            text.push_str(&format!("\n{}. {}", i + 1, o.question));
+        }
+        text.push('\n');
+        text.push_str(&self.rules.clarify_outro);
+        let m = BotMeta { kind: "clarify".into(), confidence: Some(reply.confidence), options: options.clone(), ..Default::default() };
+        out.replies.push((text, m));
+        out.state = State::Clarifying { options };
+    }
+
+    fn miss(&self, turn: &Turn<'_>, out: &mut Outcome) {
+        out.unanswered = true;
+        out.context.misses += 1;
+        let limit = self.rules.miss_limit;
+        if limit > 0 && out.context.misses >= limit {
+            let detail = format!("连续 {} 个问题机器人没有答上", out.context.misses);
+            self.hand_off(turn, request("repeated_misses", detail, None), out);
+        } else {
+            out.replies.push((self.rules.fallback.clone(), meta("none")));
+        }
+    }
+
+    fn run_intent(&self, intent: &nlu::Intent, turn: &Turn<'_>, out: &mut Outcome) {
+        out.context.last_intent = Some(intent.name.clone());
+        let with_intent = |kind: &str| BotMeta { kind: kind.into(), intent: Some(intent.name.clone()), ..Default::default() };
+        match &intent.action {
+            IntentAction::Reply { text } => {
+                out.context.misses = 0;
+                out.replies.push((text.clone(), with_intent("intent")));
+            }
+            IntentAction::Article { article } => self.answer_article(article, None, out),
+            IntentAction::Handoff { reason, priority, skill, text } => {
+                let detail = match turn.intent.map(|m| m.by) {
+                    Some(MatchedBy::Rule) => format!("访客消息触发意图「{}」：{}", intent.name, turn.text),
+                    _ => format!("识别为意图「{}」：{}", intent.name, turn.text),
+                };
+                let req = HandoffRequest {
+                    reason: reason.clone(),
+                    detail,
+                    priority: *priority,
+                    skill: skill.clone(),
+                    intent: Some(intent.name.clone()),
+                };
+                let said = text.clone();
+                self.hand_off(turn, req, out);
+                if let (Some(said), Some(first)) = (said, out.replies.first_mut()) {
+                    if out.state == State::Queued {
+                        first.0 = said;
+                    }
+                }
+            }
+            IntentAction::Collect { template } => {
+                out.context.slots.clear();
+                for slot in &intent.slots {
+                    if let Some(v) = slot.extract(turn.text) {
+                        out.context.slots.insert(slot.name.clone(), v);
+                    }
+                }
+                self.next_slot_or_done(intent, template, out);
+            }
+        }
+    }
+
+    /// Asks for the first missing slot, or replies from the template when all are filled.
+    fn next_slot_or_done(&self, intent: &nlu::Intent, template: &str, out: &mut Outcome) {
+        let meta = |kind: &str| BotMeta { kind: kind.into(), intent: Some(intent.name.clone()), ..Default::default() };
+        match intent.slots.iter().find(|s| !out.context.slots.contains_key(&s.name)) {
+            Some(slot) => {
+                out.state = State::Collecting { intent: intent.name.clone(), slot: slot.name.clone(), retries: slot.retries };
+                out.replies.push((slot.prompt.clone(), meta("prompt")));
+            }
+            None => {
+                out.state = State::Bot;
+                out.context.misses = 0;
+                out.replies.push((nlu::fill(template, &out.context.slots), meta("intent")));
+            }
+        }
+    }
+
+    /// One answer while collecting a slot. Returns false when the visitor moved on to
+    /// something else (the caller then takes it as an ordinary turn).
+    fn collect(&self, intent_name: &str, slot_name: &str, retries: u32, turn: &Turn<'_>, out: &mut Outcome) -> bool {
+        let Some(intent) = self.intents.get(intent_name) else { return false };
+        let (Some(slot), IntentAction::Collect { template }) = (intent.slot(slot_name), &intent.action) else { return false };
+        if let Some(value) = slot.extract(turn.text) {
+            out.context.slots.insert(slot.name.clone(), value);
+            self.next_slot_or_done(intent, template, out);
+            return true;
+        }
+        // A rule (转人工, a complaint) or a confident answer elsewhere ends the collection.
+        let rule = turn.intent.is_some_and(|m| m.by == MatchedBy::Rule && m.intent != intent_name);
+        if rule || turn.knowledge.and_then(|r| r.answer()).is_some() {
+            return false;
+        }
+        if retries > 0 {
+            out.state = State::Collecting { intent: intent_name.into(), slot: slot_name.into(), retries: retries - 1 };
+            let text = slot.retry_prompt.clone().unwrap_or_else(|| slot.prompt.clone());
+            out.replies.push((text, BotMeta { kind: "prompt".into(), intent: Some(intent.name.clone()), ..Default::default() }));
+        } else {
+            out.state = State::Bot;
+            let detail = format!("多次没有识别出「{}」，访客最后说：{}", slot.name, turn.text);
+            self.hand_off(turn, request("slot_failed", detail, Some(intent.name.clone())), out);
+        }
+        true
+    }
+
+    /// Queues a handoff when someone can take it; otherwise offers leave-a-message.
+    fn hand_off(&self, turn: &Turn<'_>, req: HandoffRequest, out: &mut Outcome) {
+        match turn.availability {
+            Availability::Available => {
+                out.state = State::Queued;
+                out.context.misses = 0;
+                out.replies.push((self.rules.handoff_text.clone(), meta("handoff")));
+                out.handoff = Some(req);
+            }
+            Availability::NoAgents | Availability::OutOfHours => {
+                let text = if turn.availability == Availability::NoAgents {
+                    &self.rules.no_agents_text
+                } else {
+                    &self.rules.out_of_hours_text
+                };
+                out.state = State::LeavingMessage { asked_contact: false };
+                out.context.ticket_reason = Some(req.reason);
+                out.context.pending_message = None;
+                out.replies.push((text.clone(), meta("ticket")));
+            }
+        }
+    }
+
+    fn leave_message(&self, asked_contact: bool, turn: &Turn<'_>, out: &mut Outcome) {
+        let contact = nlu::slots::contact(turn.text);
+        let reason = out.context.ticket_reason.clone().unwrap_or_else(|| "requested".into());
+        let mut message = out.context.pending_message.take().unwrap_or_default();
+        if !message.is_empty() {
+            message.push('\n');
+        }
+        message.push_str(turn.text.trim());
+        if contact.is_none() && !asked_contact {
+            out.context.pending_message = Some(message);
+            out.state = State::LeavingMessage { asked_contact: true };
+            out.replies.push((self.rules.ask_contact_text.clone(), meta("ticket")));
+            return;
+        }
+        let text = match &contact {
+            Some(c) => self.rules.ticket_text.replace("{contact}", c),
+            None => self.rules.ticket_without_contact_text.clone(),
+        };
+        out.ticket = Some(TicketRequest { contact, message, reason });
+        out.context.ticket_reason = None;
+        out.state = State::Bot;
+        out.replies.push((text, meta("ticket")));
+    }
+}
+
+fn request(reason: &str, detail: String, intent: Option<String>) -> HandoffRequest {
+    HandoffRequest { reason: reason.into(), detail, priority: Priority::Normal, skill: "general".into(), intent }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge::Candidate;
+    use crate::text::Lexicon;
+
+    const INTENTS: &str = r#"
+name = "human"
+priority = 100
+keywords = ["转人工"]
+[action]
+kind = "handoff"
+reason = "requested"
+text = "马上为您转接。"
+"#;
+    const ORDER: &str = r#"
+name = "order_status"
+patterns = ['^查订单$']
+[[slots]]
+name = "order_no"
+kind = "order_number"
+prompt = "请提供订单号"
+retry_prompt = "没识别到，请再发一次"
+retries = 1
+[action]
+kind = "collect"
+template = "订单 {order_no} 已记下"
+"#;
+
+    fn intents() -> Intents {
+        let sources = [("human.toml".to_string(), INTENTS.to_string()), ("order.toml".to_string(), ORDER.to_string())];
+        Intents::parse(&sources, &Lexicon::default()).unwrap()
+    }
+
+    fn articles() -> Vec<Article> {
+        let a = |id: &str, title: &str| Article {
+            id: id.into(),
+            title: title.into(),
+            similar: vec![],
+            answer: format!("{title}的答案"),
+            category: String::new(),
+            tags: vec![],
+            keywords: vec![],
+        };
+        vec![a("return", "怎么退货"), a("shipping-fee", "退货运费谁出"), a("refund-time", "退款多久到账")]
+    }
+
+    fn reply(action: Action, ids: &[(&str, f32)]) -> Reply {
+        let candidates = ids
+            .iter()
+            .enumerate()
+            .map(|(i, (id, c))| Candidate { id: id.to_string(), article: i, matched_question: String::new(), question: 0, score: 0.0, confidence: *c })
+            .collect();
+        Reply { action, confidence: ids.first().map_or(0.0, |x| x.1), candidates }
+    }
+
+    struct Fixture {
+        rules: Rules,
+        intents: Intents,
+        articles: Vec<Article>,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            Fixture { rules: Rules::default(), intents: intents(), articles: articles() }
+        }
+
+        fn step(&self, state: &State, ctx: &Context, turn: Turn<'_>) -> Outcome {
+            let find = |id: &str| self.articles.iter().find(|a| a.id == id);
+            let policy = Policy { rules: &self.rules, intents: &self.intents, article: &find };
+            policy.step(state, ctx, &turn)
+        }
+    }
+
+    fn turn<'a>(text: &'a str, intent: Option<&'a IntentMatch>, knowledge: Option<&'a Reply>) -> Turn<'a> {
+        Turn { text, intent, knowledge, followup: None, availability: Availability::Available }
+    }
+
+    #[test]
+    fn a_confident_answer_is_given_and_remembered() {
+        let f = Fixture::new();
+        let r = reply(Action::Answer, &[("return", 0.95)]);
+        let out = f.step(&State::Bot, &Context { misses: 1, ..Default::default() }, turn("退货怎么弄", None, Some(&r)));
+        assert_eq!(out.replies[0].0, "怎么退货的答案");
+        assert_eq!(out.replies[0].1.article.as_deref(), Some("return"));
+        assert_eq!(out.context.last_article.as_deref(), Some("return"));
+        assert_eq!(out.context.misses, 0);
+        assert_eq!(out.state, State::Bot);
+    }
+
+    #[test]
+    fn clarify_then_pick_by_number_or_by_clicking_the_question() {
+        let f = Fixture::new();
+        let r = reply(Action::Clarify, &[("return", 0.4), ("shipping-fee", 0.3), ("refund-time", 0.1)]);
+        let out = f.step(&State::Bot, &Context::default(), turn("退的事", None, Some(&r)));
+        assert!(out.replies[0].0.contains("1. 怎么退货") && out.replies[0].0.contains("2. 退货运费谁出"));
+        let State::Clarifying { options } = &out.state else { panic!("{:?}", out.state) };
+        assert_eq!(options.len(), 3);
+        let picked = f.step(&out.state, &out.context, turn("２", None, None));
+        assert_eq!(picked.replies[0].0, "退货运费谁出的答案");
+        assert_eq!(picked.state, State::Bot);
+        let clicked = f.step(&out.state, &out.context, turn("退款多久到账", None, None));
+        assert_eq!(clicked.replies[0].1.article.as_deref(), Some("refund-time"));
+        // Anything else is a new question.
+        let other = reply(Action::Answer, &[("return", 0.9)]);
+        let moved_on = f.step(&out.state, &out.context, turn("我想退货", None, Some(&other)));
+        assert_eq!(moved_on.replies[0].1.article.as_deref(), Some("return"));
+    }
+
+    #[test]
+    fn a_follow_up_is_read_in_the_context_of_the_last_answer() {
+        let f = Fixture::new();
+        let ctx = Context { last_article: Some("return".into()), ..Default::default() };
+        let alone = reply(Action::None, &[("refund-time", 0.02)]);
+        let with_context = reply(Action::Answer, &[("shipping-fee", 0.8)]);
+        let t = Turn { followup: Some(&with_context), ..turn("那运费呢？", None, Some(&alone)) };
+        let out = f.step(&State::Bot, &ctx, t);
+        assert_eq!(out.replies[0].1.article.as_deref(), Some("shipping-fee"));
+    }
+
+    #[test]
+    fn two_misses_in_a_row_hand_off_with_the_reason() {
+        let f = Fixture::new();
+        let none = reply(Action::None, &[("return", 0.01)]);
+        let first = f.step(&State::Bot, &Context::default(), turn("量子纠缠是什么", None, Some(&none)));
+        assert!(first.unanswered && first.handoff.is_none());
+        assert_eq!(first.replies[0].0, f.rules.fallback);
+        let second = f.step(&first.state, &first.context, turn("黑洞呢", None, Some(&none)));
+        let h = second.handoff.expect("second miss hands off");
+        assert_eq!(h.reason, "repeated_misses");
+        assert_eq!(second.state, State::Queued);
+        // …and a miss limit of 0 never hands off.
+        let never = Fixture { rules: Rules { miss_limit: 0, ..Rules::default() }, ..Fixture::new() };
+        let out = never.step(&first.state, &first.context, turn("黑洞呢", None, Some(&none)));
+        assert!(out.handoff.is_none());
+    }
+
+    #[test]
+    fn asking_for_a_human_hands_off_at_once_or_offers_a_message_when_nobody_is_there() {
+        let f = Fixture::new();
+        let m = f.intents.rule_match("我要转人工！").unwrap();
+        let out = f.step(&State::Bot, &Context::default(), turn("我要转人工！", Some(&m), None));
+        assert_eq!(out.handoff.as_ref().unwrap().reason, "requested");
+        assert_eq!(out.replies[0].0, "马上为您转接。");
+        assert_eq!(out.state, State::Queued);
+
+        let nobody = Turn { availability: Availability::NoAgents, ..turn("转人工", Some(&m), None) };
+        let out = f.step(&State::Bot, &Context::default(), nobody);
+        assert!(out.handoff.is_none());
+        assert_eq!(out.state, State::LeavingMessage { asked_contact: false });
+        assert_eq!(out.replies[0].0, f.rules.no_agents_text);
+        // The message, then the contact when asked for it.
+        let asked = f.step(&out.state, &out.context, turn("发票开错了要重开", None, None));
+        assert_eq!(asked.state, State::LeavingMessage { asked_contact: true });
+        let done = f.step(&asked.state, &asked.context, turn("13812345678", None, None));
+        let ticket = done.ticket.unwrap();
+        assert_eq!(ticket.contact.as_deref(), Some("13812345678"));
+        assert_eq!(ticket.message, "发票开错了要重开\n13812345678");
+        assert_eq!(ticket.reason, "requested");
+        assert_eq!(done.state, State::Bot);
+    }
+
+    #[test]
+    fn the_bot_is_silent_while_a_human_owns_the_conversation() {
+        let f = Fixture::new();
+        let r = reply(Action::Answer, &[("return", 0.99)]);
+        for state in [State::Queued, State::WithAgent { agent: "wang".into() }, State::Closed] {
+            let out = f.step(&state, &Context::default(), turn("怎么退货", None, Some(&r)));
+            assert!(out.replies.is_empty() && out.handoff.is_none(), "{state:?}");
+            assert_eq!(out.state, state);
+        }
+    }
+
+    #[test]
+    fn slots_are_collected_and_a_bad_value_is_asked_again() {
+        let f = Fixture::new();
+        let m = f.intents.rule_match("查订单").unwrap();
+        let out = f.step(&State::Bot, &Context::default(), turn("查订单", Some(&m), None));
+        assert_eq!(out.replies[0].0, "请提供订单号");
+        let bad = f.step(&out.state, &out.context, turn("不记得了", None, None));
+        assert_eq!(bad.replies[0].0, "没识别到，请再发一次");
+        let good = f.step(&bad.state, &bad.context, turn("DD202611230001", None, None));
+        assert_eq!(good.replies[0].0, "订单 DD202611230001 已记下");
+        assert_eq!(good.state, State::Bot);
+        // Out of retries: a human takes over.
+        let gave_up = f.step(&bad.state, &bad.context, turn("还是不记得", None, None));
+        assert_eq!(gave_up.handoff.unwrap().reason, "slot_failed");
+    }
+
+    #[test]
+    fn an_explicit_rule_interrupts_slot_collection() {
+        let f = Fixture::new();
+        let state = State::Collecting { intent: "order_status".into(), slot: "order_no".into(), retries: 2 };
+        let m = f.intents.rule_match("转人工").unwrap();
+        let out = f.step(&state, &Context::default(), turn("转人工", Some(&m), None));
+        assert_eq!(out.handoff.unwrap().reason, "requested");
+    }
+
+    #[test]
+    fn a_rating_after_resolution_is_recorded() {
+        let f = Fixture::new();
+        let ctx = Context { rating_requested: true, ..Default::default() };
+        let out = f.step(&State::Bot, &ctx, turn("5", None, None));
+        assert_eq!(out.rating, Some(5));
+        assert!(!out.context.rating_requested);
+        let not_a_rating = f.step(&State::Bot, &Context::default(), turn("5", None, None));
+        assert_eq!(not_a_rating.rating, None);
+    }
+
+    #[test]
+    fn a_confidence_floor_hands_off_instead_of_guessing() {
+        let f = Fixture { rules: Rules { confidence_floor: 0.2, ..Rules::default() }, ..Fixture::new() };
+        let weak = reply(Action::Clarify, &[("return", 0.1)]);
+        let out = f.step(&State::Bot, &Context::default(), turn("嗯？", None, Some(&weak)));
+        assert_eq!(out.handoff.unwrap().reason, "low_confidence");
+    }
+
+    #[test]
+    fn a_weak_clarification_is_a_miss_not_a_list_of_unrelated_questions() {
+        let f = Fixture::new();
+        let weak = reply(Action::Clarify, &[("shipping-fee", 0.1)]);
+        let out = f.step(&State::Bot, &Context::default(), turn("明天天气怎么样", None, Some(&weak)));
+        assert!(out.unanswered);
+        assert_eq!(out.replies[0].0, f.rules.fallback);
+        assert_eq!(out.state, State::Bot);
+    }
+
+    #[test]
+    fn choices_are_read_in_several_forms() {
+        assert_eq!(choice("2", 3), Some(1));
+        assert_eq!(choice("第三个", 3), Some(2));
+        assert_eq!(choice("３", 3), Some(2));
+        assert_eq!(choice("4", 3), None);
+        assert_eq!(choice("2块钱", 3), None);
+    }
+}

@@ -1,0 +1,218 @@
+//! Human handoff: the handoff record an agent works from, agents, the priority queue,
+//! automatic assignment, business hours, leave-a-message tickets and ratings.
+//!
+//! Everything here is plain data and pure decisions; the service stores and applies them.
+
+mod hours;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dialogue::{Message, Millis, Visitor};
+pub use hours::{BusinessHours, HoursError};
+
+/// How urgent a handoff is. Higher goes first in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    #[default]
+    Normal,
+    High,
+}
+
+/// Where a handoff stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffStatus {
+    Queued,
+    Assigned,
+    Resolved,
+    /// An agent gave the conversation back to the bot.
+    Returned,
+}
+
+/// A candidate article the bot considered, with its confidence, for the agent's summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateView {
+    pub article: String,
+    pub title: String,
+    pub confidence: f32,
+}
+
+/// Everything an agent needs to take over without re-asking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handoff {
+    pub id: u64,
+    pub conversation: String,
+    /// Machine-readable reason: "requested", "complaint", "repeated_misses", "low_confidence",
+    /// "slot_failed", or an intent's own.
+    pub reason: String,
+    /// The reason in words, for the agent.
+    pub detail: String,
+    pub priority: Priority,
+    pub skill: String,
+    pub intent: Option<String>,
+    pub slots: BTreeMap<String, String>,
+    pub candidates: Vec<CandidateView>,
+    pub visitor: Visitor,
+    /// The conversation up to the handoff (agents also read it live).
+    pub transcript: Vec<Message>,
+    pub created_ms: Millis,
+    pub status: HandoffStatus,
+    pub agent: Option<String>,
+    pub assigned_ms: Option<Millis>,
+    pub closed_ms: Option<Millis>,
+}
+
+impl Handoff {
+    /// The queue key: priority first (high before normal), then waiting time, then id.
+    pub fn queue_key(&self) -> [u8; 17] {
+        let mut key = [0u8; 17];
+        key[0] = match self.priority {
+            Priority::High => 0,
+            Priority::Normal => 1,
+        };
+        key[1..9].copy_from_slice(&self.created_ms.to_be_bytes());
+        key[9..17].copy_from_slice(&self.id.to_be_bytes());
+        key
+    }
+}
+
+/// Online or away; only online agents are offered conversations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Online,
+    #[default]
+    Away,
+}
+
+/// A human agent's account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    /// The login name, unique.
+    pub id: String,
+    pub name: String,
+    /// Skill groups; "*" takes every skill.
+    pub skills: Vec<String>,
+    pub max_concurrent: u32,
+    pub status: AgentStatus,
+    /// PBKDF2-SHA256 of the password (see `crate::auth`).
+    pub password_hash: String,
+}
+
+impl Agent {
+    pub fn has_skill(&self, skill: &str) -> bool {
+        self.skills.iter().any(|s| s == "*" || s == skill)
+    }
+}
+
+/// An agent with the number of conversations they hold now.
+#[derive(Debug, Clone, Copy)]
+pub struct Load<'a> {
+    pub agent: &'a Agent,
+    pub active: u32,
+}
+
+/// Whether anybody could take a handoff needing `skill` (online with the skill; being busy
+/// only means waiting in the queue).
+pub fn anyone_online(agents: &[Load<'_>], skill: &str) -> bool {
+    agents.iter().any(|l| l.agent.status == AgentStatus::Online && l.agent.has_skill(skill))
+}
+
+/// The least-loaded online agent with the skill and room for one more conversation; ties go
+/// to the lower id so the choice is deterministic.
+pub fn pick_agent<'a>(agents: &[Load<'a>], skill: &str) -> Option<&'a Agent> {
+    agents
+        .iter()
+        .filter(|l| l.agent.status == AgentStatus::Online && l.agent.has_skill(skill))
+        .filter(|l| l.active < l.agent.max_concurrent)
+        .min_by(|a, b| {
+            let ra = a.active as f64 / a.agent.max_concurrent.max(1) as f64;
+            let rb = b.active as f64 / b.agent.max_concurrent.max(1) as f64;
+            ra.total_cmp(&rb).then_with(|| a.agent.id.cmp(&b.agent.id))
+        })
+        .map(|l| l.agent)
+}
+
+/// A message left when nobody could take the conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub id: u64,
+    pub conversation: String,
+    pub contact: String,
+    pub message: String,
+    pub reason: String,
+    pub visitor: Visitor,
+    pub transcript: Vec<Message>,
+    pub created_ms: Millis,
+}
+
+/// A visitor's 1–5 rating of a resolved conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rating {
+    pub conversation: String,
+    pub handoff: Option<u64>,
+    pub agent: Option<String>,
+    pub score: u8,
+    pub comment: Option<String>,
+    pub at_ms: Millis,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(id: &str, skills: &[&str], max: u32, status: AgentStatus) -> Agent {
+        Agent {
+            id: id.into(),
+            name: id.into(),
+            skills: skills.iter().map(|s| s.to_string()).collect(),
+            max_concurrent: max,
+            status,
+            password_hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn picks_the_least_loaded_online_agent_with_the_skill() {
+        let a = agent("a", &["general"], 3, AgentStatus::Online);
+        let b = agent("b", &["general", "complaints"], 3, AgentStatus::Online);
+        let c = agent("c", &["*"], 3, AgentStatus::Away);
+        let loads = [Load { agent: &a, active: 1 }, Load { agent: &b, active: 2 }, Load { agent: &c, active: 0 }];
+        assert_eq!(pick_agent(&loads, "general").unwrap().id, "a");
+        assert_eq!(pick_agent(&loads, "complaints").unwrap().id, "b");
+        assert!(pick_agent(&loads, "billing").is_none(), "the only wildcard agent is away");
+        let full = [Load { agent: &a, active: 3 }];
+        assert!(pick_agent(&full, "general").is_none());
+        assert!(anyone_online(&full, "general"), "busy agents still count: the visitor waits");
+    }
+
+    #[test]
+    fn queue_orders_by_priority_then_waiting_time() {
+        let base = Handoff {
+            id: 1,
+            conversation: "c".into(),
+            reason: "requested".into(),
+            detail: String::new(),
+            priority: Priority::Normal,
+            skill: "general".into(),
+            intent: None,
+            slots: BTreeMap::new(),
+            candidates: vec![],
+            visitor: Visitor::default(),
+            transcript: vec![],
+            created_ms: 1_000,
+            status: HandoffStatus::Queued,
+            agent: None,
+            assigned_ms: None,
+            closed_ms: None,
+        };
+        let older = Handoff { id: 2, created_ms: 500, ..base.clone() };
+        let urgent = Handoff { id: 3, created_ms: 2_000, priority: Priority::High, ..base.clone() };
+        let mut keys = [base.queue_key(), older.queue_key(), urgent.queue_key()];
+        keys.sort();
+        assert_eq!(keys, [urgent.queue_key(), older.queue_key(), base.queue_key()]);
+    }
+}
