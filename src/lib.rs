@@ -1,7 +1,16 @@
 //! kefu (客服): a Chinese-first customer-service bot.
 //!
-//! `text` analyses Chinese text; `knowledge` loads articles, indexes them with tantivy and
-//! answers questions with a calibrated confidence.
+//! A message travels `channels`/`http` → `nlu` (intents) and `knowledge` (retrieval with a
+//! calibrated confidence) → `dialogue` (the pure policy) → `handoff` (queue, agents) → `store`
+//! (sled), orchestrated by `service`. `text` is the analyser everything shares.
 
+pub mod dialogue;
+pub mod handoff;
 pub mod knowledge;
+pub mod nlu;
+pub mod store;
 pub mod text;
+pub mod auth;
+pub mod config;
+pub mod service;
+pub mod http;

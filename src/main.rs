@@ -15,12 +15,15 @@ use serde::Serialize;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// What to do; with none, `serve` (the demo on 127.0.0.1:8080).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the chat API, WebSockets and pages (the default command).
+    Serve(ServeArgs),
     /// Import a knowledge folder, .jsonl or .csv into a data directory (atomic swap).
     Import {
         /// Knowledge folder, .jsonl or .csv file.
@@ -118,9 +121,52 @@ impl EngineArgs {
     }
 }
 
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// A TOML config file (see README "Configuration"); KEFU_* variables override it.
+    #[arg(long, env = "KEFU_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = kefu::config::Config::load(args.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        println!("kefu: serving on http://{} (demo page: /demo, agent console: /agent)", listener.local_addr()?);
+        kefu::http::run(config, listener, shutdown_signal()).await
+    })
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("KEFU_LOG"))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEFU_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("kefu=info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {
@@ -133,7 +179,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(args),
         Command::Import { from, data } => import(&from, &data.data),
         Command::Ask { engine, question: Some(q), batch: None } => ask_one(&engine.open()?, &q),
         Command::Ask { engine, batch: Some(file), .. } => ask_batch(&engine.open()?, &file),

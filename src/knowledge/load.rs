@@ -161,7 +161,7 @@ fn load_folder(root: &Path, problems: &mut Problems) -> Result<Vec<(Article, Str
 }
 
 /// Every `*.md` under `dir` except README.md files and anything hidden or starting with `_`.
-fn collect_markdown(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), KnowledgeError> {
+pub(super) fn collect_markdown(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), KnowledgeError> {
     let entries =
         std::fs::read_dir(dir).map_err(|source| KnowledgeError::Read { path: dir.to_path_buf(), source })?;
     for entry in entries {
@@ -182,27 +182,31 @@ fn collect_markdown(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), KnowledgeE
 
 /// Parses one Markdown article: a `+++` line, TOML front matter, a `+++` line, then the
 /// answer body.
-fn parse_markdown(text: &str, file: &str, category: &str, problems: &mut Problems) -> Option<Article> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+/// Where a Markdown article's TOML front matter starts and ends, and where the body starts.
+pub(super) fn split_front_matter(text: &str) -> Result<(usize, usize, usize), &'static str> {
     let mut lines = text.split_inclusive('\n');
     let first = lines.next().unwrap_or_default();
     if first.trim_end() != "+++" {
-        problems.push(file, 1, "missing front matter: the file must start with a `+++` line");
-        return None;
+        return Err("missing front matter: the file must start with a `+++` line");
     }
-    let front_start = first.len();
-    let mut pos = front_start;
-    let mut closed = None;
+    let mut pos = first.len();
     for line in lines {
         if line.trim_end() == "+++" {
-            closed = Some((pos, pos + line.len()));
-            break;
+            return Ok((first.len(), pos, pos + line.len()));
         }
         pos += line.len();
     }
-    let Some((front_end, body_start)) = closed else {
-        problems.push(file, 1, "front matter is not closed by a `+++` line");
-        return None;
+    Err("front matter is not closed by a `+++` line")
+}
+
+fn parse_markdown(text: &str, file: &str, category: &str, problems: &mut Problems) -> Option<Article> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (front_start, front_end, body_start) = match split_front_matter(text) {
+        Ok(parts) => parts,
+        Err(reason) => {
+            problems.push(file, 1, reason);
+            return None;
+        }
     };
     let front = &text[front_start..front_end];
     let fm: FrontMatter = match toml::from_str(front) {

@@ -7,6 +7,7 @@
 mod article;
 mod corpus;
 mod decide;
+mod edit;
 mod engine;
 
 pub mod eval;
@@ -22,6 +23,7 @@ use std::path::PathBuf;
 
 pub use article::Article;
 pub use decide::{Action, Thresholds};
+pub use edit::add_similar;
 pub use engine::{Candidate, CandidateFeatures, Engine, Reply, RETRIEVE_LIMIT};
 pub use load::{load, Loaded};
 pub use model::Ranker;
@@ -46,6 +48,8 @@ impl std::fmt::Display for SourceError {
 pub enum KnowledgeError {
     #[error("{}", format_problems("the knowledge", errors, *total, "; nothing was imported"))]
     Invalid { errors: Vec<SourceError>, total: usize },
+    #[error("cannot edit the knowledge: {reason}")]
+    Edit { reason: String },
     #[error("no articles found")]
     Empty,
     #[error("{}", format_problems("the query file", errors, *total, ""))]
@@ -69,7 +73,7 @@ pub enum KnowledgeError {
     Model { origin: String, reason: String },
 }
 
-fn format_problems(what: &str, errors: &[SourceError], total: usize, consequence: &str) -> String {
+pub(crate) fn format_problems(what: &str, errors: &[SourceError], total: usize, consequence: &str) -> String {
     let mut s = format!("{what} has {total} problem{}{consequence}", if total == 1 { "" } else { "s" });
     for e in errors {
         s.push_str("\n  ");

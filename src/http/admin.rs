@@ -1,0 +1,89 @@
+//! Admin endpoints (admin bearer token): reload knowledge and intents, statistics, the
+//! questions the bot could not answer (and adding one to an article), agents, tickets.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use super::{ApiResult, AppState, Bearer, Json};
+use crate::handoff::Ticket;
+use crate::service::{AgentInfo, ReloadStatus, Stats};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/reload", post(reload))
+        .route("/admin/stats", get(stats))
+        .route("/admin/unanswered", get(unanswered))
+        .route("/admin/similar", post(add_similar))
+        .route("/admin/agents", get(agents).post(put_agent))
+        .route("/admin/tickets", get(tickets))
+}
+
+fn authorize(s: &AppState, bearer: &Bearer) -> ApiResult<()> {
+    Ok(s.service.authorize_admin(bearer.token()?)?)
+}
+
+async fn reload(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<ReloadStatus>> {
+    authorize(&s, &bearer)?;
+    let status = s.service.reload().await;
+    match &status.error {
+        None => Ok(Json(status)),
+        Some(e) => Err(super::ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "invalid_knowledge", e.clone())),
+    }
+}
+
+async fn stats(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Stats>> {
+    authorize(&s, &bearer)?;
+    Ok(Json(s.service.stats()?))
+}
+
+async fn unanswered(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&s, &bearer)?;
+    let list = s.service.store().unanswered(200).map_err(crate::service::ServiceError::from)?;
+    let items: Vec<_> = list.into_iter().map(|(q, n)| serde_json::json!({"question": q, "count": n})).collect();
+    Ok(Json(serde_json::json!({"questions": items})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimilarBody {
+    article: String,
+    question: String,
+}
+
+async fn add_similar(State(s): State<AppState>, bearer: Bearer, Json(b): Json<SimilarBody>) -> ApiResult<Json<ReloadStatus>> {
+    authorize(&s, &bearer)?;
+    Ok(Json(s.service.add_similar(&b.article, &b.question).await?))
+}
+
+async fn agents(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<AgentInfo>>> {
+    authorize(&s, &bearer)?;
+    Ok(Json(s.service.agents()?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentBody {
+    id: String,
+    name: String,
+    password: String,
+    #[serde(default)]
+    skills: Vec<String>,
+    #[serde(default = "five")]
+    max_concurrent: u32,
+}
+
+fn five() -> u32 {
+    5
+}
+
+async fn put_agent(State(s): State<AppState>, bearer: Bearer, Json(b): Json<AgentBody>) -> ApiResult<Json<AgentInfo>> {
+    authorize(&s, &bearer)?;
+    Ok(Json(s.service.put_agent(&b.id, &b.name, &b.password, b.skills, b.max_concurrent).await?))
+}
+
+async fn tickets(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<Ticket>>> {
+    authorize(&s, &bearer)?;
+    Ok(Json(s.service.tickets()?))
+}

@@ -1,0 +1,155 @@
+//! A real kefu server on a port-0 listener, with a temporary data directory, and a small
+//! client for its HTTP API and WebSockets.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use kefu::config::Config;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A config for tests: shipped knowledge and intents, no file watching, generous limits.
+pub fn config(data: &Path) -> Config {
+    let mut c = Config::default();
+    c.data = data.to_path_buf();
+    c.knowledge = repo().join("knowledge");
+    c.intents = repo().join("intents");
+    c.watch_interval_ms = 0;
+    c.admin_token_sha256 = Some(kefu::auth::token_hash(ADMIN_TOKEN));
+    // Cheap password hashing: many tests create agents at once on two cores.
+    c.password_rounds = 1_000;
+    c.limits.ip_per_second = 10_000;
+    c.limits.ip_burst = 10_000;
+    c.limits.conversation_per_second = 1_000;
+    c.limits.conversation_burst = 1_000;
+    c
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Server {
+    pub async fn start(config: Config) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(kefu::http::run(config, listener, async {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::new();
+        // Ready once /readyz answers (the knowledge is imported before the listener serves).
+        for _ in 0..600 {
+            if let Ok(r) = http.get(format!("http://{addr}/readyz")).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Server { addr, http, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Shuts down gracefully and waits until the store is closed.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/api/v1{path}", self.addr)
+    }
+
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Starts a conversation: (id, token).
+    pub async fn visitor(&self) -> (String, String) {
+        let (status, v) = self.call("POST", "/conversations", None, Some(json!({"page": "https://shop.example/cart"}))).await;
+        assert_eq!(status, 201, "{v}");
+        (v["id"].as_str().unwrap().into(), v["token"].as_str().unwrap().into())
+    }
+
+    pub async fn say(&self, conv: &(String, String), text: &str) -> Value {
+        let (status, v) = self.call("POST", &format!("/conversations/{}/messages", conv.0), Some(&conv.1), Some(json!({"text": text}))).await;
+        assert_eq!(status, 200, "{text}: {v}");
+        v
+    }
+
+    /// Creates an agent through the admin API, logs in and goes online: the bearer token.
+    pub async fn agent(&self, id: &str, name: &str) -> String {
+        let body = json!({"id": id, "name": name, "password": "correct horse battery", "skills": ["*"]});
+        let (status, v) = self.call("POST", "/admin/agents", Some(ADMIN_TOKEN), Some(body)).await;
+        assert_eq!(status, 200, "{v}");
+        let (status, v) = self.call("POST", "/agent/login", None, Some(json!({"id": id, "password": "correct horse battery"}))).await;
+        assert_eq!(status, 200, "{v}");
+        let token = v["token"].as_str().unwrap().to_string();
+        let (status, v) = self.call("POST", "/agent/status", Some(&token), Some(json!({"status": "online"}))).await;
+        assert_eq!(status, 200, "{v}");
+        token
+    }
+
+    pub async fn ws(&self, path: &str) -> Ws {
+        let url = format!("ws://{}/api/v1{path}", self.addr);
+        let (stream, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Ws { stream }
+    }
+}
+
+pub struct Ws {
+    stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl Ws {
+    /// The next JSON event, or None after `wait`.
+    pub async fn next(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let msg = tokio::time::timeout(wait, self.stream.next()).await.ok()??.ok()?;
+            if let WsMessage::Text(t) = msg {
+                return serde_json::from_str(&t).ok();
+            }
+        }
+    }
+
+    /// Waits for the first event satisfying `pred` (others are skipped).
+    pub async fn until(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(v) if pred(&v) => return v,
+                Some(_) => {}
+                None => panic!("no event: {what}"),
+            }
+        }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.stream.send(WsMessage::Text(v.to_string().into())).await.unwrap();
+    }
+}
