@@ -115,7 +115,11 @@ impl EngineArgs {
         }
         .validate()
         .map_err(anyhow::Error::msg)?;
-        let mut engine = DataDir::new(&self.data.data).open(ranker)?;
+        // A server's data directory keeps its index in `knowledge/`.
+        let dir = &self.data.data;
+        let server_index = dir.join("knowledge");
+        let dir = if !dir.join("CURRENT").exists() && server_index.join("CURRENT").exists() { &server_index } else { dir };
+        let mut engine = DataDir::new(dir).open(ranker)?;
         engine.set_thresholds(thresholds);
         Ok(engine)
     }

@@ -55,7 +55,10 @@ pub async fn visitor(
         rating_requested: view.rating_requested,
     };
     backlog.push(serde_json::to_string(&state).expect("serialises"));
-    Ok(upgrade.max_message_size(s.service.config().limits.max_body_bytes).on_upgrade(move |socket| async move {
+    // Visitors send short texts: a small read buffer keeps thousands of idle sockets cheap
+    // (tungstenite's default is 128 KiB each).
+    let upgrade = upgrade.max_message_size(s.service.config().limits.max_body_bytes).read_buffer_size(8 * 1024);
+    Ok(upgrade.on_upgrade(move |socket| async move {
         s.metrics.websockets.fetch_add(1, Ordering::Relaxed);
         visitor_loop(socket, s.clone(), id, q.token, backlog, events).await;
         s.metrics.websockets.fetch_sub(1, Ordering::Relaxed);
