@@ -79,3 +79,68 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[tokio::test]
+async fn edited_intents_are_picked_up_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let intents = dir.path().join("intents");
+    copy_dir(&super::harness::repo().join("intents"), &intents);
+    let mut c = config(&dir.path().join("data"));
+    c.intents = intents.clone();
+    c.watch_interval_ms = 200;
+    let server = Server::start(c).await;
+    let conv = server.visitor().await;
+    let v = server.say(&conv, "营业时间是几点").await;
+    assert_ne!(v["replies"][0]["bot"]["intent"], "hours", "{v}");
+    std::fs::write(
+        intents.join("hours.toml"),
+        "name = \"hours\"\npatterns = ['营业时间']\n[action]\nkind = \"reply\"\ntext = \"客服时间：每天 9:00–21:00。\"\n",
+    )
+    .unwrap();
+    let mut picked_up = false;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let v = server.say(&conv, "营业时间是几点").await;
+        if v["replies"][0]["bot"]["intent"] == "hours" {
+            picked_up = true;
+            break;
+        }
+    }
+    assert!(picked_up, "the new intent was not loaded within 10 s");
+    let (_, h) = server.call("GET", &format!("/conversations/{}/messages", conv.0), Some(&conv.1), None).await;
+    assert!(h["messages"].as_array().unwrap().len() >= 4, "the conversation went on across the reload");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn probes_metrics_and_cors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.allowed_origins = vec!["https://shop.example".into()];
+    let server = Server::start(c).await;
+    let base = format!("http://{}", server.addr);
+    assert_eq!(server.http.get(format!("{base}/healthz")).send().await.unwrap().text().await.unwrap(), "ok");
+    let ready: serde_json::Value = server.http.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["ready"], true);
+    assert!(ready["knowledge"]["articles"].as_u64().unwrap() >= 60);
+    let conv = server.visitor().await;
+    server.say(&conv, "怎么退货").await;
+    let metrics = server.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("kefu_visitor_messages_total 1"), "{metrics}");
+    assert!(metrics.contains("# TYPE kefu_websockets gauge"));
+
+    let preflight = |origin: &'static str| {
+        server
+            .http
+            .request(reqwest::Method::OPTIONS, server.url("/conversations"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "content-type")
+            .send()
+    };
+    let allowed = preflight("https://shop.example").await.unwrap();
+    assert_eq!(allowed.headers().get("access-control-allow-origin").unwrap(), "https://shop.example");
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    server.stop().await;
+}
