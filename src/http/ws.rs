@@ -18,6 +18,17 @@ use super::visitor::{send_message, SendBody};
 use super::{agent, ApiResult, AppState, Bearer, Path, Query};
 use crate::service::{AgentEvent, VisitorEvent};
 
+/// Sends one hub event to the socket; false when the connection is done. A receiver that fell
+/// behind gets `resync` instead: it reloads history from its last sequence number.
+async fn forward(socket: &mut WebSocket, event: Result<Arc<str>, broadcast::error::RecvError>) -> bool {
+    let text = match event {
+        Ok(text) => Utf8Bytes::from(&*text),
+        Err(broadcast::error::RecvError::Lagged(_)) => r#"{"type":"resync"}"#.into(),
+        Err(broadcast::error::RecvError::Closed) => return false,
+    };
+    socket.send(WsMessage::Text(text)).await.is_ok()
+}
+
 #[derive(Deserialize)]
 pub struct VisitorQuery {
     token: String,
@@ -82,19 +93,8 @@ async fn visitor_loop(
     loop {
         tokio::select! {
             _ = closing.changed() => break,
-            event = events.recv() => match event {
-                Ok(text) => {
-                    if socket.send(WsMessage::Text(Utf8Bytes::from(&*text))).await.is_err() {
-                        break;
-                    }
-                }
-                // Fell behind: tell the client to reload history from its last sequence.
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if socket.send(WsMessage::Text(r#"{"type":"resync"}"#.into())).await.is_err() {
-                        break;
-                    }
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
+            event = events.recv() => if !forward(&mut socket, event).await {
+                break;
             },
             incoming = socket.recv() => {
                 let Some(Ok(msg)) = incoming else { break };
@@ -150,18 +150,8 @@ async fn agent_loop(mut socket: WebSocket, s: AppState, me: String, mut events: 
     loop {
         tokio::select! {
             _ = closing.changed() => break,
-            event = events.recv() => match event {
-                Ok(text) => {
-                    if socket.send(WsMessage::Text(Utf8Bytes::from(&*text))).await.is_err() {
-                        break;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if socket.send(WsMessage::Text(r#"{"type":"resync"}"#.into())).await.is_err() {
-                        break;
-                    }
-                }
-                Err(broadcast::error::RecvError::Closed) => break,
+            event = events.recv() => if !forward(&mut socket, event).await {
+                break;
             },
             incoming = socket.recv() => {
                 let Some(Ok(msg)) = incoming else { break };
