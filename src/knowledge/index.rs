@@ -281,18 +281,23 @@ struct Clause {
 }
 
 /// The best `limit` articles seen so far, each with its best score and the document that
-/// scored it (for ties). `limit` is small (the re-ranker's 20), so a plain vector is
-/// faster than a heap plus a map.
+/// scored it (for ties). Every document of the union passes through here, so accepting one
+/// is a comparison and a push; the buffer is cut back to the best document of each of the
+/// best `limit` articles only when it fills up, which also raises the threshold.
 struct TopArticles {
     limit: usize,
+    /// (article, score, segment ordinal << 32 | document).
     entries: Vec<(u32, f32, u64)>,
-    /// The score an unseen article must beat once `limit` articles are held.
+    /// The score a document must beat: that of the `limit`-th article at the last cut.
     worst: f32,
 }
 
+/// Documents buffered between two cuts.
+const TOP_BUFFER: usize = 64;
+
 impl TopArticles {
     fn new(limit: usize) -> TopArticles {
-        TopArticles { limit, entries: Vec::with_capacity(limit), worst: f32::MIN }
+        TopArticles { limit, entries: Vec::with_capacity(TOP_BUFFER + limit), worst: f32::MIN }
     }
 
     fn threshold(&self) -> f32 {
@@ -302,25 +307,34 @@ impl TopArticles {
     /// Documents arrive in increasing order per segment and only when they beat the
     /// threshold, so an equal score never displaces an earlier document.
     fn offer(&mut self, article: u32, score: f32, doc: u64) {
-        if let Some(held) = self.entries.iter_mut().find(|e| e.0 == article) {
-            if score > held.1 {
-                *held = (article, score, doc);
-            }
-        } else if self.entries.len() < self.limit {
-            self.entries.push((article, score, doc));
-        } else {
-            let weakest = (0..self.entries.len())
-                .max_by(|&a, &b| rank(&self.entries[a]).cmp(&rank(&self.entries[b])))
-                .expect("limit > 0");
-            self.entries[weakest] = (article, score, doc);
+        self.entries.push((article, score, doc));
+        if self.entries.len() >= TOP_BUFFER + self.limit {
+            self.cut();
         }
-        if self.entries.len() == self.limit {
-            self.worst = self.entries.iter().map(|e| e.1).fold(f32::INFINITY, f32::min);
+    }
+
+    /// Keeps the best document of each of the best `limit` articles.
+    fn cut(&mut self) {
+        self.entries.sort_unstable_by(|a, b| rank(a).cmp(&rank(b)));
+        let mut kept = 0;
+        for i in 0..self.entries.len() {
+            if kept == self.limit {
+                break;
+            }
+            let entry = self.entries[i];
+            if !self.entries[..kept].iter().any(|e| e.0 == entry.0) {
+                self.entries[kept] = entry;
+                kept += 1;
+            }
+        }
+        self.entries.truncate(kept);
+        if kept == self.limit {
+            self.worst = self.entries[kept - 1].1;
         }
     }
 
     fn into_sorted(mut self) -> Vec<(u32, f32)> {
-        self.entries.sort_by(|a, b| rank(a).cmp(&rank(b)));
+        self.cut();
         self.entries.into_iter().map(|e| (e.0, e.1)).collect()
     }
 }
