@@ -319,8 +319,12 @@ pub fn features(prepared: &PreparedQuery, question: &Prepared, retrieval_ratio: 
     f[3] = cov_q.min(cov_d);
     f[4] = cov_q * cov_d;
 
-    f[5] = dice(&query.bigrams, &question.bigrams);
-    f[6] = dice(&query.char_set, &question.char_set);
+    // Each sorted set is merged once: its count gives the dice and coverage features, the
+    // characters' weights the weighted coverage.
+    let shared_bigrams = overlap(&query.bigrams, &question.bigrams);
+    f[5] = dice(shared_bigrams, query.bigrams.len(), question.bigrams.len());
+    let (shared_char_count, shared_chars) = weighted_overlap(&query.char_set, &query.char_weights, &question.char_set);
+    f[6] = dice(shared_char_count, query.char_set.len(), question.char_set.len());
 
     let lcs = prepared.lcs(&question.chars[..question.chars.len().min(MAX_LCS_CHARS)]) as f32;
     f[7] = ratio(lcs, query.chars.len().min(MAX_LCS_CHARS) as f32);
@@ -342,7 +346,6 @@ pub fn features(prepared: &PreparedQuery, question: &Prepared, retrieval_ratio: 
     // Short, vague queries ("怎么办") carry little information and deserve less trust.
     f[17] = query.weight_sum / (query.weight_sum + 10.0);
 
-    let shared_chars = weighted_overlap(&query.char_set, &query.char_weights, &question.char_set);
     f[18] = ratio(shared_chars, query.char_weight_sum);
     f[19] = ratio(shared_chars, question.char_weight_sum);
     // Absolute information left unmatched: one rare word missing matters even in a long
@@ -364,28 +367,30 @@ pub fn features(prepared: &PreparedQuery, question: &Prepared, retrieval_ratio: 
     // (安徽卫视 / 东方卫视), the typical near-miss that is a different question.
     f[31] = f[13].min(f[14]);
     f[32] = f[29].min(f[30]);
-    let shared_bigrams = overlap(&query.bigrams, &question.bigrams) as f32;
+    let shared_bigrams = shared_bigrams as f32;
     f[33] = ratio(shared_bigrams, query.bigrams.len() as f32);
     f[34] = ratio(shared_bigrams, question.bigrams.len() as f32);
     f[35] = ratio(content_shared as f32, (content_shared + content_q + content_d) as f32);
     f
 }
 
-/// Sum of the weights of `a`'s elements that are also in `b` (both sorted).
-fn weighted_overlap(a: &[char], weights: &[f32], b: &[char]) -> f32 {
-    let (mut i, mut j, mut sum) = (0, 0, 0f32);
+/// How many of `a`'s elements are also in `b` (both sorted, unique), and the sum of their
+/// weights.
+fn weighted_overlap(a: &[char], weights: &[f32], b: &[char]) -> (usize, f32) {
+    let (mut i, mut j, mut shared, mut sum) = (0, 0, 0usize, 0f32);
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {
             std::cmp::Ordering::Less => i += 1,
             std::cmp::Ordering::Greater => j += 1,
             std::cmp::Ordering::Equal => {
+                shared += 1;
                 sum += weights[i];
                 i += 1;
                 j += 1;
             }
         }
     }
-    sum
+    (shared, sum)
 }
 
 /// Whether `needle` occurs contiguously in `haystack` (and is not empty).
@@ -401,12 +406,12 @@ fn ratio(a: f32, b: f32) -> f32 {
     }
 }
 
-/// Dice coefficient of two sorted, unique slices.
-fn dice<T: Ord>(a: &[T], b: &[T]) -> f32 {
-    if a.is_empty() && b.is_empty() {
+/// Dice coefficient of two sets of sizes `a` and `b` sharing `shared` elements.
+fn dice(shared: usize, a: usize, b: usize) -> f32 {
+    if a == 0 && b == 0 {
         return 0.0;
     }
-    2.0 * overlap(a, b) as f32 / (a.len() + b.len()) as f32
+    2.0 * shared as f32 / (a + b) as f32
 }
 
 /// Number of shared elements of two sorted, unique slices.
@@ -472,8 +477,8 @@ mod tests {
         let a: Vec<char> = "怎么申请退款".chars().collect();
         let b: Vec<char> = "退款怎么申请".chars().collect();
         assert_eq!(query("怎么申请退款").lcs(&b), 4);
-        assert_eq!(dice(&[1, 2, 3], &[2, 3, 4]), 2.0 * 2.0 / 6.0);
-        assert_eq!(dice::<u32>(&[], &[]), 0.0);
+        assert_eq!(dice(overlap(&[1, 2, 3], &[2, 3, 4]), 3, 3), 2.0 * 2.0 / 6.0);
+        assert_eq!(dice(0, 0, 0), 0.0);
         let c: Vec<char> = "申请退款".chars().collect();
         assert!(contains(&a, &c) && !contains(&c, &a));
         assert_eq!(query("怎么申请退款").levenshtein(&b), 4);
