@@ -1,5 +1,5 @@
 //! Where `DataDir::import` spends its time: stage timestamps taken from the progress
-//! callbacks (analysing, indexing, then writing corpus.json + fsync + swap), and the cost of
+//! callbacks (analysing, indexing, then writing corpus.bin + fsync + swap), and the cost of
 //! the text analysis it runs, measured piece by piece on one thread.
 //!
 //! cargo run --release --example import_profile -- --from KB.jsonl [--data DIR]
@@ -60,7 +60,7 @@ fn main() -> anyhow::Result<()> {
         println!("  {name:<17} {:>6.2} s (last progress at {last:.2} s)", last - start);
         previous_end = *last;
     }
-    println!("  after indexing    {:>6.2} s (corpus.json, fsyncs, swap)", total - previous_end);
+    println!("  after indexing    {:>6.2} s (corpus.bin, fsyncs, swap)", total - previous_end);
 
     // Analysis costs on one thread, to split the stages further.
     let analyzer = Analyzer::new(loaded.lexicon.clone());

@@ -10,18 +10,20 @@
 # Prints a table of medians, the Python/kefu ratio, the targets, and a quality sanity check
 # of both outputs with the benchmark scorer.
 # Environment: ARTICLES (100000), QUERIES (6000), RUNS (3), SEED (42), WORK (target/speed),
-# SCORER (/work/shared/bench/score.py).
+# SCORER (/work/shared/bench/score.py); CARGO_TARGET_DIR is honoured (binaries, WORK and the
+# Python venv then live there).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 ARTICLES=${ARTICLES:-100000}
 QUERIES=${QUERIES:-6000}
 RUNS=${RUNS:-3}
 SEED=${SEED:-42}
-WORK=${WORK:-$ROOT/target/speed}
+WORK=${WORK:-$TARGET/speed}
 SCORER=${SCORER:-/work/shared/bench/score.py}
-VENV=$ROOT/target/speed-venv
+VENV=$TARGET/speed-venv
 KB=$WORK/kb.jsonl
 QS=$WORK/queries.jsonl
 
@@ -32,7 +34,7 @@ log "building release binaries"
 cargo build --release --bin kefu --example synth_kb
 # The target directory is shared: another build may replace target/release/kefu while this
 # script runs. Measure a private copy so every run times the same binary.
-cp "$ROOT/target/release/kefu" "$WORK/kefu"
+cp "$TARGET/release/kefu" "$WORK/kefu"
 KEFU=$WORK/kefu
 
 if [ ! -x /usr/bin/time ]; then
@@ -48,7 +50,7 @@ fi
 PY=$VENV/bin/python
 
 log "generating $ARTICLES articles and $QUERIES queries (seed $SEED)"
-"$ROOT/target/release/examples/synth_kb" --articles "$ARTICLES" --queries "$QUERIES" --seed "$SEED" \
+"$TARGET/release/examples/synth_kb" --articles "$ARTICLES" --queries "$QUERIES" --seed "$SEED" \
     --out-kb "$KB" --out-queries "$QS"
 
 # Runs a command under /usr/bin/time -v; its report goes to $1, stdout to $2.

@@ -12,7 +12,8 @@ use super::Article;
 use crate::text::{Analyzed, Analyzer, Lexicon};
 
 /// Bumped when the stored layout changes; an index of another version must be re-imported.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: the corpus is stored with postcard instead of JSON.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One question of an article, analysed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +29,7 @@ pub struct StoredQuestion {
 /// article order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Corpus {
+    /// [`FORMAT_VERSION`]; first, so it can be read before the rest.
     pub format: u32,
     pub articles: Vec<Article>,
     pub user_dict: String,

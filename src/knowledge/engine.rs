@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::corpus::Corpus;
 use super::decide::{Action, Thresholds};
-use super::features::{features, Features, Prepared, Vocabulary};
+use super::features::{features, Features, Prepared, PreparedQuery, Vocabulary};
 use super::index::KnowledgeIndex;
 use super::load::Loaded;
 use super::model::Ranker;
@@ -223,7 +223,7 @@ impl Engine {
     /// questions. Empty when the query has no words.
     pub fn candidate_features(&self, query: &str) -> Result<Vec<CandidateFeatures>, KnowledgeError> {
         let analyzed = self.analyzer.analyze(query);
-        let prepared = Prepared::new(&analyzed, &self.vocab);
+        let prepared = PreparedQuery::new(&analyzed, &self.vocab);
         if prepared.is_empty() {
             return Ok(Vec::new());
         }

@@ -122,7 +122,8 @@ pub struct Prepared {
     signals: Signals,
 }
 
-/// Characters beyond this are ignored by the order feature (LCS is quadratic).
+/// Characters beyond this are ignored by the order features (LCS and edit distance), which
+/// keep one bit per query character in a machine word.
 const MAX_LCS_CHARS: usize = 64;
 
 impl Prepared {
@@ -136,7 +137,7 @@ impl Prepared {
     }
 
     /// Prepares analysed text (a query) against a vocabulary.
-    pub fn new(analyzed: &Analyzed, vocab: &Vocabulary) -> Prepared {
+    fn new(analyzed: &Analyzed, vocab: &Vocabulary) -> Prepared {
         let mut unknown = u32::MAX;
         let mut terms: Vec<u32> = analyzed
             .terms
@@ -181,12 +182,103 @@ impl Prepared {
     pub fn is_empty(&self) -> bool {
         self.terms.is_empty()
     }
+}
 
+/// A query prepared for matching against many questions: its [`Prepared`] text plus, for
+/// each distinct character among its first [`MAX_LCS_CHARS`], the bit mask of the positions
+/// where it occurs. The masks let the order features (LCS, edit distance) run bit-parallel,
+/// one machine word per question character instead of a quadratic table per pair.
+#[derive(Debug, Clone, Default)]
+pub struct PreparedQuery {
+    text: Prepared,
+    /// Sorted by character.
+    positions: Vec<(char, u64)>,
+}
+
+impl PreparedQuery {
+    /// Prepares analysed text (a query) against a vocabulary.
+    pub fn new(analyzed: &Analyzed, vocab: &Vocabulary) -> PreparedQuery {
+        let text = Prepared::new(analyzed, vocab);
+        let mut positions: Vec<(char, u64)> = Vec::new();
+        for (i, &c) in text.chars.iter().take(MAX_LCS_CHARS).enumerate() {
+            match positions.binary_search_by_key(&c, |p| p.0) {
+                Ok(at) => positions[at].1 |= 1 << i,
+                Err(at) => positions.insert(at, (c, 1 << i)),
+            }
+        }
+        PreparedQuery { text, positions }
+    }
+
+    /// Whether nothing matchable is left (only punctuation, emoji…).
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// Positions of `c` among the query's first [`MAX_LCS_CHARS`] characters.
+    fn positions_of(&self, c: char) -> u64 {
+        self.positions.binary_search_by_key(&c, |p| p.0).map_or(0, |at| self.positions[at].1)
+    }
+
+    /// Length of the longest common subsequence of the query's first `MAX_LCS_CHARS`
+    /// characters and `other` (Allison–Dix / Hyyrö bit-parallel LCS: the zero bits of `v`
+    /// count the matched query positions).
+    fn lcs(&self, other: &[char]) -> usize {
+        let m = self.text.chars.len().min(MAX_LCS_CHARS);
+        if m == 0 || other.is_empty() {
+            return 0;
+        }
+        let mut v = u64::MAX;
+        for &c in other {
+            let u = v & self.positions_of(c);
+            v = v.wrapping_add(u) | (v - u);
+        }
+        (!v & low_bits(m)).count_ones() as usize
+    }
+
+    /// Edit distance between the query's first `MAX_LCS_CHARS` characters and `other`
+    /// (Myers' bit-vector algorithm in Hyyrö's form: `pv`/`mv` hold the +1/−1 vertical deltas
+    /// of the current column, `score` tracks the last row).
+    fn levenshtein(&self, other: &[char]) -> usize {
+        let m = self.text.chars.len().min(MAX_LCS_CHARS);
+        if m == 0 {
+            return other.len();
+        }
+        let last = 1u64 << (m - 1);
+        let (mut pv, mut mv, mut score) = (low_bits(m), 0u64, m);
+        for &c in other {
+            let eq = self.positions_of(c);
+            let xv = eq | mv;
+            let xh = ((eq & pv).wrapping_add(pv) ^ pv) | eq;
+            let ph = mv | !(xh | pv);
+            let mh = pv & xh;
+            if ph & last != 0 {
+                score += 1;
+            } else if mh & last != 0 {
+                score -= 1;
+            }
+            // The first row of the table is 0, 1, 2…: each column starts one edit further.
+            let ph = (ph << 1) | 1;
+            let mh = mh << 1;
+            pv = mh | !(xv | ph);
+            mv = ph & xv;
+        }
+        score
+    }
+}
+
+/// A word with the low `n` bits set (`n` ≤ 64).
+fn low_bits(n: usize) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1 << n) - 1
+    }
 }
 
 /// The features of `query` against `question`. `retrieval_ratio` is the article's retrieval
 /// score over the best retrieval score of this query (1 for the top hit).
-pub fn features(query: &Prepared, question: &Prepared, retrieval_ratio: f32) -> Features {
+pub fn features(prepared: &PreparedQuery, question: &Prepared, retrieval_ratio: f32) -> Features {
+    let query = &prepared.text;
     let mut f = [0f32; NUM_FEATURES];
     f[0] = 1.0;
 
@@ -227,13 +319,14 @@ pub fn features(query: &Prepared, question: &Prepared, retrieval_ratio: f32) -> 
     f[3] = cov_q.min(cov_d);
     f[4] = cov_q * cov_d;
 
-    f[5] = dice(&query.bigrams, &question.bigrams);
-    f[6] = dice(&query.char_set, &question.char_set);
+    // Each sorted set is merged once: its count gives the dice and coverage features, the
+    // characters' weights the weighted coverage.
+    let shared_bigrams = overlap(&query.bigrams, &question.bigrams);
+    f[5] = dice(shared_bigrams, query.bigrams.len(), question.bigrams.len());
+    let (shared_char_count, shared_chars) = weighted_overlap(&query.char_set, &query.char_weights, &question.char_set);
+    f[6] = dice(shared_char_count, query.char_set.len(), question.char_set.len());
 
-    let lcs = lcs(
-        &query.chars[..query.chars.len().min(MAX_LCS_CHARS)],
-        &question.chars[..question.chars.len().min(MAX_LCS_CHARS)],
-    ) as f32;
+    let lcs = prepared.lcs(&question.chars[..question.chars.len().min(MAX_LCS_CHARS)]) as f32;
     f[7] = ratio(lcs, query.chars.len().min(MAX_LCS_CHARS) as f32);
     f[8] = ratio(lcs, question.chars.len().min(MAX_LCS_CHARS) as f32);
 
@@ -253,7 +346,6 @@ pub fn features(query: &Prepared, question: &Prepared, retrieval_ratio: f32) -> 
     // Short, vague queries ("怎么办") carry little information and deserve less trust.
     f[17] = query.weight_sum / (query.weight_sum + 10.0);
 
-    let shared_chars = weighted_overlap(&query.char_set, &query.char_weights, &question.char_set);
     f[18] = ratio(shared_chars, query.char_weight_sum);
     f[19] = ratio(shared_chars, question.char_weight_sum);
     // Absolute information left unmatched: one rare word missing matters even in a long
@@ -262,7 +354,7 @@ pub fn features(query: &Prepared, question: &Prepared, retrieval_ratio: f32) -> 
     f[21] = 1.0 - (-missing_d_sum / 4.0).exp();
     f[22] = (contains(&query.chars, &question.chars) || contains(&question.chars, &query.chars)) as u8 as f32;
     let (lq, ld) = (query.chars.len().min(MAX_LCS_CHARS), question.chars.len().min(MAX_LCS_CHARS));
-    f[23] = 1.0 - ratio(levenshtein(&query.chars[..lq], &question.chars[..ld]) as f32, lq.max(ld) as f32);
+    f[23] = 1.0 - ratio(prepared.levenshtein(&question.chars[..ld]) as f32, lq.max(ld) as f32);
     let union = query.terms.len() + question.terms.len() - shared_count;
     f[24] = ratio(shared_count as f32, union as f32);
     f[25] = (sq.kinds & sd.kinds != 0) as u8 as f32;
@@ -275,47 +367,35 @@ pub fn features(query: &Prepared, question: &Prepared, retrieval_ratio: f32) -> 
     // (安徽卫视 / 东方卫视), the typical near-miss that is a different question.
     f[31] = f[13].min(f[14]);
     f[32] = f[29].min(f[30]);
-    let shared_bigrams = overlap(&query.bigrams, &question.bigrams) as f32;
+    let shared_bigrams = shared_bigrams as f32;
     f[33] = ratio(shared_bigrams, query.bigrams.len() as f32);
     f[34] = ratio(shared_bigrams, question.bigrams.len() as f32);
     f[35] = ratio(content_shared as f32, (content_shared + content_q + content_d) as f32);
     f
 }
 
-/// Sum of the weights of `a`'s elements that are also in `b` (both sorted).
-fn weighted_overlap(a: &[char], weights: &[f32], b: &[char]) -> f32 {
-    let (mut i, mut j, mut sum) = (0, 0, 0f32);
+/// How many of `a`'s elements are also in `b` (both sorted, unique), and the sum of their
+/// weights.
+fn weighted_overlap(a: &[char], weights: &[f32], b: &[char]) -> (usize, f32) {
+    let (mut i, mut j, mut shared, mut sum) = (0, 0, 0usize, 0f32);
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {
             std::cmp::Ordering::Less => i += 1,
             std::cmp::Ordering::Greater => j += 1,
             std::cmp::Ordering::Equal => {
+                shared += 1;
                 sum += weights[i];
                 i += 1;
                 j += 1;
             }
         }
     }
-    sum
+    (shared, sum)
 }
 
 /// Whether `needle` occurs contiguously in `haystack` (and is not empty).
 fn contains(haystack: &[char], needle: &[char]) -> bool {
     !needle.is_empty() && needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Character edit distance.
-fn levenshtein(a: &[char], b: &[char]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, &ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + (ca != cb) as usize).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
 }
 
 fn ratio(a: f32, b: f32) -> f32 {
@@ -326,12 +406,12 @@ fn ratio(a: f32, b: f32) -> f32 {
     }
 }
 
-/// Dice coefficient of two sorted, unique slices.
-fn dice<T: Ord>(a: &[T], b: &[T]) -> f32 {
-    if a.is_empty() && b.is_empty() {
+/// Dice coefficient of two sets of sizes `a` and `b` sharing `shared` elements.
+fn dice(shared: usize, a: usize, b: usize) -> f32 {
+    if a == 0 && b == 0 {
         return 0.0;
     }
-    2.0 * overlap(a, b) as f32 / (a.len() + b.len()) as f32
+    2.0 * shared as f32 / (a + b) as f32
 }
 
 /// Number of shared elements of two sorted, unique slices.
@@ -351,35 +431,80 @@ fn overlap<T: Ord>(a: &[T], b: &[T]) -> usize {
     shared
 }
 
-/// Length of the longest common subsequence of two character slices.
-fn lcs(a: &[char], b: &[char]) -> usize {
-    if a.is_empty() || b.is_empty() {
-        return 0;
-    }
-    let mut prev = vec![0u16; b.len() + 1];
-    let mut cur = vec![0u16; b.len() + 1];
-    for &ca in a {
-        for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = if ca == cb { prev[j] + 1 } else { prev[j + 1].max(cur[j]) };
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()] as usize
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Character edit distance.
+    fn levenshtein_table(a: &[char], b: &[char]) -> usize {
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        let mut cur = vec![0; b.len() + 1];
+        for (i, &ca) in a.iter().enumerate() {
+            cur[0] = i + 1;
+            for (j, &cb) in b.iter().enumerate() {
+                cur[j + 1] = (prev[j] + (ca != cb) as usize).min(prev[j + 1] + 1).min(cur[j] + 1);
+            }
+            std::mem::swap(&mut prev, &mut cur);
+        }
+        prev[b.len()]
+    }
+
+    /// Length of the longest common subsequence of two character slices.
+    fn lcs_table(a: &[char], b: &[char]) -> usize {
+        if a.is_empty() || b.is_empty() {
+            return 0;
+        }
+        let mut prev = vec![0u16; b.len() + 1];
+        let mut cur = vec![0u16; b.len() + 1];
+        for &ca in a {
+            for (j, &cb) in b.iter().enumerate() {
+                cur[j + 1] = if ca == cb { prev[j] + 1 } else { prev[j + 1].max(cur[j]) };
+            }
+            std::mem::swap(&mut prev, &mut cur);
+        }
+        prev[b.len()] as usize
+    }
+
+    /// A query over the given text, as the bit-parallel algorithms see it.
+    fn query(text: &str) -> PreparedQuery {
+        let vocab = Vocabulary::default();
+        let analyzed = Analyzed { normalized: text.to_string(), terms: vec![text.to_string()] };
+        PreparedQuery::new(&analyzed, &vocab)
+    }
 
     #[test]
     fn lcs_and_dice() {
         let a: Vec<char> = "怎么申请退款".chars().collect();
         let b: Vec<char> = "退款怎么申请".chars().collect();
-        assert_eq!(lcs(&a, &b), 4);
-        assert_eq!(dice(&[1, 2, 3], &[2, 3, 4]), 2.0 * 2.0 / 6.0);
-        assert_eq!(dice::<u32>(&[], &[]), 0.0);
+        assert_eq!(query("怎么申请退款").lcs(&b), 4);
+        assert_eq!(dice(overlap(&[1, 2, 3], &[2, 3, 4]), 3, 3), 2.0 * 2.0 / 6.0);
+        assert_eq!(dice(0, 0, 0), 0.0);
         let c: Vec<char> = "申请退款".chars().collect();
         assert!(contains(&a, &c) && !contains(&c, &a));
-        assert_eq!(levenshtein(&a, &b), 4);
+        assert_eq!(query("怎么申请退款").levenshtein(&b), 4);
+    }
+
+    #[test]
+    fn bit_parallel_order_features_match_the_tables() {
+        // Small alphabets force repeated characters; lengths straddle the 64-character word.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let alphabet: Vec<char> = "退款运费到账怎么的".chars().collect();
+        for round in 0..3000 {
+            let letters = 1 + round % alphabet.len();
+            let (la, lb) = (next(80), next(80));
+            let a: String = (0..la).map(|_| alphabet[next(letters)]).collect();
+            let b: Vec<char> = (0..lb).map(|_| alphabet[next(letters)]).collect();
+            let b = &b[..b.len().min(MAX_LCS_CHARS)];
+            let q = query(&a);
+            let a: Vec<char> = a.chars().take(MAX_LCS_CHARS).collect();
+            assert_eq!(q.lcs(b), lcs_table(&a, b), "lcs {a:?} {b:?}");
+            assert_eq!(q.levenshtein(b), levenshtein_table(&a, b), "levenshtein {a:?} {b:?}");
+        }
     }
 }
