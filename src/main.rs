@@ -139,7 +139,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        println!("kefu: serving on http://{} (demo page: /demo, agent console: /agent)", listener.local_addr()?);
+        println!("kefu: serving on http://{} (API under /api/v1, see docs/api.md)", listener.local_addr()?);
         kefu::http::run(config, listener, shutdown_signal()).await
     })
 }
