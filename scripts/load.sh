@@ -53,6 +53,10 @@ for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null &&
 export KEFU_LOAD_CONVERSATIONS="$WORK/conversations.lua"
 
 rss() { awk '/VmRSS/ {print $2}' /proc/$SERVER/status; }
+# WebSockets first, on a fresh heap: after the load runs, freed memory would be reused and
+# hide their cost.
+taskset -c $LOAD_CPU target/release/examples/ws_hold "127.0.0.1:$PORT" 1000 $SERVER > "$OUT/ws.txt"
+cat "$OUT/ws.txt"
 echo "server RSS before load: $(rss) KiB"
 taskset -c $LOAD_CPU wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/healthz" > "$OUT/healthz.txt"
 taskset -c $LOAD_CPU wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s scripts/load/message.lua "http://127.0.0.1:$PORT" > "$OUT/messages.txt"
@@ -61,9 +65,6 @@ echo "server RSS after load: $(rss) KiB"
 # Check that the messages were answered, not just accepted.
 ANSWERED=$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^kefu_bot_replies_total/ {print $2}')
 
-BEFORE_WS=$(rss)
-taskset -c $LOAD_CPU target/release/examples/ws_hold "127.0.0.1:$PORT" 1000 $SERVER > "$OUT/ws.txt"
-cat "$OUT/ws.txt"
 
 python3 - "$OUT" "$DURATION" "$ANSWERED" <<'PY'
 import re, sys
