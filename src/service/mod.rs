@@ -8,6 +8,7 @@ mod events;
 mod locks;
 mod stats;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -409,7 +410,9 @@ impl Service {
             }
             self.notify_queue()?;
         }
-        let conv = self.store.conversation(id)?.unwrap_or(conv);
+        // Only an automatic assignment can have moved the conversation on since the commit.
+        let auto_assigned = new_handoff.is_some() && self.config.assignment == Assignment::Auto;
+        let conv = if auto_assigned { self.store.conversation(id)?.unwrap_or(conv) } else { conv };
         let mut stored = stored.into_iter();
         let message = stored.next().expect("the visitor's message was stored");
         Ok(Exchange {
@@ -688,26 +691,38 @@ impl Service {
         };
         let agent = Agent { id: id.into(), name: name.trim().into(), skills, max_concurrent, status, password_hash };
         self.commit(Change { agent: Some(agent.clone()), at_ms: now_ms(), ..Default::default() }).await?;
-        self.agent_info(&agent)
+        Ok(self.agent_info(&agent, &self.actives()?))
+    }
+
+    /// Conversations each agent holds now, from one pass over the handoffs.
+    fn actives(&self) -> Result<HashMap<String, u32>> {
+        let mut counts = HashMap::new();
+        for h in self.store.handoffs()? {
+            if let (HandoffStatus::Assigned, Some(agent)) = (&h.status, h.agent) {
+                *counts.entry(agent).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
     }
 
     fn active(&self, agent: &str) -> Result<u32> {
-        Ok(self.store.handoffs()?.iter().filter(|h| h.status == HandoffStatus::Assigned && h.agent.as_deref() == Some(agent)).count() as u32)
+        Ok(self.actives()?.get(agent).copied().unwrap_or(0))
     }
 
-    fn agent_info(&self, a: &Agent) -> Result<AgentInfo> {
-        Ok(AgentInfo {
+    fn agent_info(&self, a: &Agent, actives: &HashMap<String, u32>) -> AgentInfo {
+        AgentInfo {
             id: a.id.clone(),
             name: a.name.clone(),
             skills: a.skills.clone(),
             max_concurrent: a.max_concurrent,
             status: a.status,
-            active: self.active(&a.id)?,
-        })
+            active: actives.get(&a.id).copied().unwrap_or(0),
+        }
     }
 
     pub fn agents(&self) -> Result<Vec<AgentInfo>> {
-        self.store.agents()?.iter().map(|a| self.agent_info(a)).collect()
+        let actives = self.actives()?;
+        Ok(self.store.agents()?.iter().map(|a| self.agent_info(a, &actives)).collect())
     }
 
     /// Logs an agent in; returns a bearer token (stored hashed) and the account.
@@ -727,7 +742,7 @@ impl Service {
         let now = now_ms();
         let session = Session { agent: agent.id.clone(), created_ms: now, expires_ms: now + self.config.limits.session_hours * 3_600_000 };
         self.commit(Change { session: Some((auth::token_hash(&token), Some(session))), at_ms: now, ..Default::default() }).await?;
-        Ok((token, self.agent_info(&agent)?))
+        Ok((token, self.agent_info(&agent, &self.actives()?)))
     }
 
     pub async fn logout(&self, token: &str) -> Result<()> {
@@ -762,7 +777,7 @@ impl Service {
         if status == AgentStatus::Online && self.config.assignment == Assignment::Auto {
             self.assign_waiting().await?;
         }
-        self.agent_info(&a)
+        Ok(self.agent_info(&a, &self.actives()?))
     }
 
     /// The queue, by priority then waiting time.
@@ -841,8 +856,9 @@ impl Service {
         let _g = self.assigning.lock().await;
         for h in self.store.queue()? {
             let agents = self.store.agents()?;
-            let actives: Vec<u32> = agents.iter().map(|a| self.active(&a.id)).collect::<Result<_>>()?;
-            let loads: Vec<Load<'_>> = agents.iter().zip(&actives).map(|(a, n)| Load { agent: a, active: *n }).collect();
+            let actives = self.actives()?;
+            let loads: Vec<Load<'_>> =
+                agents.iter().map(|a| Load { agent: a, active: actives.get(&a.id).copied().unwrap_or(0) }).collect();
             let Some(agent) = handoff::pick_agent(&loads, &h.skill).cloned() else { continue };
             let notice = format!("客服「{}」已接入，为您服务。", agent.name);
             match self.give_to(&h.conversation, &agent, &[HandoffStatus::Queued], notice).await {

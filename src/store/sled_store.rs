@@ -83,10 +83,15 @@ fn pair_key(a: &str, b: &str) -> Vec<u8> {
     key
 }
 
+/// A big-endian u64 value (counters, sequence numbers); a malformed one reads as 0.
+fn be_u64(bytes: &[u8]) -> u64 {
+    u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]))
+}
+
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 fn bump(tree: &TransactionalTree, key: &[u8]) -> TxResult<()> {
-    let n = tree.get(key)?.map_or(0, |v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])));
+    let n = tree.get(key)?.map_or(0, |v| be_u64(&v));
     tree.insert(key, &(n + 1).to_be_bytes())?;
     Ok(())
 }
@@ -165,7 +170,7 @@ impl Store for SledStore {
 
     fn message_by_client_id(&self, conversation: &str, client_id: &str) -> Result<Option<Message>, StoreError> {
         let Some(seq) = self.inner.trees.client_ids.get(pair_key(conversation, client_id))? else { return Ok(None) };
-        let seq = u64::from_be_bytes(seq.as_ref().try_into().unwrap_or([0; 8]));
+        let seq = be_u64(&seq);
         Self::get(&self.inner.trees.messages, &message_key(conversation, seq))
     }
 
@@ -220,7 +225,7 @@ impl Store for SledStore {
         let mut all = Vec::new();
         for kv in self.inner.trees.unanswered.iter() {
             let (k, v) = kv?;
-            let n = u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]));
+            let n = be_u64(&v);
             all.push((String::from_utf8_lossy(&k).into_owned(), n));
         }
         all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -232,8 +237,8 @@ impl Store for SledStore {
         let mut messages_per_hour = Vec::new();
         for kv in self.inner.trees.counters.scan_prefix(b"msg:") {
             let (k, v) = kv?;
-            let hour = u64::from_be_bytes(k[4..].try_into().unwrap_or([0; 8]));
-            messages_per_hour.push((hour, u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]))));
+            let hour = be_u64(&k[4..]);
+            messages_per_hour.push((hour, be_u64(&v)));
         }
         Ok(Counters { messages_per_hour })
     }
