@@ -4,12 +4,14 @@
 
 use std::path::Path;
 
-use tantivy::query::{BooleanQuery, BoostQuery, EnableScoring, Occur, Query, TermQuery};
+use std::cell::RefCell;
+
+use tantivy::fieldnorm::FieldNormReader;
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST,
 };
 use tantivy::tokenizer::{PreTokenizedString, Token};
-use tantivy::{doc, Index, IndexReader, ReloadPolicy, Searcher, Term};
+use tantivy::{doc, DocId, Index, IndexReader, ReloadPolicy, Searcher, Term};
 
 use super::corpus::Corpus;
 use super::KnowledgeError;
@@ -89,9 +91,58 @@ fn pre_tokenized(words: Vec<String>) -> PreTokenizedString {
 pub struct KnowledgeIndex {
     pub fields: Fields,
     reader: IndexReader,
-    /// The article column of each segment, by segment ordinal. Loaded once: a generation's
+    /// What scoring needs of each segment, by segment ordinal. Loaded once: a generation's
     /// index is never modified, so its segments never change.
-    article_columns: Vec<tantivy::columnar::Column<u64>>,
+    segments: Vec<SegmentData>,
+    /// BM25's length normalisation of each searched field, by fieldnorm code.
+    norms: Vec<(Field, Bm25Norms)>,
+    num_docs: u64,
+}
+
+/// Per segment: the article of each document and the searched fields' length codes.
+struct SegmentData {
+    /// `article[doc]`, or `u32::MAX` for a document without one.
+    article: Vec<u32>,
+    fieldnorms: Vec<(Field, FieldNormReader)>,
+}
+
+/// BM25 (tantivy's constants: k1 = 1.2, b = 0.75) for one field: `norm[code]` is
+/// `k1 · (1 − b + b · length / average length)` for each of tantivy's 256 length codes.
+struct Bm25Norms {
+    norm: [f32; 256],
+}
+
+const BM25_K1: f32 = 1.2;
+const BM25_B: f32 = 0.75;
+
+impl Bm25Norms {
+    fn new(average_length: f32) -> Bm25Norms {
+        let mut norm = [0.0; 256];
+        for (code, n) in norm.iter_mut().enumerate() {
+            let length = FieldNormReader::id_to_fieldnorm(code as u8) as f32;
+            *n = BM25_K1 * (1.0 - BM25_B + BM25_B * length / average_length);
+        }
+        Bm25Norms { norm }
+    }
+}
+
+/// The inverse document frequency, as tantivy's BM25 computes it.
+fn idf(doc_freq: u64, num_docs: u64) -> f32 {
+    let x = (num_docs.saturating_sub(doc_freq) as f32 + 0.5) / (doc_freq as f32 + 0.5);
+    (1.0 + x).ln()
+}
+
+/// Scratch space of term-at-a-time scoring, reused by each thread's queries: a score per
+/// document of the largest segment seen, and the documents touched by the current query
+/// (reset to zero after it, so a query costs what it touches, not the segment's size).
+#[derive(Default)]
+struct Accumulator {
+    scores: Vec<f32>,
+    touched: Vec<DocId>,
+}
+
+thread_local! {
+    static ACCUMULATOR: RefCell<Accumulator> = RefCell::new(Accumulator::default());
 }
 
 impl KnowledgeIndex {
@@ -152,13 +203,31 @@ impl KnowledgeIndex {
     fn with_reader(index: Index, fields: Fields) -> Result<KnowledgeIndex, KnowledgeError> {
         // The index of a generation never changes after it is built: no reloading needed.
         let reader: IndexReader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let article_columns = reader
-            .searcher()
-            .segment_readers()
-            .iter()
-            .map(|segment| segment.fast_fields().u64("article"))
-            .collect::<Result<_, _>>()?;
-        Ok(KnowledgeIndex { fields, reader, article_columns })
+        let searcher = reader.searcher();
+        let searched = [fields.question, fields.bigrams, fields.body, fields.meta];
+        let num_docs = searcher.num_docs();
+        let mut norms = Vec::with_capacity(searched.len());
+        for field in searched {
+            let mut tokens = 0u64;
+            for segment in searcher.segment_readers() {
+                tokens += segment.inverted_index(field)?.total_num_tokens();
+            }
+            let average = if num_docs == 0 { 1.0 } else { (tokens as f32 / num_docs as f32).max(f32::MIN_POSITIVE) };
+            norms.push((field, Bm25Norms::new(average)));
+        }
+        let mut segments = Vec::new();
+        for segment in searcher.segment_readers() {
+            // A dense array: on a 100k-entry base the column's block-wise decoding was a
+            // few percent of every query, for 4 bytes a document.
+            let column = segment.fast_fields().u64("article")?;
+            let article = (0..segment.max_doc()).map(|doc| column.first(doc).map_or(u32::MAX, |a| a as u32)).collect();
+            let fieldnorms = searched
+                .iter()
+                .map(|&field| Ok((field, segment.get_fieldnorms_reader(field)?)))
+                .collect::<Result<_, tantivy::TantivyError>>()?;
+            segments.push(SegmentData { article, fieldnorms });
+        }
+        Ok(KnowledgeIndex { fields, reader, segments, norms, num_docs })
     }
 
     /// The best articles for a query's terms and bigrams: `(article, score)` best first,
@@ -242,41 +311,88 @@ impl KnowledgeIndex {
     }
 
     /// The `limit` best articles for a disjunction of boosted term clauses, each article
-    /// scored by its best document; ties go to the lower document, as with tantivy's
-    /// `TopDocs`.
+    /// scored by its best document (BM25, summed over the clauses it matches); of equal
+    /// scores the lower document wins.
+    ///
+    /// Scored term at a time into a per-thread accumulator rather than through tantivy's
+    /// `BooleanQuery`: every matching document must be scored anyway (block-WAND pruning
+    /// skipped little here: each term's bound assumes an unbounded term frequency, about
+    /// twice what a short question scores), and walking each posting list block by block
+    /// into a flat array costs less than tantivy's union merging a dozen lists a window at a
+    /// time. The sums add the clauses in the same order as the union did.
     fn top_articles(&self, searcher: &Searcher, clauses: &[Clause], limit: usize) -> Result<Vec<(u32, f32)>, KnowledgeError> {
         if clauses.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let query = BooleanQuery::new(
-            clauses
-                .iter()
-                .map(|clause| {
-                    let q = TermQuery::new(clause.term.clone(), IndexRecordOption::WithFreqs);
-                    (Occur::Should, Box::new(BoostQuery::new(Box::new(q), clause.boost)) as Box<dyn Query>)
-                })
-                .collect(),
-        );
-        let weight = query.weight(EnableScoring::enabled_from_searcher(searcher))?;
-        // Every matching document is scored (`for_each`), not pruned with block-WAND
-        // (`for_each_pruning`, what `TopDocs` uses). Block-WAND skips a document when the
-        // terms it may contain cannot beat the current top; each term's bound assumes an
-        // unbounded term frequency, about twice what a short question can score, and a
-        // typical query has a dozen medium-frequency clauses, so it skipped little and paid
-        // for its bookkeeping: the plain union is twice as fast on the 100k base, with the
-        // same scores.
         let mut top = TopArticles::new(limit);
-        for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-            let column = &self.article_columns[ord];
-            weight.for_each(segment, &mut |doc, score| {
-                if score > top.threshold() {
-                    if let Some(article) = column.first(doc) {
-                        top.offer(article as u32, score, ((ord as u64) << 32) | doc as u64);
+        ACCUMULATOR.with(|cell| -> Result<(), KnowledgeError> {
+            let mut acc = cell.borrow_mut();
+            let acc = &mut *acc;
+            for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+                let data = &self.segments[ord];
+                if acc.scores.len() < segment.max_doc() as usize {
+                    acc.scores.resize(segment.max_doc() as usize, 0.0);
+                }
+                let result = self.accumulate(segment, data, clauses, acc);
+                // Reset what was touched even when reading failed, so the next query starts
+                // from zero.
+                for &doc in &acc.touched {
+                    let score = std::mem::take(&mut acc.scores[doc as usize]);
+                    // `>=`: documents come in no particular order, so an equal score may
+                    // belong to a lower document; `TopArticles` orders ties by document.
+                    if result.is_ok() && score >= top.threshold() {
+                        let article = data.article[doc as usize];
+                        if article != u32::MAX {
+                            top.offer(article, score, ((ord as u64) << 32) | doc as u64);
+                        }
                     }
                 }
-            })?;
-        }
+                acc.touched.clear();
+                result?;
+            }
+            Ok(())
+        })?;
         Ok(top.into_sorted())
+    }
+
+    /// Adds every clause's BM25 score into `acc` for the documents of one segment.
+    fn accumulate(
+        &self,
+        segment: &tantivy::SegmentReader,
+        data: &SegmentData,
+        clauses: &[Clause],
+        acc: &mut Accumulator,
+    ) -> Result<(), KnowledgeError> {
+        for clause in clauses {
+            let field = clause.term.field();
+            let (Some((_, norms)), Some((_, fieldnorms))) =
+                (self.norms.iter().find(|(f, _)| *f == field), data.fieldnorms.iter().find(|(f, _)| *f == field))
+            else {
+                continue;
+            };
+            let inverted = segment.inverted_index(field)?;
+            let Some(mut postings) = inverted.read_block_postings(&clause.term, IndexRecordOption::WithFreqs).map_err(tantivy::TantivyError::from)? else {
+                continue;
+            };
+            let weight = idf(clause.df, self.num_docs) * (1.0 + BM25_K1) * clause.boost;
+            loop {
+                let docs = postings.docs();
+                if docs.is_empty() {
+                    break;
+                }
+                for (&doc, &tf) in docs.iter().zip(postings.freqs()) {
+                    let tf = tf as f32;
+                    let score = weight * (tf / (tf + norms.norm[fieldnorms.fieldnorm_id(doc) as usize]));
+                    let slot = &mut acc.scores[doc as usize];
+                    if *slot == 0.0 {
+                        acc.touched.push(doc);
+                    }
+                    *slot += score;
+                }
+                postings.advance();
+            }
+        }
+        Ok(())
     }
 }
 
@@ -311,8 +427,8 @@ impl TopArticles {
         self.worst
     }
 
-    /// Documents arrive in increasing order per segment and only when they beat the
-    /// threshold, so an equal score never displaces an earlier document.
+    /// Takes a document that scores at least the threshold; the cut orders equal scores by
+    /// document, whatever order they arrived in.
     fn offer(&mut self, article: u32, score: f32, doc: u64) {
         self.entries.push((article, score, doc));
         if self.entries.len() >= TOP_BUFFER + self.limit {
@@ -362,3 +478,4 @@ impl Ord for OrderedScore {
         self.0.total_cmp(&other.0)
     }
 }
+
