@@ -79,9 +79,15 @@ impl Analyzer {
     }
 
     /// Whether `term` is a function word (particle, modal, pronoun, adverb, preposition,
-    /// conjunction, interjection) by jieba's part-of-speech dictionary. Such words carry the
-    /// grammar of a question, not its topic: 吗, 的, 怎么, 我, 都.
+    /// conjunction, interjection) by jieba's part-of-speech dictionary, or one of the words
+    /// that frame a request (greetings, politeness, wanting and being able to). Such words
+    /// carry the grammar or the manners of a question, not its topic: 吗, 的, 怎么, 我, 都,
+    /// 你好, 请问, 想. jieba tags the framing words as verbs or idioms, so without the list
+    /// "你好，我想退货" missed two content words of "怎么退货".
     pub fn is_function_word(&self, term: &str) -> bool {
+        if FRAMING_WORDS.contains(&term) {
+            return true;
+        }
         let tags = self.inner.jieba.tag(term, false);
         let [tag] = tags.as_slice() else { return false };
         let t = tag.tag;
@@ -104,6 +110,13 @@ impl Analyzer {
         terms
     }
 }
+
+/// Greetings, politeness and the modal verbs of a request, in simplified Chinese.
+const FRAMING_WORDS: &[&str] = &[
+    "你好", "您好", "哈喽", "嗨", "请问", "请", "问下", "问一下", "想问", "咨询", "麻烦", "一下", "下", "亲",
+    "谢谢", "多谢", "感谢", "帮", "帮忙", "帮我", "想", "想要", "要", "能", "能够", "可以", "会", "得",
+    "需要", "应该", "求", "求助", "求教", "请教", "跪求", "急求", "急", "在线等", "大神",
+];
 
 /// Character bigrams of normalised text, chunk by chunk (a chunk of one character yields
 /// itself). They make matching robust to segmentation differences: 退货运费 and 退货 的运费
@@ -172,7 +185,7 @@ mod tests {
     #[test]
     fn function_words_are_told_from_content_words() {
         let a = analyzer();
-        for w in ["吗", "的", "怎么", "我", "都", "和"] {
+        for w in ["吗", "的", "怎么", "我", "都", "和", "你好", "请问", "想", "可以"] {
             assert!(a.is_function_word(w), "{w}");
         }
         for w in ["退款", "手机", "发票", "运费险"] {
