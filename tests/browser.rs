@@ -10,25 +10,12 @@ mod harness;
 use std::path::Path;
 use std::process::Command;
 
-use harness::{config, repo, Server, ADMIN_TOKEN};
+use harness::{config, copy_dir, repo, Server, ADMIN_TOKEN};
 use serde_json::json;
 
 /// A third-party shop embedding the widget: another origin (faked by the test) on loopback,
 /// as chromium keeps public pages from loading scripts from a private address.
 const SHOP_ORIGIN: &str = "http://localhost:9";
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 /// Why the browser test cannot run here, if it cannot: it must fail, never pass silently.
 fn missing_tools(e2e: &Path) -> Option<String> {

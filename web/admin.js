@@ -81,7 +81,7 @@
     reset(fig);
     var total = parts.reduce(function (a, p) { return a + p.value; }, 0);
     var r = 60, c = 2 * Math.PI * r, at = 0;
-    var g = svg('svg', { viewBox: '0 0 220 160', role: 'img', 'aria-label': describe(parts) });
+    var g = svg('svg', { viewBox: '0 0 300 160', role: 'img', 'aria-label': describe(parts) });
     g.appendChild(svg('circle', { cx: 80, cy: 80, r: r, fill: 'none', stroke: '#eef0f2', 'stroke-width': 22 }));
     parts.forEach(function (p) {
       if (!total || !p.value) return;

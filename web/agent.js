@@ -185,7 +185,9 @@
     });
     v.tab.classList.remove('unread');
     $('empty').hidden = true;
-    v.input.focus();
+    // The summary card comes first: keep it in view rather than scrolling to the input.
+    $('views').scrollTop = 0;
+    v.input.focus({ preventScroll: true });
   }
   function closeView(v) {
     v.el.remove(); v.tab.remove(); delete views[v.id];
@@ -295,12 +297,13 @@
   }
 
   var SENDER = { visitor: '访客', bot: '机器人', system: '系统' };
+  var BOT_KINDS = { answer: '回答', clarify: '澄清', none: '未答', intent: '意图', prompt: '追问', handoff: '转人工', ticket: '留言', rating: '评价' };
   function append(v, m) {
     if (v.seen[m.seq]) return;
     v.seen[m.seq] = true;
     var kind = m.from.kind;
     var label = m.internal ? '内部备注 · ' + (m.from.name || '') : kind === 'agent' ? '客服 ' + m.from.name : SENDER[kind] || kind;
-    if (kind === 'bot' && m.bot) label += ' · ' + m.bot.kind + (m.bot.confidence !== undefined ? ' ' + Math.round(m.bot.confidence * 100) + '%' : '');
+    if (kind === 'bot' && m.bot) label += ' · ' + (BOT_KINDS[m.bot.kind] || m.bot.kind) + (m.bot.confidence !== undefined ? ' ' + Math.round(m.bot.confidence * 100) + '%' : '');
     var body = kind === 'visitor' ? h('div', { class: 'text', text: m.text }) : kefu.markdown(m.text);
     var li = h('li', { class: 'm ' + kind + (m.internal ? ' note' : ''), 'data-seq': String(m.seq) }, [
       h('span', { class: 'who', text: label + ' · ' + kefu.clock(m.at_ms) }), body

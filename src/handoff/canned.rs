@@ -58,7 +58,7 @@ pub fn load_canned(knowledge: &Path) -> Result<Vec<Canned>, CannedError> {
 /// Parses and checks the file: (line, reason) on the first problem.
 fn parse_canned(text: &str) -> Result<Vec<Canned>, (usize, String)> {
     let file: CannedFile = toml::from_str(text).map_err(|e| {
-        let line = e.span().map_or(1, |s| text[..s.start.min(text.len())].lines().count().max(1));
+        let line = e.span().map_or(1, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
         (line, e.message().to_string())
     })?;
     // Shortcuts are checked after parsing, so a bad one is located by searching for it.
