@@ -139,7 +139,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        println!("kefu: serving on http://{} (API under /api/v1, see docs/api.md)", listener.local_addr()?);
+        let at = listener.local_addr()?;
+        println!("kefu: serving on http://{at}: the demo store with the chat widget at http://{at}/demo, the agent console at /agent, the admin page at /admin, the API under /api/v1 (docs/api.md)");
         kefu::http::run(config, listener, shutdown_signal()).await
     })
 }

@@ -127,7 +127,7 @@
     'footer{border-top:1px solid #e3e5e8;padding:8px;display:flex;flex-direction:column;gap:6px;background:#fff}.row{display:flex;gap:6px;align-items:flex-end}' +
     'textarea.input{flex:1;resize:none;border:1px solid #ccc;border-radius:8px;padding:8px;font-size:14px;height:40px;max-height:120px}' +
     '.send{background:var(--c);color:#fff;border:0;border-radius:8px;padding:0 14px;height:40px;cursor:pointer;font-size:14px}' +
-    '.human{align-self:flex-start;background:#fff;border:1px solid #ccc;border-radius:14px;padding:3px 10px;font-size:12px;cursor:pointer;color:#333}' +
+    '.human{align-self:flex-start;background:#fff;border:1px solid #ccc;border-radius:14px;padding:3px 10px;font-size:12px;cursor:pointer;color:#333}.human:disabled{cursor:default;color:#888}' +
     '.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}' +
     '@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100%;max-height:none;border-radius:0}.launcher{right:14px;bottom:14px}}';
   if (shadow.adoptedStyleSheets !== undefined && typeof CSSStyleSheet === 'function' && 'replaceSync' in CSSStyleSheet.prototype) {
@@ -401,7 +401,10 @@
     } else showStatus('');
     subEl.textContent = s.state === 'with_agent' && s.agent ? '人工客服 ' + s.agent + ' 为您服务' :
       s.state === 'queued' ? '排队中…' : '智能客服 · 随时为您解答';
-    humanBtn.hidden = s.state === 'queued' || s.state === 'with_agent';
+    // Always visible; while a human is coming or here it only says so.
+    var human = s.state === 'queued' || s.state === 'with_agent';
+    humanBtn.disabled = human;
+    humanBtn.textContent = s.state === 'queued' ? '已转人工，排队中' : s.state === 'with_agent' ? '人工客服服务中' : '转人工';
     if (s.rating_requested && !ratingCard) ratingCard = rating();
     if (!s.rating_requested && ratingCard && !ratingCard.done) { ratingCard.remove(); ratingCard = null; }
     if (s.state === 'leaving_message' && !ticketCard) ticketCard = ticket();

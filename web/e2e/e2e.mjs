@@ -384,6 +384,31 @@ try {
     await answer.waitFor({ timeout: T });
     check(/到账/.test(await answer.textContent()), 'answered across origins');
     await shot(shop, 'widget-other-site.png');
+    globalThis.shop = shop;
+  });
+
+  await step('two conversations open at once; one goes back to the bot', async () => {
+    const shop = globalThis.shop;
+    await shop.locator('.human').click();
+    await shop.locator('.status', { hasText: /前面还有 \d+ 位/ }).waitFor({ timeout: T });
+    const shopConv = await shop.evaluate(() => JSON.parse(localStorage.getItem(Object.keys(localStorage).find((k) => k.startsWith('kefu:') && !k.endsWith(':open')))).id);
+    await agent.locator(`#queue button[data-conversation="${shopConv}"]`).click();
+    const second = agent.locator(`.view[data-conversation="${shopConv}"]`);
+    await second.locator('.summary').waitFor({ timeout: T });
+    check((await agent.locator('#tabs [role=tab]').count()) === 2, 'two conversations are open as tabs');
+    await second.getByRole('button', { name: '认领' }).click();
+    await second.locator('.state', { hasText: '人工服务中' }).waitFor({ timeout: T });
+    // Switching tabs keeps each conversation's own transcript.
+    await agent.locator(`#tabs [data-conversation="${convId}"]`).click();
+    check(await agent.locator(`.view[data-conversation="${convId}"]`).isVisible(), 'the first tab shows its conversation');
+    check(!(await second.isVisible()), 'and hides the other');
+    await agent.locator(`#tabs [data-conversation="${shopConv}"]`).click();
+    await second.getByRole('button', { name: '退回机器人' }).click();
+    await second.locator('.state', { hasText: '机器人' }).waitFor({ timeout: T });
+    await shop.locator('.human:not([disabled])').waitFor({ timeout: T });
+    await shop.locator('textarea.input').fill('发票怎么开');
+    await shop.locator('textarea.input').press('Enter');
+    await shop.locator('.msg.bot[data-seq]', { hasText: '发票' }).last().waitFor({ timeout: T });
   });
 
   await step('with nobody online the visitor leaves a message', async () => {
