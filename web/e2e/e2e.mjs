@@ -26,6 +26,7 @@ function need(name) {
 }
 
 fs.mkdirSync(artifacts, { recursive: true });
+for (const f of fs.readdirSync(artifacts)) if (f.endsWith('.png')) fs.rmSync(path.join(artifacts, f)); // only this run's
 const problems = [];
 const pages = [];
 const started = Date.now();
