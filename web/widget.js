@@ -271,6 +271,7 @@
   function restart() {
     session = null; save();
     lastSeq = 0; seen = {}; outbox = []; pending = {};
+    ratingCard = ticketCard = lastClarify = null;
     while (log.children.length > 1) log.removeChild(log.lastChild);
     setState({ state: 'bot' });
     ensure().then(connect, fail);
