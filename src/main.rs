@@ -140,7 +140,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let at = listener.local_addr()?;
-        println!("kefu: serving on http://{at}: the demo store with the chat widget at http://{at}/demo, the agent console at /agent, the admin page at /admin, the API under /api/v1 (docs/api.md)");
+        // The address comes first and alone: scripts (and tests/crash.rs) read it from here.
+        println!("kefu: serving on http://{at} (the demo store with the chat widget: http://{at}/demo; agent console /agent, admin page /admin, API /api/v1, see docs/api.md)");
         kefu::http::run(config, listener, shutdown_signal()).await
     })
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::{ws, ApiError, ApiResult, AppState, Bearer, Json, Path, Query};
 use crate::dialogue::Message;
 use crate::handoff::{Agent, AgentStatus, Canned, Handoff};
+use crate::knowledge::Article;
 use crate::service::{AgentInfo, AgentView, QueueEntry};
 
 pub fn routes() -> Router<AppState> {
@@ -158,10 +159,10 @@ async fn articles(State(s): State<AppState>, Query(q): Query<ArticleQuery>, bear
     let query = q.q.trim();
     let max = s.service.config().limits.max_message_chars;
     if query.chars().count() > max {
-        return Err(ApiError::new(axum::http::StatusCode::BAD_REQUEST, "bad_request", format!("q is longer than {max} characters")));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("q is longer than {max} characters")));
     }
     let brain = s.service.brain();
-    let item = |a: &crate::knowledge::Article, confidence: Option<f32>| {
+    let item = |a: &Article, confidence: Option<f32>| {
         serde_json::json!({"id": a.id, "title": a.title, "category": a.category, "answer": a.answer, "confidence": confidence})
     };
     let list: Vec<_> = if query.is_empty() {
