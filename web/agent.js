@@ -45,6 +45,9 @@
     }, function (err) { kefu.toast('状态切换失败：' + err.message, true); });
   });
   document.addEventListener('click', stopFlash);
+  // Browsers allow sound only after a user gesture: any click (also after a reload, when no
+  // login click happened) unlocks it.
+  document.addEventListener('click', unlockSound);
   document.addEventListener('keydown', stopFlash);
 
   function start() {
@@ -88,7 +91,10 @@
   }
 
   function unlockSound() {
-    try { audio = audio || new (window.AudioContext || window.webkitAudioContext)(); } catch (e) { audio = null; }
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      if (audio.state === 'suspended') audio.resume();
+    } catch (e) { audio = null; }
   }
   function beep() {
     if (!audio) return;
