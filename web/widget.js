@@ -387,6 +387,7 @@
   function showStatus(text) {
     statusEl.textContent = text || '';
     statusEl.hidden = !text;
+    scroll(); // the status line shrinks the log: keep the last message in view
   }
 
   var ratingCard = null, ticketCard = null;
