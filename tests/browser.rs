@@ -47,9 +47,12 @@ async fn widget_console_and_admin_in_chromium() {
     c.knowledge = kb;
     c.allowed_origins = vec![SHOP_ORIGIN.into()];
     let server = Server::start(c).await;
-    let body = json!({"id": "wang", "name": "小王", "password": "correct horse battery", "skills": ["*"]});
-    let (status, v) = server.call("POST", "/admin/agents", Some(ADMIN_TOKEN), Some(body)).await;
-    assert_eq!(status, 200, "{v}");
+    // 小王 works in the browser; 小李 (over the API, from the script) takes a transfer.
+    for (id, name) in [("wang", "小王"), ("li", "小李")] {
+        let body = json!({"id": id, "name": name, "password": "correct horse battery", "skills": ["*"]});
+        let (status, v) = server.call("POST", "/admin/agents", Some(ADMIN_TOKEN), Some(body)).await;
+        assert_eq!(status, 200, "{v}");
+    }
 
     let artifacts = repo().join("target/e2e-artifacts");
     let base = format!("http://{}", server.addr);

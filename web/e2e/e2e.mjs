@@ -388,7 +388,7 @@ try {
     globalThis.shop = shop;
   });
 
-  await step('two conversations open at once; one goes back to the bot', async () => {
+  await step('two conversations open at once; transfer and back; return to the bot', async () => {
     const shop = globalThis.shop;
     await shop.locator('.human').click();
     await shop.locator('.status', { hasText: /前面还有 \d+ 位/ }).waitFor({ timeout: T });
@@ -404,6 +404,19 @@ try {
     check(await agent.locator(`.view[data-conversation="${convId}"]`).isVisible(), 'the first tab shows its conversation');
     check(!(await second.isVisible()), 'and hides the other');
     await agent.locator(`#tabs [data-conversation="${shopConv}"]`).click();
+    // Transfer to 小李 (online over the API), who hands it straight back.
+    const api = (method, p, token, data) => agent.request.fetch(`${base}/api/v1${p}`, { method, headers: token ? { Authorization: `Bearer ${token}` } : {}, data });
+    const li = (await (await api('POST', '/agent/login', null, { id: 'li', password: agentPassword })).json()).token;
+    check((await api('POST', '/agent/status', li, { status: 'online' })).ok(), '小李 is online');
+    await second.locator('select[aria-label="转接给"]').selectOption('li');
+    await second.getByRole('button', { name: '转接' }).click();
+    await second.locator('.state', { hasText: '（li）' }).waitFor({ timeout: T });
+    check((await second.getByRole('button', { name: '解决' }).count()) === 0, 'only the owner may resolve');
+    await shop.locator('header .sub', { hasText: '人工客服 小李' }).waitFor({ timeout: T });
+    const back = await api('POST', `/agent/conversations/${shopConv}/transfer`, li, { to: agentId });
+    check(back.status() === 204, `小李 transfers back: ${back.status()}`);
+    await second.locator('.state', { hasText: `（${agentId}）` }).waitFor({ timeout: T });
+    check((await api('POST', '/agent/status', li, { status: 'away' })).ok(), '小李 goes away');
     await second.getByRole('button', { name: '退回机器人' }).click();
     await second.locator('.state', { hasText: '机器人' }).waitFor({ timeout: T });
     await shop.locator('.human:not([disabled])').waitFor({ timeout: T });
