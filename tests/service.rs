@@ -8,5 +8,7 @@ mod conversation;
 mod handoff;
 #[path = "service/security.rs"]
 mod security;
+#[path = "service/pages.rs"]
+mod pages;
 #[path = "service/restart.rs"]
 mod restart;

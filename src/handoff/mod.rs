@@ -1,8 +1,9 @@
 //! Human handoff: the handoff record an agent works from, agents, the priority queue,
-//! automatic assignment, business hours, leave-a-message tickets and ratings.
+//! automatic assignment, business hours, leave-a-message tickets, ratings and canned replies.
 //!
 //! Everything here is plain data and pure decisions; the service stores and applies them.
 
+mod canned;
 mod hours;
 
 use std::collections::BTreeMap;
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::dialogue::{Message, Millis, Visitor};
+pub use canned::{canned_path, load_canned, Canned, CannedError, CANNED_FILE};
 pub use hours::{BusinessHours, HoursError};
 
 /// How urgent a handoff is. Higher goes first in the queue.

@@ -1,5 +1,6 @@
 //! Admin endpoints (admin bearer token): reload knowledge and intents, statistics, the
-//! questions the bot could not answer (and adding one to an article), agents, tickets.
+//! questions the bot could not answer (and adding one to an article, picked from the
+//! article list), agents, tickets.
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -16,6 +17,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/stats", get(stats))
         .route("/admin/unanswered", get(unanswered))
         .route("/admin/similar", post(add_similar))
+        .route("/admin/articles", get(articles))
         .route("/admin/agents", get(agents).post(put_agent))
         .route("/admin/tickets", get(tickets))
 }
@@ -55,6 +57,15 @@ struct SimilarBody {
 async fn add_similar(State(s): State<AppState>, bearer: Bearer, Json(b): Json<SimilarBody>) -> ApiResult<Json<ReloadStatus>> {
     authorize(&s, &bearer)?;
     Ok(Json(s.service.add_similar(&b.article, &b.question).await?))
+}
+
+/// Every article's id, title and category: the picker for "add as a similar question".
+async fn articles(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&s, &bearer)?;
+    let brain = s.service.brain();
+    let list: Vec<_> =
+        brain.engine.articles().iter().map(|a| serde_json::json!({"id": a.id, "title": a.title, "category": a.category})).collect();
+    Ok(Json(serde_json::json!({"articles": list})))
 }
 
 async fn agents(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<AgentInfo>>> {

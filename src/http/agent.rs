@@ -1,5 +1,6 @@
 //! Agent endpoints: log in, presence, the queue, claiming, chatting, notes, resolving,
-//! transferring and returning to the bot. Every call but login needs the agent's bearer token.
+//! transferring and returning to the bot, canned replies and knowledge search for replies.
+//! Every call but login needs the agent's bearer token.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,9 +8,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use super::{ws, ApiResult, AppState, Bearer, Json, Path};
+use super::{ws, ApiError, ApiResult, AppState, Bearer, Json, Path, Query};
 use crate::dialogue::Message;
-use crate::handoff::{Agent, AgentStatus, Handoff};
+use crate::handoff::{Agent, AgentStatus, Canned, Handoff};
+use crate::knowledge::Article;
 use crate::service::{AgentInfo, AgentView, QueueEntry};
 
 pub fn routes() -> Router<AppState> {
@@ -28,6 +30,8 @@ pub fn routes() -> Router<AppState> {
         .route("/agent/conversations/{id}/resolve", post(resolve))
         .route("/agent/conversations/{id}/transfer", post(transfer))
         .route("/agent/conversations/{id}/return", post(return_to_bot))
+        .route("/agent/canned", get(canned))
+        .route("/agent/articles", get(articles))
         .route("/agent/ws", get(ws::agent))
 }
 
@@ -132,4 +136,45 @@ async fn return_to_bot(State(s): State<AppState>, Path(id): Path<String>, bearer
     let agent = authorize(&s, &bearer)?;
     s.service.return_to_bot(&agent, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn canned(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<Canned>>> {
+    authorize(&s, &bearer)?;
+    Ok(Json(s.service.brain().canned.clone()))
+}
+
+#[derive(Deserialize)]
+struct ArticleQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// How many articles a search returns (the console shows a short pick list).
+const ARTICLE_RESULTS: usize = 8;
+
+/// Knowledge articles to insert into a reply, found by the bot's own engine (so an agent's
+/// search reads questions the way the bot does); without `q`, the first articles.
+async fn articles(State(s): State<AppState>, Query(q): Query<ArticleQuery>, bearer: Bearer) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&s, &bearer)?;
+    let query = q.q.trim();
+    let max = s.service.config().limits.max_message_chars;
+    if query.chars().count() > max {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("q is longer than {max} characters")));
+    }
+    let brain = s.service.brain();
+    let item = |a: &Article, confidence: Option<f32>| {
+        serde_json::json!({"id": a.id, "title": a.title, "category": a.category, "answer": a.answer, "confidence": confidence})
+    };
+    let list: Vec<_> = if query.is_empty() {
+        brain.engine.articles().iter().take(ARTICLE_RESULTS).map(|a| item(a, None)).collect()
+    } else {
+        let reply = brain.ask(query).map_err(crate::service::ServiceError::from)?;
+        reply
+            .candidates
+            .iter()
+            .take(ARTICLE_RESULTS)
+            .filter_map(|c| brain.article(&c.id).map(|a| item(a, Some(c.confidence))))
+            .collect()
+    };
+    Ok(Json(serde_json::json!({"articles": list})))
 }

@@ -1,11 +1,12 @@
 //! The HTTP edge: the `/api/v1` JSON API for visitors, agents and admins, their WebSockets,
-//! `/healthz`, `/readyz` and `/metrics`, with limits (body size, rate, time) applied before
+//! the pages (widget, demo, agent console, admin), `/healthz`, `/readyz` and `/metrics`, with limits (body size, rate, time) applied before
 //! anything reaches the service. [`run`] is the whole server, testable on any listener.
 
 mod admin;
 mod agent;
 mod error;
 mod limits;
+mod pages;
 mod startup;
 mod visitor;
 mod ws;
@@ -109,6 +110,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found_route() });
     let mut app = Router::new()
         .nest("/api/v1", api)
+        .merge(pages::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

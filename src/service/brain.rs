@@ -1,10 +1,12 @@
-//! The bot's knowledge: the answering engine and the intents, loaded together and swapped
-//! as one on reload, so a turn never sees a new knowledge base with old intents.
+//! The bot's knowledge: the answering engine, the intents and the agents' canned replies,
+//! loaded together and swapped as one on reload, so a turn never sees a new knowledge base
+//! with old intents.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
+use crate::handoff::{load_canned, Canned, CannedError};
 use crate::knowledge::{self, Article, DataDir, Engine, KnowledgeError, Quiet, Ranker, Reply, Thresholds};
 use crate::nlu::{IntentError, Intents};
 
@@ -12,6 +14,8 @@ use crate::nlu::{IntentError, Intents};
 pub struct Brain {
     pub engine: Engine,
     pub intents: Intents,
+    /// Canned replies (快捷回复) shipped beside the knowledge.
+    pub canned: Vec<Canned>,
     by_id: HashMap<String, usize>,
     /// The knowledge generation serving (see `knowledge::DataDir`).
     pub generation: String,
@@ -23,6 +27,8 @@ pub enum BrainError {
     Knowledge(#[from] KnowledgeError),
     #[error(transparent)]
     Intents(#[from] IntentError),
+    #[error(transparent)]
+    Canned(#[from] CannedError),
     #[error("{file}: intent {intent:?} answers with article {article:?}, which is not in the knowledge base")]
     UnknownArticle { file: String, intent: String, article: String },
 }
@@ -71,7 +77,7 @@ impl Brain {
         if let Some(t) = sources.thresholds {
             engine.set_thresholds(t);
         }
-        Brain::assemble(engine, &sources.intents, report.generation)
+        Brain::assemble(engine, sources, report.generation)
     }
 
     /// Opens the generation already imported (start-up when the source is unchanged).
@@ -82,10 +88,12 @@ impl Brain {
             engine.set_thresholds(t);
         }
         let generation = dir.current_generation()?;
-        Brain::assemble(engine, &sources.intents, generation)
+        Brain::assemble(engine, sources, generation)
     }
 
-    fn assemble(engine: Engine, intents_dir: &Path, generation: String) -> Result<Brain, BrainError> {
+    fn assemble(engine: Engine, sources: &Sources, generation: String) -> Result<Brain, BrainError> {
+        let intents_dir = sources.intents.as_path();
+        let canned = load_canned(&sources.knowledge)?;
         let intents = Intents::load_dir(intents_dir, engine.analyzer().lexicon())?;
         let by_id = engine.articles().iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect::<HashMap<_, _>>();
         for intent in intents.all() {
@@ -99,7 +107,7 @@ impl Brain {
                 }
             }
         }
-        Ok(Brain { engine, intents, by_id, generation })
+        Ok(Brain { engine, intents, canned, by_id, generation })
     }
 
     pub fn article(&self, id: &str) -> Option<&Article> {

@@ -391,6 +391,7 @@ impl Service {
         change.messages.push(NewMessage::visitor(text.trim(), client_id));
         let mut new_handoff = None;
         let mut rated = false;
+        let state_before = conv.state.name();
         if !conv.state.human_owned() {
             let (outcome, candidates) = self.bot_turn(&conv, text)?;
             rated = outcome.rating.is_some();
@@ -400,7 +401,10 @@ impl Service {
         let stored = self.commit(change).await?;
         drop(turn);
         self.publish_visitor_messages(&conv, &stored, new_handoff.as_ref())?;
-        if rated {
+        // The widget shows controls by state (e.g. the leave-a-message form): announce a new
+        // state that the messages' publication did not (it covers handoffs only).
+        let announced = new_handoff.is_some() || conv.state.human_owned();
+        if rated || (!announced && conv.state.name() != state_before) {
             self.hub.to_visitor(&conv.id, &self.state_event(&conv)?);
         }
         if let Some(h) = &new_handoff {

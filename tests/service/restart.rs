@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::harness::{config, Server, ADMIN_TOKEN};
+use super::harness::{config, copy_dir, Server, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn a_restart_keeps_history_queue_and_owners() {
@@ -65,19 +65,6 @@ async fn reloading_knowledge_keeps_conversations_and_learns_a_new_question() {
     let v = server.say(&conv, "退货运费谁出").await;
     assert_eq!(v["replies"][0]["bot"]["kind"], "answer");
     server.stop().await;
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 #[tokio::test]

@@ -1,0 +1,92 @@
+//! The pages people use, embedded in the binary (no CDN, nothing fetched at run time): the
+//! chat widget script and its demo store page, the agent console and the admin page.
+//!
+//! Files are served with an ETag and `no-cache`, so a browser revalidates cheaply and never
+//! runs a widget older than the server it talks to. The console pages carry a strict
+//! Content-Security-Policy: only their own scripts run, whatever text a message holds.
+
+use std::sync::OnceLock;
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use sha2::{Digest, Sha256};
+
+use super::{ApiError, AppState, Path};
+
+/// One embedded file.
+struct Asset {
+    body: &'static [u8],
+    content_type: &'static str,
+    /// A strict policy for pages that handle messages (the console pages).
+    strict: bool,
+    etag: OnceLock<HeaderValue>,
+}
+
+impl Asset {
+    const fn new(body: &'static [u8], content_type: &'static str, strict: bool) -> Asset {
+        Asset { body, content_type, strict, etag: OnceLock::new() }
+    }
+
+    fn etag(&self) -> &HeaderValue {
+        self.etag.get_or_init(|| {
+            let digest = Sha256::digest(self.body);
+            HeaderValue::from_str(&format!("\"{}\"", hex::encode(&digest[..12]))).expect("hex is a valid header")
+        })
+    }
+
+    fn respond(&self, request: &HeaderMap) -> Response {
+        let etag = self.etag();
+        let fresh = request.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii() == etag.as_bytes()));
+        let mut response = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { self.body.into_response() };
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        h.insert(header::ETAG, etag.clone());
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        if self.strict {
+            h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONSOLE_POLICY));
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        }
+        response
+    }
+}
+
+/// Scripts, styles and connections from this server only; no inline script, no plugins, not
+/// framed. `'self'` covers the console's WebSocket to the same host.
+const CONSOLE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; media-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+static WIDGET: Asset = Asset::new(include_bytes!("../../web/widget.js"), "text/javascript; charset=utf-8", false);
+static DEMO: Asset = Asset::new(include_bytes!("../../web/demo.html"), "text/html; charset=utf-8", false);
+static AGENT: Asset = Asset::new(include_bytes!("../../web/agent.html"), "text/html; charset=utf-8", true);
+static ADMIN: Asset = Asset::new(include_bytes!("../../web/admin.html"), "text/html; charset=utf-8", true);
+static FAVICON: Asset = Asset::new(include_bytes!("../../web/favicon.svg"), "image/svg+xml", false);
+static AGENT_JS: Asset = Asset::new(include_bytes!("../../web/agent.js"), "text/javascript; charset=utf-8", false);
+static ADMIN_JS: Asset = Asset::new(include_bytes!("../../web/admin.js"), "text/javascript; charset=utf-8", false);
+static CONSOLE_JS: Asset = Asset::new(include_bytes!("../../web/console.js"), "text/javascript; charset=utf-8", false);
+static CONSOLE_CSS: Asset = Asset::new(include_bytes!("../../web/console.css"), "text/css; charset=utf-8", false);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/demo") }))
+        .route("/demo", get(|h: HeaderMap| async move { DEMO.respond(&h) }))
+        .route("/widget.js", get(|h: HeaderMap| async move { WIDGET.respond(&h) }))
+        .route("/agent", get(|h: HeaderMap| async move { AGENT.respond(&h) }))
+        .route("/admin", get(|h: HeaderMap| async move { ADMIN.respond(&h) }))
+        .route("/favicon.svg", get(|h: HeaderMap| async move { FAVICON.respond(&h) }))
+        .route("/assets/{file}", get(asset))
+}
+
+async fn asset(Path(file): Path<String>, h: HeaderMap) -> Response {
+    let asset = match file.as_str() {
+        "agent.js" => &AGENT_JS,
+        "admin.js" => &ADMIN_JS,
+        "console.js" => &CONSOLE_JS,
+        "console.css" => &CONSOLE_CSS,
+        _ => return ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no asset {file:?}")).into_response(),
+    };
+    asset.respond(&h)
+}

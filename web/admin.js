@@ -1,0 +1,155 @@
+/* The admin page: auto-resolution, handoffs by reason, messages per hour, ratings and answer
+ * feedback drawn as small SVG charts, and the most frequent unanswered questions, each of
+ * which can be added to an article as a similar question (live: the server reloads). */
+'use strict';
+
+(function () {
+  var h = kefu.h, svg = kefu.svg;
+  var TOKEN_KEY = 'kefu-admin-token';
+  var token = sessionStorage.getItem(TOKEN_KEY);
+  var call = kefu.api(function () { return token; });
+  var articles = [];
+  var $ = function (id) { return document.getElementById(id); };
+  var REASONS = { requested: '访客要求', complaint: '投诉', repeated_misses: '多次未答', low_confidence: '把握不足', slot_failed: '信息收集失败' };
+  var COLOR = '#e4393c', MUTED = '#c9ccd1';
+
+  $('login').addEventListener('submit', function (e) {
+    e.preventDefault();
+    token = $('admin-token').value.trim();
+    load().then(function () { sessionStorage.setItem(TOKEN_KEY, token); });
+  });
+  $('logout').addEventListener('click', function () { sessionStorage.removeItem(TOKEN_KEY); location.reload(); });
+  $('refresh').addEventListener('click', function () { load(); });
+
+  function load() {
+    $('login-error').textContent = '';
+    return Promise.all([call('GET', '/admin/stats'), call('GET', '/admin/articles')]).then(function (r) {
+      articles = r[1].articles;
+      $('login').hidden = true;
+      $('app').hidden = false;
+      $('refresh').hidden = $('logout').hidden = false;
+      draw(r[0]);
+      $('updated').textContent = '更新于 ' + kefu.clock(Date.now());
+    }, function (err) {
+      if (err.status === 401) { sessionStorage.removeItem(TOKEN_KEY); $('login').hidden = false; $('app').hidden = true; }
+      $('login-error').textContent = err.status === 401 ? '令牌不正确' : '加载失败：' + err.message;
+      throw err;
+    });
+  }
+
+  function draw(s) {
+    var cards = $('cards');
+    cards.textContent = '';
+    function card(label, value) { cards.appendChild(h('div', { class: 'card' }, [h('span', { class: 'value', text: value }), h('span', { class: 'label', text: label })])); }
+    card('会话', String(s.conversations));
+    card('自动解决率', pct(s.auto_resolution_rate));
+    card('转人工', String(s.handoffs));
+    card('排队中', String(s.queued_now));
+    card('留言', String(s.tickets));
+    card('等待中位数', s.wait_p50_ms === null ? '—' : kefu.duration(s.wait_p50_ms));
+    card('平均满意度', s.csat_mean === null ? '—' : s.csat_mean.toFixed(2) + ' / 5');
+
+    donut($('chart-auto'), [{ label: '自动解决', value: s.auto_resolved, color: COLOR }, { label: '需要人工或留言', value: Math.max(0, s.engaged - s.auto_resolved), color: MUTED }], pct(s.auto_resolution_rate));
+    bars($('chart-reasons'), Object.keys(s.handoffs_by_reason).map(function (k) { return { label: REASONS[k] || k, value: s.handoffs_by_reason[k] }; }), true);
+    columns($('chart-hours'), hours(s.messages_per_hour));
+    bars($('chart-ratings'), s.ratings.map(function (n, i) { return { label: (i + 1) + ' 分', value: n }; }), false);
+    donut($('chart-feedback'), [{ label: '有帮助', value: s.feedback_helpful, color: '#2e7d32' }, { label: '没帮助', value: s.feedback_unhelpful, color: MUTED }],
+      s.feedback_helpful + s.feedback_unhelpful ? pct(s.feedback_helpful / (s.feedback_helpful + s.feedback_unhelpful)) : '—');
+    unanswered(s.unanswered);
+  }
+  // The server lists only the hours that had messages; the chart shows all 48, empty ones too.
+  function hours(list) {
+    var HOUR = 3600000, now = Math.floor(Date.now() / HOUR) * HOUR, counts = {};
+    list.forEach(function (p) { counts[p[0]] = p[1]; });
+    var out = [];
+    for (var t = now - 47 * HOUR; t <= now; t += HOUR) {
+      var n = counts[t] || 0;
+      out.push({ label: new Date(t).getHours() + '时', value: n, title: new Date(t).toLocaleString('zh-CN') + '：' + n + ' 条' });
+    }
+    return out;
+  }
+  function pct(x) { return Math.round(x * 1000) / 10 + '%'; }
+
+  function reset(fig) {
+    while (fig.lastChild && fig.lastChild.tagName !== 'FIGCAPTION') fig.removeChild(fig.lastChild);
+    var empty = fig.querySelector('.empty'); if (empty) empty.remove();
+  }
+  function describe(items) { return items.map(function (d) { return d.label + ' ' + d.value; }).join('，'); }
+
+  // A ring of arcs, one per part, with the headline figure in the middle.
+  function donut(fig, parts, center) {
+    reset(fig);
+    var total = parts.reduce(function (a, p) { return a + p.value; }, 0);
+    var r = 60, c = 2 * Math.PI * r, at = 0;
+    var g = svg('svg', { viewBox: '0 0 300 160', role: 'img', 'aria-label': describe(parts) });
+    g.appendChild(svg('circle', { cx: 80, cy: 80, r: r, fill: 'none', stroke: '#eef0f2', 'stroke-width': 22 }));
+    parts.forEach(function (p) {
+      if (!total || !p.value) return;
+      var len = c * p.value / total;
+      g.appendChild(svg('circle', { cx: 80, cy: 80, r: r, fill: 'none', stroke: p.color, 'stroke-width': 22, 'stroke-dasharray': len + ' ' + (c - len), 'stroke-dashoffset': String(-at), transform: 'rotate(-90 80 80)' }, [svg('title', { text: p.label + '：' + p.value })]));
+      at += len;
+    });
+    g.appendChild(svg('text', { x: 80, y: 86, 'text-anchor': 'middle', 'font-size': 18, 'font-weight': 'bold', fill: '#222', text: center }));
+    parts.forEach(function (p, i) {
+      g.appendChild(svg('rect', { x: 160, y: 58 + i * 24, width: 10, height: 10, fill: p.color }));
+      g.appendChild(svg('text', { x: 175, y: 67 + i * 24, 'font-size': 11, fill: '#444', text: p.label + ' ' + p.value }));
+    });
+    fig.appendChild(g);
+  }
+
+  // Horizontal bars with their labels and counts.
+  function bars(fig, items, sort) {
+    reset(fig);
+    if (sort) items.sort(function (a, b) { return b.value - a.value; });
+    if (!items.length) { fig.appendChild(h('p', { class: 'empty muted', text: '暂无数据' })); return; }
+    var max = Math.max.apply(null, items.map(function (d) { return d.value; }).concat([1]));
+    var row = 26, w = 320, left = 90;
+    var g = svg('svg', { viewBox: '0 0 ' + w + ' ' + (items.length * row + 6), role: 'img', 'aria-label': describe(items) });
+    items.forEach(function (d, i) {
+      var y = 4 + i * row, bw = (w - left - 40) * d.value / max;
+      g.appendChild(svg('text', { x: left - 6, y: y + 15, 'text-anchor': 'end', 'font-size': 12, fill: '#444', text: d.label }));
+      g.appendChild(svg('rect', { x: left, y: y + 3, width: Math.max(bw, d.value ? 2 : 0), height: 16, rx: 3, fill: COLOR, class: 'bar' }, [svg('title', { text: d.label + '：' + d.value })]));
+      g.appendChild(svg('text', { x: left + bw + 5, y: y + 15, 'font-size': 12, fill: '#222', text: String(d.value) }));
+    });
+    fig.appendChild(g);
+  }
+
+  // Vertical columns over time, a label every six hours.
+  function columns(fig, items) {
+    reset(fig);
+    if (!items.length) { fig.appendChild(h('p', { class: 'empty muted', text: '暂无数据' })); return; }
+    var max = Math.max.apply(null, items.map(function (d) { return d.value; }).concat([1]));
+    var w = 720, ht = 160, bottom = 20, step = w / items.length;
+    var g = svg('svg', { viewBox: '0 0 ' + w + ' ' + (ht + bottom), role: 'img', 'aria-label': '每小时消息数，最多 ' + max + ' 条' });
+    g.appendChild(svg('line', { x1: 0, y1: ht, x2: w, y2: ht, stroke: '#ccc' }));
+    items.forEach(function (d, i) {
+      var bh = (ht - 14) * d.value / max;
+      g.appendChild(svg('rect', { x: i * step + 1, y: ht - bh, width: Math.max(step - 2, 1), height: bh, fill: COLOR, class: 'bar' }, [svg('title', { text: d.title })]));
+      if (d.value === max && max > 0) g.appendChild(svg('text', { x: i * step + step / 2, y: ht - bh - 3, 'text-anchor': 'middle', 'font-size': 10, fill: '#222', text: String(d.value) }));
+      if (i % 6 === 0) g.appendChild(svg('text', { x: i * step, y: ht + 14, 'font-size': 10, fill: '#666', text: d.label }));
+    });
+    fig.appendChild(g);
+  }
+
+  function unanswered(list) {
+    var body = $('unanswered');
+    body.textContent = '';
+    if (!list.length) { body.appendChild(h('tr', {}, [h('td', { colspan: '3', class: 'muted', text: '暂无未解答的问题' })])); return; }
+    list.slice(0, 20).forEach(function (q) {
+      var sel = h('select', { 'aria-label': '选择文章：' + q.question }, [h('option', { value: '', text: '选择文章…' })]);
+      articles.forEach(function (a) { sel.appendChild(h('option', { value: a.id, text: (a.category ? a.category + ' / ' : '') + a.title })); });
+      var btn = h('button', { type: 'button', text: '添加', onclick: function () {
+        if (!sel.value) { kefu.toast('请先选择一篇文章', true); sel.focus(); return; }
+        btn.disabled = true;
+        call('POST', '/admin/similar', { article: sel.value, question: q.question }).then(function (r) {
+          cell.textContent = '已加入 ' + sel.options[sel.selectedIndex].text + '（知识库已更新，' + r.articles + ' 篇文章）';
+          kefu.toast('已添加为相似问法，机器人现在能回答这个问题了');
+        }, function (err) { btn.disabled = false; kefu.toast('添加失败：' + err.message, true); });
+      } });
+      var cell = h('td', { class: 'add' }, [sel, btn]);
+      body.appendChild(h('tr', {}, [h('td', { text: q.question }), h('td', { text: String(q.count) }), cell]));
+    });
+  }
+
+  if (token) load().then(null, function () {});
+})();

@@ -1,0 +1,455 @@
+// End-to-end test of the widget, the agent console and the admin page in Debian's chromium,
+// driven by playwright-core against a running kefu (tests/browser.rs starts one and runs this).
+//
+// Env: KEFU_URL (e.g. http://127.0.0.1:PORT), KEFU_AGENT_ID, KEFU_AGENT_PASSWORD,
+// KEFU_AGENT_NAME, KEFU_ADMIN_TOKEN, KEFU_SHOP_ORIGIN (an origin in the server's CORS
+// allow-list that the test fakes as a third-party shop), KEFU_ARTIFACTS (screenshots).
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const base = need('KEFU_URL');
+const agentId = need('KEFU_AGENT_ID');
+const agentPassword = need('KEFU_AGENT_PASSWORD');
+const agentName = need('KEFU_AGENT_NAME');
+const adminToken = need('KEFU_ADMIN_TOKEN');
+const shopOrigin = need('KEFU_SHOP_ORIGIN');
+const artifacts = process.env.KEFU_ARTIFACTS || 'target/e2e-artifacts';
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const XSS = '<img src=x onerror=alert(1)>';
+const T = 20_000;
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) { console.error(`e2e: ${name} is not set`); process.exit(2); }
+  return v;
+}
+
+fs.mkdirSync(artifacts, { recursive: true });
+for (const f of fs.readdirSync(artifacts)) if (f.endsWith('.png')) fs.rmSync(path.join(artifacts, f)); // only this run's
+const problems = [];
+const pages = [];
+const started = Date.now();
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+    for (const [label, p] of pages) await p.screenshot({ path: path.join(artifacts, `failure-${label}.png`) }).catch(() => {});
+    throw e;
+  }
+}
+function check(cond, what) { if (!cond) throw new Error(what); }
+async function shot(page, name) { await page.screenshot({ path: path.join(artifacts, name) }); }
+
+/** Every page fails the test on a dialog (a script injected through a message) or a script error. */
+function watch(page, label) {
+  pages.push([label, page]);
+  page.on('dialog', async (d) => { problems.push(`${label}: a dialog opened (${d.type()}: ${d.message()}) — injected script ran`); await d.dismiss().catch(() => {}); });
+  page.on('pageerror', (e) => problems.push(`${label}: script error: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource|WebSocket connection/.test(m.text())) problems.push(`${label}: console error: ${m.text()}`); });
+  return page;
+}
+
+// playwright gives every launch a fresh temporary profile (its own --user-data-dir).
+const browser = await chromium.launch({
+  executablePath: chromiumPath,
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+});
+
+// Counts the WebSockets a page opens, so the test can drop one as a network failure would.
+const trackSockets = () => {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = function (url, protocols) {
+    const s = protocols === undefined ? new Native(url) : new Native(url, protocols);
+    window.__sockets.push(s);
+    return s;
+  };
+  window.WebSocket.prototype = Native.prototype;
+  Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+};
+
+try {
+  const agentCtx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'zh-CN' });
+  const agent = watch(await agentCtx.newPage(), 'agent');
+  const visitorCtx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
+  await visitorCtx.addInitScript(trackSockets);
+  const visitor = watch(await visitorCtx.newPage(), 'visitor');
+  const log = visitor.locator('.log');
+  const input = visitor.locator('textarea.input');
+  let convId;
+  const messagesOnServer = async () => visitor.evaluate(async (url) => {
+    const key = Object.keys(localStorage).find((k) => k.startsWith('kefu:') && !k.endsWith(':open'));
+    const s = JSON.parse(localStorage.getItem(key));
+    const r = await fetch(`${url}/api/v1/conversations/${s.id}/messages`, { headers: { Authorization: `Bearer ${s.token}` } });
+    return (await r.json()).messages;
+  }, base);
+  const seqsShown = async () => log.locator('.msg[data-seq]').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-seq'))));
+
+  await step('agent logs in and goes online', async () => {
+    await agent.goto(`${base}/agent`);
+    const csp = (await agent.request.get(`${base}/agent`)).headers()['content-security-policy'] || '';
+    check(csp.includes("script-src 'self'"), `the console has a strict CSP (got ${csp})`);
+    await agent.fill('#login-id', agentId);
+    await agent.fill('#login-password', agentPassword);
+    await agent.click('#login button[type=submit]');
+    await agent.locator('#app').waitFor({ timeout: T });
+    await agent.selectOption('#status', 'online');
+    await agent.locator('#toast', { hasText: '已上线' }).waitFor({ timeout: T });
+    check((await agent.textContent('#me')).includes(agentName), 'the agent sees their name');
+  });
+
+  await step('visitor asks a demo question on /demo and sees the answer', async () => {
+    await visitor.goto(`${base}/demo`);
+    await visitor.locator('.launcher').click();
+    await input.waitFor({ state: 'visible' });
+    check(await input.evaluate((e) => e.getRootNode().activeElement === e), 'opening the panel focuses the input');
+    await input.fill('退货运费谁出？');
+    await input.press('Enter');
+    const answer = log.locator('.msg.bot[data-seq]').last();
+    await answer.locator('.fb').waitFor({ timeout: T });
+    const text = await answer.textContent();
+    check(/运费/.test(text), `the answer is about return shipping: ${text}`);
+    check((await log.locator('.msg.visitor').count()) === 1, 'the question shows once');
+    convId = await visitor.evaluate(() => JSON.parse(localStorage.getItem(Object.keys(localStorage).find((k) => k.startsWith('kefu:') && !k.endsWith(':open')))).id);
+    await shot(visitor, 'widget-answer.png');
+  });
+
+  await step('"did this answer help?" is recorded', async () => {
+    const fb = log.locator('.msg.bot .fb').last();
+    await fb.getByRole('button', { name: '这个回答有帮助' }).click();
+    await fb.filter({ hasText: '感谢您的反馈' }).waitFor({ timeout: T });
+    const r = await agent.request.get(`${base}/api/v1/admin/stats`, { headers: { Authorization: `Bearer ${adminToken}` } });
+    const stats = await r.json();
+    check(stats.feedback_helpful >= 1, `feedback recorded: ${JSON.stringify(stats.feedback_helpful)}`);
+  });
+
+  await step('Enter that confirms an IME candidate does not send', async () => {
+    const before = (await messagesOnServer()).length;
+    const shown = await log.locator('.msg.visitor').count();
+    await input.focus();
+    const cdp = await visitorCtx.newCDPSession(visitor);
+    // A real composition through the browser's IME path: pinyin "tuihuo" being composed.
+    await cdp.send('Input.imeSetComposition', { text: 'tuihuo', selectionStart: 6, selectionEnd: 6 });
+    // Enter while composing: chromium reports it as keyCode 229 / isComposing.
+    await cdp.send('Input.dispatchKeyEvent', { type: 'rawKeyDown', key: 'Enter', code: 'Enter', windowsVirtualKeyCode: 229, nativeVirtualKeyCode: 229 });
+    await cdp.send('Input.dispatchKeyEvent', { type: 'keyUp', key: 'Enter', code: 'Enter', windowsVirtualKeyCode: 229, nativeVirtualKeyCode: 229 });
+    // The same from script events, as other browsers order them (keydown with isComposing).
+    await input.evaluate((el) => {
+      el.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', code: 'Enter', keyCode: 13, isComposing: true, bubbles: true, cancelable: true }));
+    });
+    await cdp.send('Input.insertText', { text: '退货' }); // the candidate is confirmed
+    await visitor.waitForTimeout(800);
+    check((await input.inputValue()).includes('退货'), `the confirmed text stays in the box: ${await input.inputValue()}`);
+    check((await log.locator('.msg.visitor').count()) === shown, 'nothing was shown as sent');
+    check((await messagesOnServer()).length === before, 'nothing reached the server');
+    await input.fill('');
+  });
+
+  await step('clicking a clarify option answers it', async () => {
+    await input.fill('发票');
+    await input.press('Enter');
+    const options = log.locator('.opts').last().getByRole('button');
+    await options.first().waitFor({ timeout: T });
+    check((await options.count()) >= 2, 'several choices are offered');
+    const question = await options.nth(1).textContent();
+    const bots = await log.locator('.msg.bot[data-seq]').count();
+    await options.nth(1).click();
+    await log.locator('.msg.visitor', { hasText: question }).waitFor({ timeout: T });
+    await visitor.waitForFunction((n) => {
+      const root = document.querySelector('#kefu-widget').shadowRoot;
+      return root.querySelectorAll('.msg.bot[data-seq]').length > n && root.querySelector('.msg.bot[data-seq]:last-of-type .fb');
+    }, bots, { timeout: T });
+    check(await options.nth(0).isDisabled(), 'used options are disabled');
+  });
+
+  await step('HTML from a visitor shows as text in the widget', async () => {
+    await input.fill(XSS);
+    await input.press('Enter');
+    const bubble = log.locator('.msg.visitor[data-seq]', { hasText: XSS });
+    await bubble.waitFor({ timeout: T });
+    check((await bubble.textContent()).trim() === XSS, 'the text is shown verbatim');
+    check((await log.locator('img').count()) === 0, 'no <img> element was made from a message');
+  });
+
+  await step('the visitor asks for a human and sees the queue position', async () => {
+    await visitor.locator('.human').click();
+    await visitor.locator('.status', { hasText: /前面还有 \d+ 位/ }).waitFor({ timeout: T });
+    await shot(visitor, 'widget-queued.png');
+  });
+
+  await step('the console alerts and shows the queued conversation with its summary', async () => {
+    await agent.waitForFunction(() => Number(document.body.getAttribute('data-alerts') || 0) >= 1, null, { timeout: T });
+    // The title flashes (it alternates, so wait for the flashing half).
+    await agent.waitForFunction(() => document.title.includes('新转人工'), null, { timeout: 3000 });
+    const item = agent.locator(`#queue button[data-conversation="${convId}"]`);
+    await item.waitFor({ timeout: T });
+    check(/访客要求转人工/.test(await item.textContent()), 'the queue shows the reason');
+    check(/已等待/.test(await item.textContent()), 'the queue shows the waiting time');
+    await item.click();
+    const view = agent.locator(`.view[data-conversation="${convId}"]`);
+    const summary = view.locator('.summary');
+    await summary.waitFor({ timeout: T });
+    const s = await summary.textContent();
+    for (const want of ['访客要求转人工', '渠道', '网页', '机器人的候选答案']) check(s.includes(want), `the summary shows ${want}: ${s}`);
+    check((await view.locator('.candidates li').count()) >= 1, 'candidate articles with confidence');
+    check((await view.locator('.transcript .m.bot').count()) >= 3, 'the transcript includes the bot\'s messages');
+    const xss = view.locator('.transcript .m.visitor .text', { hasText: XSS });
+    check((await xss.textContent()) === XSS, 'the console shows the HTML as text');
+    check((await view.locator('.transcript img').count()) === 0, 'no <img> in the console transcript');
+    await shot(agent, 'console-summary.png');
+  });
+
+  const view = agent.locator(`.view[data-conversation="${convId}"]`);
+  const compose = view.locator('textarea.compose');
+
+  await step('the agent claims; the visitor sees the agent\'s name', async () => {
+    await view.getByRole('button', { name: '认领' }).click();
+    await view.locator('.state', { hasText: '人工服务中' }).waitFor({ timeout: T });
+    await visitor.locator('header .sub', { hasText: `人工客服 ${agentName}` }).waitFor({ timeout: T });
+  });
+
+  await step('typing shows in the widget', async () => {
+    await compose.click();
+    await compose.pressSequentially('您好', { delay: 30 });
+    await log.locator('.typing:not([hidden])').waitFor({ timeout: T });
+    await compose.fill('');
+  });
+
+  await step('a canned reply typed as /hi expands and reaches the visitor', async () => {
+    await compose.pressSequentially('/hi');
+    await view.locator('.suggest li').first().waitFor({ timeout: T });
+    await compose.press('Tab');
+    const text = await compose.inputValue();
+    check(text.startsWith('您好，我是人工客服'), `the shortcut expanded: ${text}`);
+    await compose.press('Enter');
+    await log.locator('.msg.agent', { hasText: '我是人工客服' }).waitFor({ timeout: T });
+    check((await log.locator('.msg.agent .who').first().textContent()).includes(agentName), 'the agent\'s name is on the reply');
+  });
+
+  await step('an internal note is not shown to the visitor', async () => {
+    await view.locator('.note-toggle').check();
+    await compose.fill('内部备注：老顾客，优先处理');
+    await compose.press('Enter');
+    await view.locator('.transcript .m.note', { hasText: '老顾客' }).waitFor({ timeout: T });
+    await view.locator('.note-toggle').uncheck();
+    // Anything sent after the note arrives after it; by then the note would have shown.
+    await compose.fill('我来帮您处理退货运费的问题。');
+    await compose.press('Enter');
+    await log.locator('.msg.agent', { hasText: '退货运费的问题' }).waitFor({ timeout: T });
+    check((await log.locator('.msg', { hasText: '老顾客' }).count()) === 0, 'the note stayed internal');
+    check(!(await messagesOnServer()).some((m) => m.text.includes('老顾客')), 'the visitor API does not return the note');
+  });
+
+  await step('the agent inserts a knowledge article into a reply', async () => {
+    await view.locator('.kb summary').click();
+    await view.locator('.kb-q').fill('退货运费谁承担');
+    await view.locator('.kb-q').press('Enter');
+    const first = view.locator('.kb-results li').first();
+    await first.getByRole('button').waitFor({ timeout: T });
+    await first.getByRole('button').click();
+    const text = await compose.inputValue();
+    check(text.length > 10, `the article's answer was inserted: ${text}`);
+    await compose.press('Enter');
+    await log.locator('.msg.agent').nth(2).waitFor({ timeout: T });
+    await shot(agent, 'console-chat.png');
+  });
+
+  await step('a reload keeps the conversation, without duplicates', async () => {
+    const before = await seqsShown();
+    await visitor.reload();
+    await visitor.waitForFunction((n) => {
+      const root = document.querySelector('#kefu-widget')?.shadowRoot;
+      return root && root.querySelectorAll('.msg[data-seq]').length >= n;
+    }, before.length, { timeout: T });
+    await visitor.waitForTimeout(500);
+    const after = await seqsShown();
+    check(new Set(after).size === after.length, `no message shows twice: ${after}`);
+    check(JSON.stringify([...after].sort((a, b) => a - b)) === JSON.stringify([...before].sort((a, b) => a - b)), `same messages: ${before} vs ${after}`);
+    check(!(await visitor.locator('.panel').isHidden()), 'the panel stays open across the reload');
+    check((await visitor.evaluate(() => JSON.parse(localStorage.getItem(Object.keys(localStorage).find((k) => k.startsWith('kefu:') && !k.endsWith(':open')))).id)) === convId, 'same conversation');
+  });
+
+  await step('after the socket drops, the widget reconnects and shows a message once', async () => {
+    const sockets = await visitor.evaluate(() => window.__sockets.length);
+    await visitor.evaluate(() => window.__sockets[window.__sockets.length - 1].close());
+    // The agent replies while the visitor is disconnected.
+    await compose.fill('断线期间发送的消息');
+    await compose.press('Enter');
+    await log.locator('.msg.agent', { hasText: '断线期间' }).waitFor({ timeout: T });
+    await visitor.waitForFunction((n) => window.__sockets.length > n && window.__sockets[window.__sockets.length - 1].readyState === 1, sockets, { timeout: T });
+    // A message sent after the reconnect goes through the new socket.
+    await input.fill('收到，谢谢');
+    await input.press('Enter');
+    await view.locator('.transcript .m.visitor', { hasText: '收到，谢谢' }).waitFor({ timeout: T });
+    await visitor.waitForTimeout(500);
+    const seqs = await seqsShown();
+    check(new Set(seqs).size === seqs.length, `no duplicates after the reconnect: ${seqs}`);
+    check((await log.locator('.msg.agent', { hasText: '断线期间' }).count()) === 1, 'the missed message shows once');
+    const server = await messagesOnServer();
+    check(server.filter((m) => m.text === '收到，谢谢').length === 1, 'stored once');
+  });
+
+  await step('the agent resolves and the visitor rates', async () => {
+    await view.getByRole('button', { name: '解决' }).click();
+    const card = log.locator('.card', { hasText: '请为我们的服务打分' });
+    await card.waitFor({ timeout: T });
+    await shot(visitor, 'widget-rating.png');
+    await card.getByRole('button', { name: '5 分' }).click();
+    await log.locator('.card', { hasText: '感谢您的评价' }).waitFor({ timeout: T });
+    const stats = await (await agent.request.get(`${base}/api/v1/admin/stats`, { headers: { Authorization: `Bearer ${adminToken}` } })).json();
+    check(stats.ratings[4] >= 1, `the rating was recorded: ${JSON.stringify(stats.ratings)}`);
+  });
+
+  await step('a revoked token starts a fresh conversation instead of retrying forever', async () => {
+    await visitor.evaluate(() => {
+      const key = Object.keys(localStorage).find((k) => k.startsWith('kefu:') && !k.endsWith(':open'));
+      const s = JSON.parse(localStorage.getItem(key));
+      s.token = 'revoked-' + s.token.slice(8);
+      localStorage.setItem(key, JSON.stringify(s));
+    });
+    await visitor.reload();
+    await visitor.waitForFunction((old) => {
+      const key = Object.keys(localStorage).find((k) => k.startsWith('kefu:') && !k.endsWith(':open'));
+      const s = key && JSON.parse(localStorage.getItem(key));
+      return s && s.id !== old;
+    }, convId, { timeout: T });
+    await input.fill('退款多久到账');
+    await input.press('Enter');
+    await log.locator('.msg.bot[data-seq]').first().waitFor({ timeout: T });
+  });
+
+  await step('phone-sized screen: the panel fills the screen', async () => {
+    const phoneCtx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2, locale: 'zh-CN' });
+    const phone = watch(await phoneCtx.newPage(), 'phone');
+    await phone.goto(`${base}/demo`);
+    await phone.locator('.launcher').tap();
+    const box = await phone.locator('.panel').boundingBox();
+    check(Math.round(box.width) === 390 && Math.round(box.height) === 844, `full screen: ${JSON.stringify(box)}`);
+    await phone.locator('textarea.input').fill('我买的锅盖子裂了能寄回去吗');
+    await phone.locator('textarea.input').press('Enter');
+    await phone.locator('.msg.bot[data-seq]').first().waitFor({ timeout: T });
+    await shot(phone, 'widget-phone.png');
+    globalThis.phone = phone;
+  });
+
+  await step('the admin page draws the charts and adds an unanswered question live', async () => {
+    const adminCtx = await browser.newContext({ viewport: { width: 1280, height: 1100 }, locale: 'zh-CN' });
+    const admin = watch(await adminCtx.newPage(), 'admin');
+    await admin.goto(`${base}/admin`);
+    await admin.fill('#admin-token', adminToken);
+    await admin.click('#login button[type=submit]');
+    await admin.locator('#app').waitFor({ timeout: T });
+    check((await admin.locator('#chart-reasons svg rect.bar').count()) >= 1, 'handoffs by reason are drawn');
+    const hourBars = await admin.locator('#chart-hours svg rect.bar').evaluateAll((rs) => rs.map((r) => Number(r.getAttribute('height'))));
+    check(hourBars.length === 48 && hourBars.some((h) => h > 0), `48 hourly columns, this hour's not empty: ${hourBars}`);
+    check((await admin.locator('#chart-ratings svg rect.bar').count()) === 5, 'ratings 1–5 are drawn');
+    check((await admin.locator('#chart-auto svg circle').count()) >= 2, 'the auto-resolution donut is drawn');
+    const q = '我买的锅盖子裂了能寄回去吗';
+    const row = admin.locator('#unanswered tr', { hasText: q });
+    await row.waitFor({ timeout: T });
+    await shot(admin, 'admin.png');
+    await row.locator('select').selectOption('quality-issue');
+    await row.getByRole('button', { name: '添加' }).click();
+    await row.locator('td.add', { hasText: '已加入' }).waitFor({ timeout: T });
+    // The bot answers it now, without a restart.
+    const phone = globalThis.phone;
+    const answers = await phone.locator('.msg.bot[data-seq] .fb').count();
+    await phone.locator('textarea.input').fill(q);
+    await phone.locator('textarea.input').press('Enter');
+    await phone.waitForFunction((n) => document.querySelector('#kefu-widget').shadowRoot.querySelectorAll('.msg.bot[data-seq] .fb').length > n, answers, { timeout: T });
+    const last = await phone.locator('.msg.bot[data-seq]').last().textContent();
+    check(/质量/.test(last), `the new answer is the quality-issue article: ${last}`);
+  });
+
+  await step('the widget embedded on another site talks to kefu across origins', async () => {
+    // Here kefu is on loopback, which chromium lets another site reach only with the user's
+    // permission (Local Network Access); a kefu on a public host needs none.
+    const shopCtx = await browser.newContext({ viewport: { width: 1280, height: 800 }, permissions: ['local-network-access'] });
+    await shopCtx.route(`${shopOrigin}/**`, (route) => route.fulfill({
+      contentType: 'text/html; charset=utf-8',
+      body: `<!doctype html><meta charset="utf-8"><title>别家商城</title><h1>别家商城</h1><script src="${base}/widget.js" data-title="别家客服" data-color="#1a73e8"></script>`,
+    }));
+    const shop = watch(await shopCtx.newPage(), 'shop');
+    await shop.goto(`${shopOrigin}/product/1`);
+    await shop.locator('.launcher').click();
+    await shop.locator('textarea.input').fill('退款多久能到账？');
+    await shop.locator('textarea.input').press('Enter');
+    const answer = shop.locator('.msg.bot[data-seq]').first();
+    await answer.waitFor({ timeout: T });
+    check(/到账/.test(await answer.textContent()), 'answered across origins');
+    await shot(shop, 'widget-other-site.png');
+    globalThis.shop = shop;
+  });
+
+  await step('two conversations open at once; transfer and back; return to the bot', async () => {
+    const shop = globalThis.shop;
+    await shop.locator('.human').click();
+    await shop.locator('.status', { hasText: /前面还有 \d+ 位/ }).waitFor({ timeout: T });
+    const shopConv = await shop.evaluate(() => JSON.parse(localStorage.getItem(Object.keys(localStorage).find((k) => k.startsWith('kefu:') && !k.endsWith(':open')))).id);
+    await agent.locator(`#queue button[data-conversation="${shopConv}"]`).click();
+    const second = agent.locator(`.view[data-conversation="${shopConv}"]`);
+    await second.locator('.summary').waitFor({ timeout: T });
+    check((await agent.locator('#tabs [role=tab]').count()) === 2, 'two conversations are open as tabs');
+    await second.getByRole('button', { name: '认领' }).click();
+    await second.locator('.state', { hasText: '人工服务中' }).waitFor({ timeout: T });
+    // Switching tabs keeps each conversation's own transcript.
+    await agent.locator(`#tabs [data-conversation="${convId}"]`).click();
+    check(await agent.locator(`.view[data-conversation="${convId}"]`).isVisible(), 'the first tab shows its conversation');
+    check(!(await second.isVisible()), 'and hides the other');
+    await agent.locator(`#tabs [data-conversation="${shopConv}"]`).click();
+    // Transfer to 小李 (online over the API), who hands it straight back.
+    const api = (method, p, token, data) => agent.request.fetch(`${base}/api/v1${p}`, { method, headers: token ? { Authorization: `Bearer ${token}` } : {}, data });
+    const li = (await (await api('POST', '/agent/login', null, { id: 'li', password: agentPassword })).json()).token;
+    check((await api('POST', '/agent/status', li, { status: 'online' })).ok(), '小李 is online');
+    await second.locator('select[aria-label="转接给"]').selectOption('li');
+    await second.getByRole('button', { name: '转接' }).click();
+    await second.locator('.state', { hasText: '（li）' }).waitFor({ timeout: T });
+    check((await second.getByRole('button', { name: '解决' }).count()) === 0, 'only the owner may resolve');
+    await shop.locator('header .sub', { hasText: '人工客服 小李' }).waitFor({ timeout: T });
+    const back = await api('POST', `/agent/conversations/${shopConv}/transfer`, li, { to: agentId });
+    check(back.status() === 204, `小李 transfers back: ${back.status()}`);
+    await second.locator('.state', { hasText: `（${agentId}）` }).waitFor({ timeout: T });
+    check((await api('POST', '/agent/status', li, { status: 'away' })).ok(), '小李 goes away');
+    await second.getByRole('button', { name: '退回机器人' }).click();
+    await second.locator('.state', { hasText: '机器人' }).waitFor({ timeout: T });
+    await shop.locator('.human:not([disabled])').waitFor({ timeout: T });
+    await shop.locator('textarea.input').fill('发票怎么开');
+    await shop.locator('textarea.input').press('Enter');
+    await shop.locator('.msg.bot[data-seq]', { hasText: '发票' }).last().waitFor({ timeout: T });
+  });
+
+  await step('with nobody online the visitor leaves a message', async () => {
+    await agent.selectOption('#status', 'away');
+    await agent.locator('#toast', { hasText: '已设为离开' }).waitFor({ timeout: T });
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const p = watch(await ctx.newPage(), 'ticket');
+    await p.goto(`${base}/demo`);
+    await p.locator('.launcher').click();
+    await p.locator('.human').click();
+    const form = p.locator('.card.form');
+    await form.waitFor({ timeout: T });
+    await form.getByLabel('联系方式（手机或邮箱）').fill('13800138000');
+    await form.getByLabel('留言内容').fill('洗衣机漏水，请尽快上门');
+    await form.getByRole('button', { name: '提交留言' }).click();
+    await p.locator('.card', { hasText: '留言已提交' }).waitFor({ timeout: T });
+    await shot(p, 'widget-ticket.png');
+    const tickets = await (await agent.request.get(`${base}/api/v1/admin/tickets`, { headers: { Authorization: `Bearer ${adminToken}` } })).json();
+    check(tickets.some((t) => t.message.includes('洗衣机漏水') && t.contact === '13800138000'), `the ticket was stored: ${JSON.stringify(tickets).slice(0, 300)}`);
+  });
+
+  check(problems.length === 0, `problems in the pages:\n  ${problems.join('\n  ')}`);
+  console.log(`e2e: all steps passed in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${artifacts}`);
+} catch (e) {
+  if (problems.length) console.log(`problems in the pages:\n  ${problems.join('\n  ')}`);
+  console.log(`e2e: FAILED: ${e.message}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
