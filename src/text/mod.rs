@@ -68,7 +68,7 @@ impl Analyzer {
 
     /// Normalises and segments `text`.
     pub fn analyze(&self, text: &str) -> Analyzed {
-        let normalized = strip_opening(&normalize(text)).to_string();
+        let normalized = normalize(text);
         let terms = self.segment(&normalized);
         Analyzed { normalized, terms }
     }
@@ -117,50 +117,6 @@ const FRAMING_WORDS: &[&str] = &[
     "谢谢", "多谢", "感谢", "帮", "帮忙", "帮我", "想", "想要", "要", "能", "能够", "可以", "会", "得",
     "需要", "应该", "求", "求助", "求教", "请教", "跪求", "急求", "急", "在线等", "大神",
 ];
-
-/// Openings that carry no question: greetings and "may I ask". Removed wherever they stand at
-/// the start of a question.
-const OPENINGS: &[&str] = &[
-    "你好", "您好", "你们好", "大家好", "哈喽", "请问", "我想问一下", "我想问下", "想问一下", "想问下",
-    "问一下", "问下", "打扰一下", "打扰了", "请教一下", "咨询一下",
-];
-
-/// Openings removed only when a pause follows them: as a prefix of a word they are part of
-/// its meaning (客服电话, 亲子装, hi-fi).
-const OPENINGS_BEFORE_PAUSE: &[&str] =
-    &["客服", "亲", "亲亲", "在吗", "在不在", "在么", "hi", "hello", "嗨", "老板", "掌柜", "麻烦你", "麻烦了"];
-
-/// `normalized` without its greeting ("你好，请问可以开发票吗" → "可以开发票吗"). A customer's
-/// "你好，请问" is politeness, but it made up half the characters of a short question, so the
-/// character features scored it as half a mismatch and a plain question went unanswered. What
-/// is left must still hold two characters, so a bare "你好" stays a greeting for the intents.
-pub fn strip_opening(normalized: &str) -> &str {
-    let mut rest = normalized.trim_start();
-    'strip: loop {
-        for opening in OPENINGS {
-            if let Some(after) = rest.strip_prefix(opening) {
-                let after = after.trim_start();
-                if after.chars().filter(|c| !c.is_whitespace()).count() < 2 {
-                    break 'strip;
-                }
-                rest = after;
-                continue 'strip;
-            }
-        }
-        for opening in OPENINGS_BEFORE_PAUSE {
-            if let Some(after) = rest.strip_prefix(opening).filter(|a| a.starts_with(' ')) {
-                let after = after.trim_start();
-                if after.chars().filter(|c| !c.is_whitespace()).count() < 2 {
-                    break 'strip;
-                }
-                rest = after;
-                continue 'strip;
-            }
-        }
-        break;
-    }
-    rest
-}
 
 /// Character bigrams of normalised text, chunk by chunk (a chunk of one character yields
 /// itself). They make matching robust to segmentation differences: 退货运费 and 退货 的运费
@@ -235,19 +191,6 @@ mod tests {
         for w in ["退款", "手机", "发票", "运费险"] {
             assert!(!a.is_function_word(w), "{w}");
         }
-    }
-
-    #[test]
-    fn greetings_before_a_question_are_dropped() {
-        let a = analyzer();
-        assert_eq!(a.analyze("你好，请问可以开发票吗？").normalized, "可以开发票吗");
-        assert_eq!(a.analyze("亲，在吗？我的快递到哪了").normalized, "我的快递到哪了");
-        assert_eq!(a.analyze("Hi, 怎么退货").normalized, "怎么退货");
-        // Part of a word, or all there is: kept.
-        assert_eq!(a.analyze("客服电话是多少").normalized, "客服电话是多少");
-        assert_eq!(a.analyze("亲子装怎么退").normalized, "亲子装怎么退");
-        assert_eq!(a.analyze("你好").normalized, "你好");
-        assert_eq!(a.analyze("您好，在吗").normalized, "在吗");
     }
 
     #[test]
