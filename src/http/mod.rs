@@ -150,6 +150,19 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
             return ApiError::too_many(wait, "from this address").into_response();
         }
     }
+    // Probes stay outside the cap too: an overloaded server is alive, and says so.
+    let _slot = match exempt {
+        true => None,
+        false => match state.limits.enter() {
+            Some(slot) => Some(slot),
+            None => {
+                m.responses_5xx.fetch_add(1, Ordering::Relaxed);
+                let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is at capacity; retry shortly");
+                e.retry_after = Some(1);
+                return e.into_response();
+            }
+        },
+    };
     let timeout = Duration::from_millis(state.service.config().limits.request_timeout_ms);
     let response = match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(r) => r,
@@ -169,8 +182,19 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     let status = state.service.reload_status();
-    let store_ok = state.service.store().conversation_count().is_ok();
-    let body = serde_json::json!({"ready": store_ok, "knowledge": status});
+    let store = state.service.store();
+    // Readable is not enough: a full disk fails the flush that every acknowledgement waits
+    // for, so the probe flushes too (cheap when nothing is pending).
+    let store_error = match store.conversation_count() {
+        Err(e) => Some(e.to_string()),
+        Ok(_) => match tokio::time::timeout(Duration::from_secs(2), store.durable()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("the store did not flush within 2 s".to_string()),
+        },
+    };
+    let store_ok = store_error.is_none();
+    let body = serde_json::json!({"ready": store_ok, "store_error": store_error, "knowledge": status});
     let code = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, axum::Json(body)).into_response()
 }
