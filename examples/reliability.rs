@@ -653,6 +653,25 @@ fn ask_batch(env: &Env, data: &Path, queries: &Path) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Whether two `ask --batch` outputs give the same answers: per query the same decision
+/// (answer id, action, top candidate), confidences within 0.05. Lower-ranked candidates and
+/// the last digits may differ between an index the server built and one `kefu import` built
+/// (seen: near-ties swapping at ranks 6-10, 0.8755 against 0.8925), so they are not compared;
+/// the probe question tells the old base from the new one.
+fn same_answers(got: &str, want: &str) -> bool {
+    let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
+    g.len() == w.len()
+        && g.iter().zip(&w).all(|(g, w)| {
+            let (Ok(g), Ok(w)) = (serde_json::from_str::<Value>(g), serde_json::from_str::<Value>(w)) else { return false };
+            let conf = |v: &Value| v["confidence"].as_f64().unwrap_or(-1.0);
+            g["query"] == w["query"]
+                && g["answer_id"] == w["answer_id"]
+                && g["action"] == w["action"]
+                && g["candidates"][0] == w["candidates"][0]
+                && (conf(&g) - conf(&w)).abs() <= 0.05
+        })
+}
+
 fn import(env: &Env, from: &Path, data: &Path) -> Result<Duration> {
     let t = Instant::now();
     let out = Command::new(&env.bin).args(["import", "--from"]).arg(from).arg("--data").arg(data).output()?;
@@ -672,7 +691,7 @@ async fn import_kill(env: &Env, cycles: usize, rng: &mut Rng) -> Result<Row> {
     import(env, &b, &db)?;
     let want_a = ask_batch(env, &da, &queries).map_err(anyhow::Error::msg)?;
     let want_b = ask_batch(env, &db, &queries).map_err(anyhow::Error::msg)?;
-    ensure!(want_a != want_b, "the probe article changes nothing: the check would prove nothing");
+    ensure!(!same_answers(&want_a, &want_b), "the probe article changes nothing: the check would prove nothing");
     let data = dir.join("data");
     import(env, &a, &data)?;
     let (mut mid, mut old, mut new, mut bad) = (0, 0, 0, Vec::new());
@@ -687,9 +706,9 @@ async fn import_kill(env: &Env, cycles: usize, rng: &mut Rng) -> Result<Row> {
         let _ = child.kill();
         let _ = child.wait();
         match ask_batch(env, &data, &queries) {
-            Ok(got) if got == want_a || got == want_b => {
+            Ok(got) if same_answers(&got, &want_a) || same_answers(&got, &want_b) => {
                 // The new index is the one this import was building.
-                if (got == want_b) == (from == &b) {
+                if same_answers(&got, &want_b) == (from == &b) {
                     new += 1;
                 } else {
                     old += 1;
@@ -745,19 +764,15 @@ async fn reload_kill(env: &Env, cycles: usize, rng: &mut Rng) -> Result<Row> {
         let t = Instant::now();
         let reload = k.http.post(k.api("/admin/reload")).bearer_auth(ADMIN_TOKEN).send();
         // Visitors keep asking while the reload runs: the old knowledge keeps serving.
+        let (ok, no) = (AtomicU64::new(0), AtomicU64::new(0));
         let asking = async {
-            let (mut ok, mut no) = (0, 0);
-            for n in 0.. {
+            for n in 0..10_000 {
                 let text = format!("{} {n}", QUESTIONS[n % 4]);
                 match k.post(&format!("/conversations/{id}/messages"), Some(&token), json!({"text": text})).await {
-                    Ok((200, _)) => ok += 1,
-                    _ => no += 1,
-                }
-                if n > 10_000 {
-                    break;
-                }
+                    Ok((200, _)) => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => no.fetch_add(1, Ordering::Relaxed),
+                };
             }
-            (ok, no)
         };
         let window = if reload_ms.is_empty() { 400 } else { reload_ms.iter().sum::<u64>() / reload_ms.len() as u64 + 20 };
         let kill_at = rng.between(5, window.max(10));
@@ -768,13 +783,20 @@ async fn reload_kill(env: &Env, cycles: usize, rng: &mut Rng) -> Result<Row> {
                 ensure!(r.status() == 200, "reload: {}", r.status());
                 reload_ms.push(t.elapsed().as_millis() as u64);
             }
-            (ok, no) = asking => { answered += ok; refused += no; }
+            _ = asking => {}
             _ = tokio::time::sleep(Duration::from_millis(kill_at)) => { mid += 1; }
         }
+        answered += ok.load(Ordering::Relaxed) as usize;
+        refused += no.load(Ordering::Relaxed) as usize;
         k.kill9();
         match ask_batch(env, &spec.data.join("knowledge"), &queries) {
-            Ok(got) if got == want_a || got == want_b => {}
-            Ok(got) => bad.push(format!("cycle {cycle}: the index on disk is neither A nor B: {}", got.lines().next().unwrap_or(""))),
+            Ok(got) if same_answers(&got, &want_a) || same_answers(&got, &want_b) => {}
+            Ok(got) => {
+                let saved = dir.join(format!("mismatch-{cycle}.jsonl"));
+                std::fs::write(&saved, &got)?;
+                copy_dir(&spec.data.join("knowledge"), &dir.join(format!("mismatch-{cycle}-index")))?;
+                bad.push(format!("cycle {cycle}: the index on disk is neither A nor B (answers in {})", saved.display()));
+            }
             Err(e) => bad.push(format!("cycle {cycle}: the index on disk does not open: {e}")),
         }
     }
