@@ -855,7 +855,8 @@ async fn disk_full_on(env: &Env, mount: &Path) -> Result<Row> {
     for _ in 0..8 {
         ledger.conversations.push(k.conversation().await?);
     }
-    // Fill the disk, leaving a little room so the store fills the rest itself.
+    // Fill the disk, then give 1 MiB back: the store fills the rest itself, so the burst
+    // sees writes succeed, then fail.
     let filler = mount.join("filler");
     {
         use std::io::Write;
@@ -863,14 +864,16 @@ async fn disk_full_on(env: &Env, mount: &Path) -> Result<Row> {
         let block = vec![7u8; 1 << 20];
         while f.write_all(&block).is_ok() {}
         let _ = f.sync_all();
+        let full = f.metadata()?.len();
+        f.set_len(full.saturating_sub(1 << 20))?;
     }
     let free_kib = statvfs_free_kib(mount);
-    eprintln!("disk filled; {free_kib} KiB free");
+    eprintln!("disk filled; {free_kib} KiB left for the store");
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
     let mut readyz_full = 0;
     let t = Instant::now();
     let long_text = "我的订单一直没有发货，请帮我查一下物流信息，谢谢。".repeat(20);
-    while t.elapsed() < Duration::from_secs(6) {
+    while t.elapsed() < Duration::from_secs(30) {
         let mut tasks = Vec::new();
         for (i, (id, token)) in ledger.conversations.iter().enumerate() {
             let (http, url, token, id) = (k.http.clone(), k.api(&format!("/conversations/{id}/messages")), token.clone(), id.clone());

@@ -32,10 +32,45 @@ use crate::service::Service;
 pub use error::{ApiError, ApiResult};
 pub use startup::open_service;
 
-/// JSON bodies whose rejections use the API's error shape.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON object bodies whose rejections use the API's error shape. Only an object is
+/// accepted: serde would otherwise read `["x"]` as a struct's fields in order.
 pub struct Json<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", r.body_text())
+            }
+        })?;
+        json_object(&bytes).map(Json)
+    }
+}
+
+/// Parses a body that must be one JSON object.
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the body must be a JSON object ({…})"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid JSON body: {e}")))
+}
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -60,9 +95,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
+        // Two Authorization headers are ambiguous credentials: neither is trusted.
+        let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+        let (first, second) = (values.next(), values.next());
+        let token = first
+            .filter(|_| second.is_none())
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(|t| t.trim().to_string())
