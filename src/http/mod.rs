@@ -264,6 +264,53 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// Accepts connections and serves `app` on each until `shutdown`, then lets open requests
+/// finish (for at most 10 s). Not `axum::serve`: it gives HTTP/1 no header-read timer, so a
+/// client trickling its headers (slowloris) held a connection forever. Here headers must
+/// arrive within `header_timeout`; bodies are bounded by the request timeout in [`guard`].
+async fn serve(listener: TcpListener, app: Router, header_timeout: Duration, shutdown: impl Future<Output = ()>) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    // Every connection holds a receiver: shutdown tells them to finish, then waits for all.
+    let (stop_tx, stop_rx) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            tower::ServiceExt::oneshot(app.clone(), request)
+        });
+        let builder = builder.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stop.changed() => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    drop(stop_rx);
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), stop_tx.closed()).await;
+}
+
 /// Runs the server on `listener` until `shutdown` resolves: opens the store and knowledge,
 /// watches the sources for changes, serves, then closes WebSockets and the store cleanly.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
@@ -272,13 +319,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let limits = Arc::new(limits::Limiters::new(&service.config().limits));
     let state = AppState { service: service.clone(), limits: limits.clone(), metrics: Default::default(), closing };
     let background = tokio::spawn(startup::background(service.clone(), limits));
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let header_timeout = Duration::from_millis(service.config().limits.request_timeout_ms);
+    let app = router(state);
     tracing::info!(address = %listener.local_addr()?, "kefu is serving");
     let signal = async move {
         shutdown.await;
         let _ = close_tx.send(true);
     };
-    axum::serve(listener, app).with_graceful_shutdown(signal).await?;
+    serve(listener, app, header_timeout, signal).await;
     background.abort();
     let _ = background.await;
     // Everything acknowledged is already flushed; this makes the last writes durable too.

@@ -31,6 +31,8 @@ async fn forward(socket: &mut WebSocket, event: Result<Arc<str>, broadcast::erro
 
 #[derive(Deserialize)]
 pub struct VisitorQuery {
+    /// Missing means unauthorised (401), not a malformed query (400).
+    #[serde(default)]
     token: String,
     #[serde(default)]
     after: u64,
@@ -125,6 +127,7 @@ async fn visitor_loop(
 
 #[derive(Deserialize)]
 pub struct AgentQuery {
+    #[serde(default)]
     token: String,
 }
 

@@ -164,10 +164,18 @@ async fn broken_oversized_and_nested_bodies_get_clear_errors() {
     assert_error(s, &v, 400, "nested under the limit");
 
     // 10 MB: refused quickly, with and without a Content-Length.
+    // (Raw sockets: the server answers 413 and closes before the upload ends, which an
+    // HTTP client reports as a broken pipe rather than the answer.)
     let big = vec![b'a'; 10 * 1024 * 1024];
     let t = Instant::now();
-    let (s, v) = raw(&server, "POST", &send, h(), big.clone()).await;
-    assert_error(s, &v, 413, "10 MB body");
+    let mut sized = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!("POST {send} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", big.len());
+    sized.write_all(head.as_bytes()).await.unwrap();
+    let _ = sized.write_all(&big).await;
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(3), sized.read(&mut answer)).await.ok().and_then(Result::ok).unwrap_or(0);
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("too_large"), "10 MB body: {answer}");
     assert!(t.elapsed() < Duration::from_secs(3), "10 MB took {:?}", t.elapsed());
     let mut chunked = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let head = format!("POST {send} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
