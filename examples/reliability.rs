@@ -1130,6 +1130,8 @@ impl TrafficKind {
 /// Latencies (µs) and errors per kind.
 #[derive(Default)]
 struct Stats {
+    /// Set at the end of the run: calls finishing while workers drain are not counted.
+    stopped: AtomicBool,
     latencies: Mutex<HashMap<TrafficKind, Vec<u32>>>,
     errors: Mutex<HashMap<TrafficKind, u64>>,
     codes: Mutex<BTreeMap<String, u64>>,
@@ -1137,9 +1139,15 @@ struct Stats {
 
 impl Stats {
     fn ok(&self, kind: TrafficKind, took: Duration) {
+        if self.stopped.load(Ordering::Relaxed) {
+            return;
+        }
         self.latencies.lock().unwrap().entry(kind).or_default().push(took.as_micros().min(u32::MAX as u128) as u32);
     }
     fn err(&self, kind: TrafficKind, what: String) {
+        if self.stopped.load(Ordering::Relaxed) {
+            return;
+        }
         *self.errors.lock().unwrap().entry(kind).or_default() += 1;
         *self.codes.lock().unwrap().entry(what).or_default() += 1;
     }
@@ -1207,21 +1215,27 @@ async fn ws_visitor(ctx: &Ctx, worker: usize, round: u64) -> Result<()> {
             ctx.stats.err(kind, "ws send".into());
             return Ok(());
         }
-        // Done when the ack and a bot message after it have arrived.
+        // Done when the ack and a bot message after it have arrived (in either order: the
+        // reply's event may overtake the ack).
         let (mut acked, mut answered) = (false, false);
+        let (mut my_seq, mut last_bot) = (u64::MAX, 0u64);
         while !(acked && answered) {
             match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
                 Ok(Some(Ok(WsMessage::Text(t)))) => {
                     let v: Value = serde_json::from_str(&t).unwrap_or_default();
                     match v["type"].as_str() {
-                        Some("ack") => acked = true,
-                        Some("message") if acked && v["message"]["from"]["kind"] == "bot" => answered = true,
+                        Some("ack") => {
+                            acked = true;
+                            my_seq = v["seq"].as_u64().unwrap_or(u64::MAX);
+                        }
+                        Some("message") if v["message"]["from"]["kind"] == "bot" => last_bot = last_bot.max(v["message"]["seq"].as_u64().unwrap_or(0)),
                         Some("error") => {
                             ctx.stats.err(kind, format!("ws {}", v["error"]["code"].as_str().or(v["code"].as_str()).unwrap_or("error")));
                             break;
                         }
                         _ => {}
                     }
+                    answered = acked && last_bot > my_seq;
                 }
                 Ok(Some(Ok(_))) => {}
                 _ => {
@@ -1311,10 +1325,11 @@ async fn soak(env: &Env, secs: u64, server_cpu: &str) -> Result<Row> {
         rss.push((started.elapsed().as_secs(), rss_kib(pid)));
     }
     stop.store(true, Ordering::Relaxed);
+    ctx.stats.stopped.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
     }
-    let elapsed = started.elapsed().as_secs_f64();
     let alive = k.alive() && k.ready().await.is_ok();
     let lat = ctx.stats.latencies.lock().unwrap();
     let errs = ctx.stats.errors.lock().unwrap();
