@@ -1394,7 +1394,9 @@ async fn soak(env: &Env, secs: u64, server_cpu: &str) -> Result<Row> {
         (b.1 as f64 - a.1 as f64) / 1024.0 / ((b.0 - a.0).max(1) as f64 / 60.0)
     };
     let (first_rate, last_rate) = (rate(&rss[..third.max(2)]), rate(&rss[rss.len() - third.max(2)..]));
-    let flat = last_rate <= first_rate / 4.0;
+    // The cache and working set take about a minute to fill: shorter runs are not judged.
+    let judged = secs >= 120;
+    let flat = !judged || last_rate <= first_rate / 4.0;
     let (mid_peak, end_peak) = (rss[third..2 * third].iter().map(|r| r.1).max().unwrap_or(0), rss.last().map_or(0, |r| r.1));
     eprintln!("soak {elapsed:.0} s, server on CPU {server_cpu}:");
     for l in &lines {
@@ -1422,7 +1424,7 @@ async fn soak(env: &Env, secs: u64, server_cpu: &str) -> Result<Row> {
             rss0 / 1024,
             mid_peak / 1024,
             end_peak / 1024,
-            if flat { "levelling off" } else { "STILL GROWING" }
+            if !judged { "not judged under 120 s" } else if flat { "levelling off" } else { "STILL GROWING" }
         ),
         lost: "0".into(),
         ok,
