@@ -38,6 +38,9 @@ pub struct Limits {
     pub conversation_wait_ms: u64,
     /// Agent sessions expire after this many hours.
     pub session_hours: u64,
+    /// Requests served at once; beyond this the server answers 503 `overloaded` at once
+    /// instead of queueing work it cannot finish in time.
+    pub max_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -52,6 +55,7 @@ impl Default for Limits {
             request_timeout_ms: 10_000,
             conversation_wait_ms: 5_000,
             session_hours: 12,
+            max_in_flight: 256,
         }
     }
 }
@@ -204,6 +208,9 @@ impl Config {
         let l = &self.limits;
         if l.max_message_chars == 0 || l.max_body_bytes == 0 {
             return bad("limits: max_message_chars and max_body_bytes must be above 0".into());
+        }
+        if l.max_in_flight == 0 {
+            return bad("limits: max_in_flight must be above 0".into());
         }
         if l.ip_per_second == 0 || l.conversation_per_second == 0 {
             return bad("limits: rates must be above 0 per second".into());

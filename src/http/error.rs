@@ -1,7 +1,7 @@
 //! The one error shape of the HTTP API: `{"error": {"code", "message"}}` with the right
 //! status, for service errors and for requests axum itself rejects.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -67,22 +67,6 @@ impl From<ServiceError> for ApiError {
             err.retry_after = Some(1);
         }
         err
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        match r {
-            JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the body must be JSON with Content-Type: application/json",
-            ),
-            JsonRejection::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
-            }
-            other => ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", other.body_text()),
-        }
     }
 }
 

@@ -1,16 +1,20 @@
-//! Rate limits: per client IP on every request, per conversation on visitor messages.
+//! Rate limits: per client IP on every request, per conversation on visitor messages, and a
+//! cap on requests in flight.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Limits;
 
 pub struct Limiters {
     ip: DefaultKeyedRateLimiter<IpAddr>,
     conversation: DefaultKeyedRateLimiter<String>,
+    in_flight: Arc<Semaphore>,
 }
 
 fn quota(per_second: u32, burst: u32) -> Quota {
@@ -23,6 +27,7 @@ impl Limiters {
         Limiters {
             ip: RateLimiter::keyed(quota(l.ip_per_second, l.ip_burst)),
             conversation: RateLimiter::keyed(quota(l.conversation_per_second, l.conversation_burst)),
+            in_flight: Arc::new(Semaphore::new(l.max_in_flight)),
         }
     }
 
@@ -33,6 +38,12 @@ impl Limiters {
 
     pub fn check_conversation(&self, id: &str) -> Result<(), u64> {
         self.conversation.check_key(&id.to_string()).map_err(|n| n.wait_time_from(DefaultClock::default().now()).as_secs() + 1)
+    }
+
+    /// A slot for one request, or None when `max_in_flight` are already being served. Never
+    /// waits: under overload a quick 503 lets clients back off, a queue would only grow.
+    pub fn enter(&self) -> Option<OwnedSemaphorePermit> {
+        self.in_flight.clone().try_acquire_owned().ok()
     }
 
     /// Forgets keys whose limits have fully recovered, so memory stays bounded.

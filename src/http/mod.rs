@@ -33,10 +33,45 @@ use crate::service::Service;
 pub use error::{ApiError, ApiResult};
 pub use startup::open_service;
 
-/// JSON bodies whose rejections use the API's error shape.
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON object bodies whose rejections use the API's error shape. Only an object is
+/// accepted: serde would otherwise read `["x"]` as a struct's fields in order.
 pub struct Json<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", r.body_text())
+            }
+        })?;
+        json_object(&bytes).map(Json)
+    }
+}
+
+/// Parses a body that must be one JSON object.
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the body must be a JSON object ({…})"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid JSON body: {e}")))
+}
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -61,9 +96,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
+        // Two Authorization headers are ambiguous credentials: neither is trusted.
+        let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+        let (first, second) = (values.next(), values.next());
+        let token = first
+            .filter(|_| second.is_none())
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(|t| t.trim().to_string())
@@ -152,6 +189,19 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
             return ApiError::too_many(wait, "from this address").into_response();
         }
     }
+    // Probes stay outside the cap too: an overloaded server is alive, and says so.
+    let _slot = match exempt {
+        true => None,
+        false => match state.limits.enter() {
+            Some(slot) => Some(slot),
+            None => {
+                m.responses_5xx.fetch_add(1, Ordering::Relaxed);
+                let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is at capacity; retry shortly");
+                e.retry_after = Some(1);
+                return e.into_response();
+            }
+        },
+    };
     let timeout = Duration::from_millis(state.service.config().limits.request_timeout_ms);
     let response = match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(r) => r,
@@ -171,8 +221,19 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     let status = state.service.reload_status();
-    let store_ok = state.service.store().conversation_count().is_ok();
-    let body = serde_json::json!({"ready": store_ok, "knowledge": status});
+    let store = state.service.store();
+    // Readable is not enough: a full disk fails the flush that every acknowledgement waits
+    // for, so the probe flushes too (cheap when nothing is pending).
+    let store_error = match store.conversation_count() {
+        Err(e) => Some(e.to_string()),
+        Ok(_) => match tokio::time::timeout(Duration::from_secs(2), store.durable()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("the store did not flush within 2 s".to_string()),
+        },
+    };
+    let store_ok = store_error.is_none();
+    let body = serde_json::json!({"ready": store_ok, "store_error": store_error, "knowledge": status});
     let code = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, axum::Json(body)).into_response()
 }
@@ -205,6 +266,53 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// Accepts connections and serves `app` on each until `shutdown`, then lets open requests
+/// finish (for at most 10 s). Not `axum::serve`: it gives HTTP/1 no header-read timer, so a
+/// client trickling its headers (slowloris) held a connection forever. Here headers must
+/// arrive within `header_timeout`; bodies are bounded by the request timeout in [`guard`].
+async fn serve(listener: TcpListener, app: Router, header_timeout: Duration, shutdown: impl Future<Output = ()>) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    // Every connection holds a receiver: shutdown tells them to finish, then waits for all.
+    let (stop_tx, stop_rx) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            tower::ServiceExt::oneshot(app.clone(), request)
+        });
+        let builder = builder.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stop.changed() => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    drop(stop_rx);
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), stop_tx.closed()).await;
+}
+
 /// Runs the server on `listener` until `shutdown` resolves: opens the store and knowledge,
 /// watches the sources for changes, serves, then closes WebSockets and the store cleanly.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
@@ -213,13 +321,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let limits = Arc::new(limits::Limiters::new(&service.config().limits));
     let state = AppState { service: service.clone(), limits: limits.clone(), metrics: Default::default(), closing };
     let background = tokio::spawn(startup::background(service.clone(), limits));
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let header_timeout = Duration::from_millis(service.config().limits.request_timeout_ms);
+    let app = router(state);
     tracing::info!(address = %listener.local_addr()?, "kefu is serving");
     let signal = async move {
         shutdown.await;
         let _ = close_tx.send(true);
     };
-    axum::serve(listener, app).with_graceful_shutdown(signal).await?;
+    serve(listener, app, header_timeout, signal).await;
     background.abort();
     let _ = background.await;
     // Everything acknowledged is already flushed; this makes the last writes durable too.

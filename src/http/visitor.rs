@@ -48,7 +48,7 @@ fn optional_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> ApiR
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid JSON body: {e}")))
+    super::json_object(bytes)
 }
 
 async fn start(State(s): State<AppState>, body: Bytes) -> ApiResult<impl IntoResponse> {

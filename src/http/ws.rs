@@ -31,6 +31,8 @@ async fn forward(socket: &mut WebSocket, event: Result<Arc<str>, broadcast::erro
 
 #[derive(Deserialize)]
 pub struct VisitorQuery {
+    /// Missing means unauthorised (401), not a malformed query (400).
+    #[serde(default)]
     token: String,
     #[serde(default)]
     after: u64,
@@ -71,7 +73,8 @@ pub async fn visitor(
     let upgrade = upgrade.max_message_size(s.service.config().limits.max_body_bytes).read_buffer_size(8 * 1024);
     Ok(upgrade.on_upgrade(move |socket| async move {
         s.metrics.websockets.fetch_add(1, Ordering::Relaxed);
-        visitor_loop(socket, s.clone(), id, q.token, backlog, events).await;
+        visitor_loop(socket, s.clone(), id.clone(), q.token, backlog, events).await;
+        s.service.hub().release_visitor(&id);
         s.metrics.websockets.fetch_sub(1, Ordering::Relaxed);
     }))
 }
@@ -125,6 +128,7 @@ async fn visitor_loop(
 
 #[derive(Deserialize)]
 pub struct AgentQuery {
+    #[serde(default)]
     token: String,
 }
 

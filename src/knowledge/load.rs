@@ -45,6 +45,21 @@ pub fn load(path: &Path) -> Result<Loaded, KnowledgeError> {
     problems.into_result(articles, lexicon)
 }
 
+/// Parses the text of one knowledge file, its format chosen by the extension of `file`
+/// (`.md` article, `.jsonl`/`.ndjson`, `.csv`): what [`load`] does once it has read a file,
+/// for callers that already hold the text (and for the property tests).
+pub fn parse(text: &str, file: &str) -> Result<Vec<Article>, KnowledgeError> {
+    let mut problems = Problems::default();
+    let ext = Path::new(file).extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let articles = match ext.as_str() {
+        "md" => parse_markdown(text, file, "", &mut problems).map(|a| (a, file.to_string(), 1)).into_iter().collect(),
+        "jsonl" | "ndjson" => parse_jsonl(text, file, &mut problems),
+        "csv" => parse_csv(text, file, &mut problems),
+        _ => return Err(KnowledgeError::UnknownFormat { path: file.into() }),
+    };
+    problems.into_result(articles, Lexicon::default()).map(|l| l.articles)
+}
+
 /// Problems found so far, with where each article came from for duplicate-id reports.
 #[derive(Default)]
 struct Problems {

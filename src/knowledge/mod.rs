@@ -25,7 +25,7 @@ pub use article::Article;
 pub use decide::{Action, Thresholds};
 pub use edit::add_similar;
 pub use engine::{Candidate, CandidateFeatures, Engine, Reply, RETRIEVE_LIMIT};
-pub use load::{load, Loaded};
+pub use load::{load, parse, Loaded};
 pub use model::Ranker;
 pub use store::{DataDir, ImportReport, Progress, Quiet};
 

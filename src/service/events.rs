@@ -67,6 +67,16 @@ impl Hub {
         map.entry(conversation.to_string()).or_insert_with(|| broadcast::channel(BACKLOG).0).subscribe()
     }
 
+    /// Forgets a conversation's channel once its last socket has gone. Without this a
+    /// channel (and its preallocated backlog, ~12 KiB) outlived every WebSocket visitor who
+    /// left quietly: RSS grew ~19 MiB a minute in the soak (docs/reliability.md).
+    pub fn release_visitor(&self, conversation: &str) {
+        let mut map = self.visitors.lock().expect("hub lock poisoned");
+        if map.get(conversation).is_some_and(|tx| tx.receiver_count() == 0) {
+            map.remove(conversation);
+        }
+    }
+
     pub fn subscribe_agents(&self) -> broadcast::Receiver<Arc<str>> {
         self.agents.subscribe()
     }

@@ -1,0 +1,132 @@
+//! Every route of the router, with who may call it. A route added to the router but not to
+//! [`ROUTES`] fails `every_route_is_classified`: new routes (pages, WeChat callbacks) must say
+//! who may call them, and the token checks below then cover them.
+
+use std::path::Path;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (probes, starting a conversation, logging in).
+    Public,
+    /// The conversation's visitor token.
+    Visitor,
+    /// An agent's session token.
+    Agent,
+    /// The admin token.
+    Admin,
+}
+
+/// (method, path as written in the router, access). `{id}` stands for a conversation id.
+/// Add new routes here; `GET …/ws` routes are WebSockets (token in the query string).
+pub const ROUTES: &[(&str, &str, Access)] = &[
+    ("GET", "/healthz", Access::Public),
+    ("GET", "/readyz", Access::Public),
+    ("GET", "/metrics", Access::Public),
+    ("POST", "/conversations", Access::Public),
+    ("GET", "/conversations/{id}", Access::Visitor),
+    ("GET", "/conversations/{id}/messages", Access::Visitor),
+    ("POST", "/conversations/{id}/messages", Access::Visitor),
+    ("POST", "/conversations/{id}/handoff", Access::Visitor),
+    ("POST", "/conversations/{id}/rating", Access::Visitor),
+    ("POST", "/conversations/{id}/feedback", Access::Visitor),
+    ("POST", "/conversations/{id}/ticket", Access::Visitor),
+    ("GET", "/conversations/{id}/ws", Access::Visitor),
+    ("POST", "/agent/login", Access::Public),
+    ("POST", "/agent/logout", Access::Agent),
+    ("GET", "/agent/me", Access::Agent),
+    ("POST", "/agent/status", Access::Agent),
+    ("GET", "/agent/queue", Access::Agent),
+    ("GET", "/agent/conversations", Access::Agent),
+    ("GET", "/agent/agents", Access::Agent),
+    ("GET", "/agent/conversations/{id}", Access::Agent),
+    ("POST", "/agent/conversations/{id}/claim", Access::Agent),
+    ("POST", "/agent/conversations/{id}/messages", Access::Agent),
+    ("POST", "/agent/conversations/{id}/notes", Access::Agent),
+    ("POST", "/agent/conversations/{id}/resolve", Access::Agent),
+    ("POST", "/agent/conversations/{id}/transfer", Access::Agent),
+    ("POST", "/agent/conversations/{id}/return", Access::Agent),
+    ("GET", "/agent/ws", Access::Agent),
+    ("POST", "/admin/reload", Access::Admin),
+    ("GET", "/admin/stats", Access::Admin),
+    ("GET", "/admin/unanswered", Access::Admin),
+    ("POST", "/admin/similar", Access::Admin),
+    ("GET", "/admin/agents", Access::Admin),
+    ("POST", "/admin/agents", Access::Admin),
+    ("GET", "/admin/tickets", Access::Admin),
+];
+
+/// A body the route would accept, so that a refusal can only be about the token. Routes not
+/// listed take `{}`; a new route with required fields adds its body here.
+pub fn valid_body(method: &str, path: &str) -> serde_json::Value {
+    use serde_json::json;
+    match (method, path) {
+        ("POST", "/conversations/{id}/messages" | "/agent/conversations/{id}/messages" | "/agent/conversations/{id}/notes") => json!({"text": "怎么退货"}),
+        ("POST", "/conversations/{id}/rating") => json!({"score": 5}),
+        ("POST", "/conversations/{id}/feedback") => json!({"seq": 2, "helpful": true}),
+        ("POST", "/conversations/{id}/ticket") => json!({"contact": "13800138000", "message": "请回电"}),
+        ("POST", "/agent/status") => json!({"status": "online"}),
+        ("POST", "/agent/conversations/{id}/transfer") => json!({"to": "a1"}),
+        ("POST", "/admin/similar") => json!({"article": "how-to-return", "question": "咋退货"}),
+        ("POST", "/admin/agents") => json!({"id": "intruder", "name": "x", "password": "intruder-password"}),
+        _ => json!({}),
+    }
+}
+
+/// The URL path of a route: probes sit at the root, the rest under `/api/v1`.
+pub fn url_path(path: &str, id: &str) -> String {
+    let p = path.replace("{id}", id);
+    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        p
+    } else {
+        format!("/api/v1{p}")
+    }
+}
+
+/// Every `.route("PATH", get(…).post(…))` in the sources, as (method, path).
+pub fn routes_in_source(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(routes_in_source(&path));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        // One route per line, as the router is written: `.route("/x", get(a).post(b))`.
+        for line in text.lines().filter(|l| l.trim_start().starts_with(".route(")) {
+            let rest = line.trim_start().trim_start_matches(".route(");
+            let Some(route) = rest.strip_prefix('"').and_then(|r| r.split('"').next()) else { continue };
+            let handlers = &rest[route.len() + 2..];
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let called = handlers.match_indices(&format!("{method}(")).any(|(i, _)| {
+                    let before = handlers[..i].chars().next_back();
+                    before.is_none_or(|c| !c.is_alphanumeric() && c != '_')
+                });
+                if called {
+                    out.push((method.to_uppercase(), route.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_route_is_classified() {
+    let found = routes_in_source(&super::harness::repo().join("src"));
+    assert!(found.len() >= ROUTES.len() - 2, "the scan found only {found:?}");
+    let mut missing = Vec::new();
+    for (method, path) in &found {
+        if !ROUTES.iter().any(|(m, p, _)| m == method && p == path) {
+            missing.push(format!("{method} {path}"));
+        }
+    }
+    assert!(missing.is_empty(), "routes in the router but not in tests/hostile/routes.rs ROUTES (say who may call them): {missing:?}");
+    for (m, p, _) in ROUTES {
+        assert!(found.iter().any(|(fm, fp)| fm == m && fp == p), "{m} {p} is in ROUTES but no longer in the router");
+    }
+}

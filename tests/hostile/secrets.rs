@@ -1,0 +1,110 @@
+//! Secrets never reach the logs: a real `kefu serve` at debug level (every crate), driven
+//! through logins, admin calls, signed identities and WebSockets with tokens in the URL.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+const ADMIN: &str = "secret-admin-token-5f2b9c7e1d";
+const IDENTITY_SECRET: &str = "secret-identity-key-8a1c3e5f7b";
+const PASSWORD: &str = "secret-agent-password-3d6f9a";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_appear_in_debug_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = super::harness::repo();
+    let config = dir.path().join("kefu.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata = {:?}\nknowledge = {:?}\nintents = {:?}\nwatch_interval_ms = 0\npassword_rounds = 1000\n\
+             admin_token_sha256 = {:?}\nidentity_secret = {IDENTITY_SECRET:?}\n",
+            dir.path().join("data"),
+            repo.join("knowledge"),
+            repo.join("intents"),
+            kefu::auth::token_hash(ADMIN),
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("KEFU_LOG", "trace")
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let base = format!("http://{addr}/api/v1");
+    let http = reqwest::Client::new();
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut r = http.post(format!("{base}{path}")).json(&body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+
+    // The admin creates an agent with a password; the agent logs in (and fails once).
+    let r = post("/admin/agents", Some(ADMIN), json!({"id": "a1", "name": "小王", "password": PASSWORD, "skills": ["*"]})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = post("/agent/login", None, json!({"id": "a1", "password": format!("{PASSWORD}-wrong")})).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = post("/agent/login", None, json!({"id": "a1", "password": PASSWORD})).await.unwrap().json().await.unwrap();
+    let agent_token = v["token"].as_str().unwrap().to_string();
+    post("/agent/status", Some(&agent_token), json!({"status": "online"})).await.unwrap();
+
+    // A signed customer starts a conversation, chats and asks for a human over a WebSocket.
+    let mut mac = Hmac::<Sha256>::new_from_slice(IDENTITY_SECRET.as_bytes()).unwrap();
+    mac.update(b"customer-42");
+    let signature = hex::encode(mac.finalize().into_bytes());
+    let v: Value = post("/conversations", None, json!({"user_id": "customer-42", "signature": signature})).await.unwrap().json().await.unwrap();
+    let (id, visitor_token) = (v["id"].as_str().unwrap().to_string(), v["token"].as_str().unwrap().to_string());
+    let bad = post("/conversations", None, json!({"user_id": "customer-42", "signature": "00".repeat(32)})).await.unwrap();
+    assert_eq!(bad.status(), 403);
+    post(&format!("/conversations/{id}/messages"), Some(&visitor_token), json!({"text": "怎么退货"})).await.unwrap();
+    let ws = format!("ws://{addr}/api/v1/conversations/{id}/ws?token={visitor_token}");
+    let (mut visitor_ws, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
+    let (mut agent_ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/agent/ws?token={agent_token}")).await.unwrap();
+    use futures_util::SinkExt;
+    visitor_ws.send(tokio_tungstenite::tungstenite::Message::Text(json!({"type": "message", "text": "转人工"}).to_string().into())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    post(&format!("/agent/conversations/{id}/claim"), Some(&agent_token), json!({})).await.unwrap();
+    // Wrong tokens of every kind are logged as refusals, never echoed.
+    http.get(format!("{base}/admin/stats")).bearer_auth(format!("{ADMIN}-tampered")).send().await.unwrap();
+    http.get(format!("{base}/agent/me")).bearer_auth(format!("{agent_token}x")).send().await.unwrap();
+    let _ = visitor_ws.close(None).await;
+    let _ = agent_ws.close(None).await;
+    post("/admin/reload", Some(ADMIN), json!({})).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // SIGTERM: a graceful stop, so everything logged is flushed.
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let _ = child.wait();
+    let log = log.join().unwrap();
+    assert!(log.lines().count() > 20, "the debug log is nearly empty; the check would prove nothing:\n{log}");
+    for (name, secret) in [
+        ("admin token", ADMIN),
+        ("identity secret", IDENTITY_SECRET),
+        ("agent password", PASSWORD),
+        ("agent token", agent_token.as_str()),
+        ("visitor token", visitor_token.as_str()),
+        ("identity signature", signature.as_str()),
+    ] {
+        if let Some(line) = log.lines().find(|l| l.contains(secret)) {
+            panic!("the {name} appears in the log: {line}");
+        }
+    }
+}
