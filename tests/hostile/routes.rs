@@ -46,6 +46,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/agent/conversations/{id}/resolve", Access::Agent),
     ("POST", "/agent/conversations/{id}/transfer", Access::Agent),
     ("POST", "/agent/conversations/{id}/return", Access::Agent),
+    ("GET", "/agent/canned", Access::Agent),
+    ("GET", "/agent/articles", Access::Agent),
     ("GET", "/agent/ws", Access::Agent),
     ("POST", "/admin/reload", Access::Admin),
     ("GET", "/admin/stats", Access::Admin),
@@ -54,7 +56,20 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/admin/agents", Access::Admin),
     ("POST", "/admin/agents", Access::Admin),
     ("GET", "/admin/tickets", Access::Admin),
+    ("GET", "/admin/articles", Access::Admin),
+    // The pages: static files, public by design (the console pages log in through the API).
+    ("GET", "/", Access::Public),
+    ("GET", "/demo", Access::Public),
+    ("GET", "/widget.js", Access::Public),
+    ("GET", "/agent", Access::Public),
+    ("GET", "/admin", Access::Public),
+    ("GET", "/favicon.svg", Access::Public),
+    ("GET", "/assets/{file}", Access::Public),
 ];
+
+/// Routes served at the root rather than under `/api/v1`.
+const ROOT_ROUTES: &[&str] =
+    &["/healthz", "/readyz", "/metrics", "/", "/demo", "/widget.js", "/agent", "/admin", "/favicon.svg", "/assets/{file}"];
 
 /// A body the route would accept, so that a refusal can only be about the token. Routes not
 /// listed take `{}`; a new route with required fields adds its body here.
@@ -76,7 +91,7 @@ pub fn valid_body(method: &str, path: &str) -> serde_json::Value {
 /// The URL path of a route: probes sit at the root, the rest under `/api/v1`.
 pub fn url_path(path: &str, id: &str) -> String {
     let p = path.replace("{id}", id);
-    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+    if ROOT_ROUTES.contains(&path) {
         p
     } else {
         format!("/api/v1{p}")
