@@ -1,5 +1,5 @@
 //! The HTTP edge: the `/api/v1` JSON API for visitors, agents and admins, their WebSockets,
-//! `/healthz`, `/readyz` and `/metrics`, with limits (body size, rate, time) applied before
+//! WeChat's `/wechat/{app}`, `/healthz`, `/readyz` and `/metrics`, with limits (body size, rate, time) applied before
 //! anything reaches the service. [`run`] is the whole server, testable on any listener.
 
 mod admin;
@@ -8,6 +8,7 @@ mod error;
 mod limits;
 mod startup;
 mod visitor;
+mod wechat;
 mod ws;
 
 use std::future::Future;
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::channels::wechat::WeChat;
 use crate::config::Config;
 use crate::service::Service;
 pub use error::{ApiError, ApiResult};
@@ -95,6 +97,7 @@ pub struct AppState {
     pub service: Arc<Service>,
     pub limits: Arc<limits::Limiters>,
     pub metrics: Arc<Metrics>,
+    pub wechat: Arc<WeChat>,
     /// Flips to true at shutdown so WebSockets close and graceful shutdown can finish.
     pub closing: watch::Receiver<bool>,
 }
@@ -109,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found_route() });
     let mut app = Router::new()
         .nest("/api/v1", api)
+        .merge(wechat::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -141,8 +145,9 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         .map(|c| c.0.ip())
         .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
     let path = request.uri().path();
-    // Probes and metrics are exempt: a flood must not make the server look dead.
-    let exempt = matches!(path, "/healthz" | "/readyz" | "/metrics");
+    // Probes and metrics are exempt: a flood must not make the server look dead. So is
+    // WeChat: its servers push every user's messages from a few shared addresses.
+    let exempt = matches!(path, "/healthz" | "/readyz" | "/metrics") || path.starts_with("/wechat/");
     if !exempt {
         if let Err(wait) = state.limits.check_ip(ip) {
             m.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -209,8 +214,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let service = Arc::new(open_service(config).await?);
     let (close_tx, closing) = watch::channel(false);
     let limits = Arc::new(limits::Limiters::new(&service.config().limits));
-    let state = AppState { service: service.clone(), limits: limits.clone(), metrics: Default::default(), closing };
+    let wechat = Arc::new(WeChat::open(service.clone())?);
+    let state = AppState { service: service.clone(), limits: limits.clone(), metrics: Default::default(), wechat: wechat.clone(), closing };
     let background = tokio::spawn(startup::background(service.clone(), limits));
+    let wechat_tasks = (!wechat.is_empty()).then(|| {
+        let relay = tokio::spawn(wechat.clone().relay(service.hub().tap()));
+        let sender = tokio::spawn(wechat.clone().send_loop());
+        (relay, sender)
+    });
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(address = %listener.local_addr()?, "kefu is serving");
     let signal = async move {
@@ -220,6 +231,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     axum::serve(listener, app).with_graceful_shutdown(signal).await?;
     background.abort();
     let _ = background.await;
+    if let Some((relay, sender)) = wechat_tasks {
+        relay.abort();
+        sender.abort();
+        let _ = (relay.await, sender.await);
+    }
     // Everything acknowledged is already flushed; this makes the last writes durable too.
     service.store().durable().await?;
     tracing::info!("kefu stopped");
