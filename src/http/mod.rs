@@ -236,6 +236,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         sender.abort();
         let _ = (relay.await, sender.await);
     }
+    wechat.finish().await;
     // Everything acknowledged is already flushed; this makes the last writes durable too.
     service.store().durable().await?;
     tracing::info!("kefu stopped");

@@ -58,7 +58,8 @@ pub struct WeChatApp {
     #[serde(default = "default_api_base")]
     pub api_base: String,
     /// How long a push may wait for the answer before `success` is returned and the answer
-    /// goes out later through the message API. WeChat gives up after 5 s.
+    /// goes out later through the message API. WeChat gives up after 5 s. 0: every answer
+    /// goes through the API.
     #[serde(default = "default_budget")]
     pub reply_budget_ms: u64,
     /// Requests whose timestamp is further than this from now are refused (replays).

@@ -107,6 +107,7 @@ pub struct WeChat {
     store: WxStore,
     flights: Mutex<HashMap<String, Arc<Flight>>>,
     wake: Notify,
+    tasks: Mutex<tokio::task::JoinSet<()>>,
 }
 
 /// How long a failed API send waits before the next attempt, at most.
@@ -132,7 +133,7 @@ impl WeChat {
             })
             .collect();
         let store = WxStore::open(&config.data.join("wechat"))?;
-        Ok(WeChat { service, apps, store, flights: Mutex::new(HashMap::new()), wake: Notify::new() })
+        Ok(WeChat { service, apps, store, flights: Mutex::new(HashMap::new()), wake: Notify::new(), tasks: Default::default() })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -304,13 +305,19 @@ impl WeChat {
             if let Some(r) = &st.reply {
                 return Ok(r.clone());
             }
-            st.waiters += 1;
+            // A budget of 0: nobody waits, every answer goes through the API.
+            if app.config.reply_budget_ms > 0 {
+                st.waiters += 1;
+            }
             flight.done.subscribe()
         };
         if fresh {
             let (this, m, flight) = (self.clone(), m.clone(), flight.clone());
             let app_name = name.clone();
-            tokio::spawn(async move { this.process(&app_name, &m, &flight, flight_key).await });
+            self.spawn(async move { this.process(&app_name, &m, &flight, flight_key).await });
+        }
+        if app.config.reply_budget_ms == 0 {
+            return Ok(Reply::Nothing);
         }
         let budget = Duration::from_millis(app.config.reply_budget_ms);
         let _ = tokio::time::timeout(budget, done.wait_for(|d| *d)).await;
@@ -320,6 +327,19 @@ impl WeChat {
             (Some(r), false) => r.clone(),
             _ => Reply::Nothing,
         })
+    }
+
+    /// Runs a task that must finish before the server stops (it holds the stores).
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    /// Waits for the answers still being worked out (at shutdown).
+    pub async fn finish(&self) {
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock poisoned"));
+        while tasks.join_next().await.is_some() {}
     }
 
     /// Answers one text message (once, whatever the retries) and settles how the answer goes
