@@ -385,12 +385,17 @@ impl Service {
         if user_key.is_empty() || user_key.len() > 200 {
             return Err(ServiceError::BadRequest("a channel user key is 1 to 200 bytes".into()));
         }
+        let open = |key: &str| -> Result<Option<String>> {
+            let Some(existing) = self.store.conversation_of_user(key)? else { return Ok(None) };
+            Ok(self.store.conversation(&existing)?.filter(|c| c.state != State::Closed).map(|c| c.id))
+        };
+        if let Some(id) = open(user_key)? {
+            return Ok(id);
+        }
         // One user's first messages can arrive together: one of them starts the conversation.
         let _one = self.opening.lock().await;
-        if let Some(existing) = self.store.conversation_of_user(user_key)? {
-            if self.store.conversation(&existing)?.is_some_and(|c| c.state != State::Closed) {
-                return Ok(existing);
-            }
+        if let Some(id) = open(user_key)? {
+            return Ok(id);
         }
         let now = now_ms();
         let id = auth::new_id();
