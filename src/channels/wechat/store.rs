@@ -215,3 +215,42 @@ impl WxStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_window_outbox_and_deliveries_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 1_800_000_000_000;
+        {
+            let s = WxStore::open(dir.path()).unwrap();
+            let u = s.user_wrote("mp", "oA", "conv1", now).unwrap();
+            assert!(u.may_send(now));
+            for _ in 0..QUOTA {
+                s.count_sent("mp", "oA").unwrap();
+            }
+            assert!(!s.user("mp", "oA").unwrap().unwrap().may_send(now), "five sent: the quota is used up");
+            // The window opens anew when the user writes, and closes 48 hours after.
+            let u = s.user_wrote("mp", "oA", "conv1", now + 1).unwrap();
+            assert!(u.may_send(now + 1) && !u.may_send(now + 1 + WINDOW_MS));
+            s.close_window("mp", "oA").unwrap();
+            assert!(!s.user("mp", "oA").unwrap().unwrap().may_send(now + 2));
+            assert_eq!(s.target("conv1").unwrap(), Some(("mp".into(), "oA".into())));
+            for text in ["一", "二", "三"] {
+                s.hold(&Outgoing { app: "mp".into(), openid: "oA".into(), text: text.into(), attempts: 0, next_ms: 0 }).unwrap();
+            }
+            s.set_answer("mp", "123", Answer::Passive(Reply::Text("答".into())), now).unwrap();
+            s.set_answer("mp", "old", Answer::Later, now - 2 * DELIVERY_KEEP_MS).unwrap();
+            assert_eq!(s.prune(now).unwrap(), 1);
+            s.db.flush().unwrap();
+        }
+        // Everything survives a restart, the outbox in order.
+        let s = WxStore::open(dir.path()).unwrap();
+        let texts: Vec<String> = s.outbox().unwrap().into_iter().map(|(_, o)| o.text).collect();
+        assert_eq!(texts, ["一", "二", "三"]);
+        assert_eq!(s.answer("mp", "123").unwrap(), Some(Answer::Passive(Reply::Text("答".into()))));
+        assert_eq!(s.answer("mp", "old").unwrap(), None);
+    }
+}
