@@ -120,18 +120,15 @@ const ONLY_TEXT: &str = "抱歉，我目前只能看懂文字消息，请用文�
 
 impl WeChat {
     /// The channel for the configured apps, with its store in `DATA/wechat`.
-    pub fn open(service: Arc<Service>) -> Result<WeChat, store::StoreError> {
+    pub fn open(service: Arc<Service>) -> Result<WeChat, WeChatError> {
         let config = service.config();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("the HTTP client builds");
-        let apps = config
-            .wechat
-            .iter()
-            .map(|a| {
-                let cipher = a.encoding_aes_key.as_deref().map(|k| Cipher::new(k, &a.appid).expect("validated with the config"));
-                let api = api::Client::new(http.clone(), &a.api_base, &a.appid, &a.secret);
-                (a.name.clone(), App { config: a.clone(), cipher, api })
-            })
-            .collect();
+        let mut apps = HashMap::new();
+        for a in &config.wechat {
+            let cipher = a.encoding_aes_key.as_deref().map(|k| Cipher::new(k, &a.appid)).transpose()?;
+            let api = api::Client::new(http.clone(), &a.api_base, &a.appid, &a.secret);
+            apps.insert(a.name.clone(), App { config: a.clone(), cipher, api });
+        }
         let store = WxStore::open(&config.data.join("wechat"))?;
         Ok(WeChat { service, apps, store, flights: Mutex::new(HashMap::new()), wake: Notify::new(), tasks: Default::default() })
     }
