@@ -117,4 +117,9 @@ pub trait Store: Send + Sync + 'static {
     /// Resolves once everything committed before the call is on disk. Concurrent callers
     /// share one flush.
     fn durable(&self) -> Durable;
+    /// A keyspace of its own, in the same database, for a channel's records (WeChat's
+    /// deliveries, users and outbox). The same database, because sled's concurrency control
+    /// is process-wide: a second sled database beside this one deadlocked under load (one's
+    /// transactions against the other's flushes).
+    fn keyspace(&self, name: &str) -> Result<sled::Tree, StoreError>;
 }

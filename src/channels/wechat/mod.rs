@@ -129,7 +129,7 @@ impl WeChat {
             let api = api::Client::new(http.clone(), &a.api_base, &a.appid, &a.secret);
             apps.insert(a.name.clone(), App { config: a.clone(), cipher, api });
         }
-        let store = WxStore::open(&config.data.join("wechat"))?;
+        let store = WxStore::open(service.store())?;
         Ok(WeChat { service, apps, store, flights: Mutex::new(HashMap::new()), wake: Notify::new(), tasks: Default::default() })
     }
 
@@ -356,7 +356,8 @@ impl WeChat {
             tracing::info!(app = %app_name, "the answer missed the reply budget; it goes through the message API");
             self.store.set_answer(app_name, &key, Answer::Later, now_ms()).and_then(|_| {
                 for text in texts {
-                    self.store.hold(&Outgoing { app: app_name.into(), openid: m.from.clone(), text, attempts: 0, next_ms: 0 })?;
+                    let seq = self.service.store().next_id()?;
+                    self.store.hold(seq, &Outgoing { app: app_name.into(), openid: m.from.clone(), text, attempts: 0, next_ms: 0 })?;
                 }
                 Ok(())
             })
@@ -445,7 +446,14 @@ impl WeChat {
                 }
             };
             let (app, openid) = target;
-            let held = self.store.hold(&Outgoing { app, openid, text: message.text, attempts: 0, next_ms: 0 });
+            let seq = match self.service.store().next_id() {
+                Ok(seq) => seq,
+                Err(e) => {
+                    tracing::error!(error = %e, "an agent's message could not be queued for WeChat");
+                    continue;
+                }
+            };
+            let held = self.store.hold(seq, &Outgoing { app, openid, text: message.text, attempts: 0, next_ms: 0 });
             match held {
                 Ok(()) => {
                     if let Err(e) = self.store.durable().await {

@@ -1,8 +1,6 @@
-//! What the WeChat channel remembers, in its own sled database beside the service's: how
-//! each delivery (MsgId) was answered, each user's conversation and message window, and the
-//! outbox of messages waiting to go out through the message API.
-
-use std::path::Path;
+//! What the WeChat channel remembers, in its own keyspaces of the service's store: how each
+//! delivery (MsgId) was answered, each user's conversation and message window, and the outbox
+//! of messages waiting to go out through the message API.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +19,8 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("a WeChat store record is unreadable: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// How one delivery was answered, so that WeChat's retries get the same and nothing twice.
@@ -77,7 +77,6 @@ pub struct Outgoing {
 }
 
 pub struct WxStore {
-    db: sled::Db,
     deliveries: sled::Tree,
     users: sled::Tree,
     targets: sled::Tree,
@@ -97,20 +96,20 @@ fn write<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 impl WxStore {
-    pub fn open(dir: &Path) -> Result<WxStore, StoreError> {
-        let db = sled::open(dir)?;
+    pub fn open(store: &dyn crate::store::Store) -> Result<WxStore, StoreError> {
+        let tree = |name: &str| store.keyspace(name);
         Ok(WxStore {
-            deliveries: db.open_tree("deliveries")?,
-            users: db.open_tree("users")?,
-            targets: db.open_tree("targets")?,
-            outbox: db.open_tree("outbox")?,
-            db,
+            deliveries: tree("wechat-deliveries")?,
+            users: tree("wechat-users")?,
+            targets: tree("wechat-targets")?,
+            outbox: tree("wechat-outbox")?,
         })
     }
 
-    /// Resolves once everything written before is on disk.
+    /// Resolves once everything written before is on disk (a tree's flush is the whole
+    /// database's).
     pub async fn durable(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        self.outbox.flush_async().await?;
         Ok(())
     }
 
@@ -192,9 +191,8 @@ impl WxStore {
         Ok(Some((app.to_string(), openid.to_string())))
     }
 
-    /// Queues a message for the API, in order per user.
-    pub fn hold(&self, message: &Outgoing) -> Result<(), StoreError> {
-        let seq = self.db.generate_id()?;
+    /// Queues a message for the API, in order per user (`seq`: a fresh id of the store).
+    pub fn hold(&self, seq: u64, message: &Outgoing) -> Result<(), StoreError> {
         let mut k = key(&[&message.app, &message.openid]);
         k.push(0);
         k.extend_from_slice(&seq.to_be_bytes());
@@ -225,7 +223,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = 1_800_000_000_000;
         {
-            let s = WxStore::open(dir.path()).unwrap();
+            let store = crate::store::SledStore::open(dir.path()).unwrap();
+            let s = WxStore::open(&store).unwrap();
             let u = s.user_wrote("mp", "oA", "conv1", now).unwrap();
             assert!(u.may_send(now));
             for _ in 0..QUOTA {
@@ -238,16 +237,17 @@ mod tests {
             s.close_window("mp", "oA").unwrap();
             assert!(!s.user("mp", "oA").unwrap().unwrap().may_send(now + 2));
             assert_eq!(s.target("conv1").unwrap(), Some(("mp".into(), "oA".into())));
-            for text in ["一", "二", "三"] {
-                s.hold(&Outgoing { app: "mp".into(), openid: "oA".into(), text: text.into(), attempts: 0, next_ms: 0 }).unwrap();
+            for (seq, text) in [(7, "一"), (8, "二"), (9, "三")] {
+                s.hold(seq, &Outgoing { app: "mp".into(), openid: "oA".into(), text: text.into(), attempts: 0, next_ms: 0 }).unwrap();
             }
             s.set_answer("mp", "123", Answer::Passive(Reply::Text("答".into())), now).unwrap();
             s.set_answer("mp", "old", Answer::Later, now - 2 * DELIVERY_KEEP_MS).unwrap();
             assert_eq!(s.prune(now).unwrap(), 1);
-            s.db.flush().unwrap();
+            s.outbox.flush().unwrap();
         }
         // Everything survives a restart, the outbox in order.
-        let s = WxStore::open(dir.path()).unwrap();
+        let store = crate::store::SledStore::open(dir.path()).unwrap();
+        let s = WxStore::open(&store).unwrap();
         let texts: Vec<String> = s.outbox().unwrap().into_iter().map(|(_, o)| o.text).collect();
         assert_eq!(texts, ["一", "二", "三"]);
         assert_eq!(s.answer("mp", "123").unwrap(), Some(Answer::Passive(Reply::Text("答".into()))));
