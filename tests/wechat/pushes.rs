@@ -429,3 +429,27 @@ async fn one_unionid_is_one_conversation_across_apps() {
     let linked = convs.iter().find(|c| c.0.visitor.user_id.as_deref() == Some("wechat-union:union-42")).unwrap();
     assert_eq!(visitor_texts(&linked.1), vec!["怎么开发票", "退货运费谁出？"]);
 }
+
+#[tokio::test]
+async fn many_users_at_once_are_all_answered() {
+    let (_dir, server, api) = start().await;
+    let questions = ["怎么申请退货", "退款一般几天到账", "发票在哪里开", "运费怎么算的", "忘记登录密码了"];
+    let pushes = (0..40).map(|i| {
+        let (server, q) = (&server, questions[i % questions.len()]);
+        async move {
+            let app = if i % 4 == 0 { "slow" } else { "mp" };
+            (app, push(server, app, &text_xml(&format!("oCrowd{i}"), 20_000 + i as u64, q)).await)
+        }
+    });
+    let replies = futures_util::future::join_all(pushes).await;
+    for (app, r) in &replies {
+        assert_eq!(r.status, 200, "{}", r.body);
+        if *app == "mp" {
+            assert!(r.field("Content").is_some_and(|c| !c.is_empty()), "{}", r.body);
+        }
+    }
+    for i in (0..40).step_by(4) {
+        api.wait_texts(&format!("oCrowd{i}"), 1).await;
+    }
+    server.stop().await;
+}

@@ -326,6 +326,13 @@ impl WeChat {
         })
     }
 
+    /// Waits until everything written is on disk, through the service store's one flusher:
+    /// sled's flushes hold its process-wide concurrency lock, and flushes of our own beside
+    /// the service's transactions deadlocked the server under load.
+    async fn durable(&self) -> Result<(), store::StoreError> {
+        Ok(self.service.store().durable().await?)
+    }
+
     /// Runs a task that must finish before the server stops (it holds the stores).
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
@@ -366,7 +373,7 @@ impl WeChat {
         };
         match result {
             Ok(()) => {
-                if let Err(e) = self.store.durable().await {
+                if let Err(e) = self.durable().await {
                     tracing::error!(error = %e, "the WeChat store could not flush");
                 }
             }
@@ -456,7 +463,7 @@ impl WeChat {
             let held = self.store.hold(seq, &Outgoing { app, openid, text: message.text, attempts: 0, next_ms: 0 });
             match held {
                 Ok(()) => {
-                    if let Err(e) = self.store.durable().await {
+                    if let Err(e) = self.durable().await {
                         tracing::error!(error = %e, "the WeChat outbox could not flush");
                     }
                     self.wake.notify_one();
@@ -492,7 +499,11 @@ impl WeChat {
     pub async fn send_outbox(&self) -> Result<(), store::StoreError> {
         let now = now_ms();
         let mut blocked: HashSet<(String, String)> = HashSet::new();
-        for (key, mut out) in self.store.outbox()? {
+        let outbox = self.store.outbox()?;
+        if outbox.is_empty() {
+            return Ok(());
+        }
+        for (key, mut out) in outbox {
             let who = (out.app.clone(), out.openid.clone());
             if blocked.contains(&who) {
                 continue;
@@ -531,7 +542,7 @@ impl WeChat {
                 }
             }
         }
-        self.store.durable().await
+        self.durable().await
     }
 }
 

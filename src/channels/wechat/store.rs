@@ -106,13 +106,6 @@ impl WxStore {
         })
     }
 
-    /// Resolves once everything written before is on disk (a tree's flush is the whole
-    /// database's).
-    pub async fn durable(&self) -> Result<(), StoreError> {
-        self.outbox.flush_async().await?;
-        Ok(())
-    }
-
     pub fn answer(&self, app: &str, delivery: &str) -> Result<Option<Answer>, StoreError> {
         self.deliveries.get(key(&[app, delivery]))?.map(|v| read::<Delivery>(&v).map(|d| d.answer)).transpose()
     }
