@@ -118,8 +118,9 @@ pub trait Store: Send + Sync + 'static {
     /// share one flush.
     fn durable(&self) -> Durable;
     /// A keyspace of its own, in the same database, for a channel's records (WeChat's
-    /// deliveries, users and outbox). The same database, because sled's concurrency control
-    /// is process-wide: a second sled database beside this one deadlocked under load (one's
-    /// transactions against the other's flushes).
+    /// deliveries, users and outbox), so that [`Store::durable`] covers them too. Channels
+    /// must not flush sled themselves: a sled flush holds its process-wide concurrency lock
+    /// while it waits, and extra flushes beside the service's transactions deadlocked the
+    /// server under load.
     fn keyspace(&self, name: &str) -> Result<sled::Tree, StoreError>;
 }
