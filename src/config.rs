@@ -91,6 +91,8 @@ pub struct Config {
     pub limits: Limits,
     pub dialogue: Rules,
     pub hours: BusinessHours,
+    /// WeChat apps (公众号, 小程序), each a `[[wechat]]` table served at `/wechat/{name}`.
+    pub wechat: Vec<crate::channels::wechat::WeChatApp>,
 }
 
 impl Default for Config {
@@ -111,6 +113,7 @@ impl Default for Config {
             limits: Limits::default(),
             dialogue: Rules::default(),
             hours: BusinessHours::default(),
+            wechat: vec![],
         }
     }
 }
@@ -215,6 +218,13 @@ impl Config {
         if l.ip_per_second == 0 || l.conversation_per_second == 0 {
             return bad("limits: rates must be above 0 per second".into());
         }
+        let mut names = std::collections::HashSet::new();
+        for app in &self.wechat {
+            app.validate().map_err(ConfigError::Invalid)?;
+            if !names.insert(&app.name) {
+                return bad(format!("wechat app {:?}: name is used twice", app.name));
+            }
+        }
         if !(0.0..=1.0).contains(&self.dialogue.confidence_floor) {
             return bad(format!("dialogue.confidence_floor {} is not between 0 and 1", self.dialogue.confidence_floor));
         }
@@ -260,5 +270,22 @@ mod tests {
         assert_eq!(e.to_string(), "environment variable KEFU_ASSIGNMENT: \"random\" is not claim or auto");
         let c = Config { admin_token_sha256: Some("abc".into()), ..Config::default() };
         assert!(c.validate().unwrap_err().to_string().contains("64 hex digits"));
+    }
+
+    #[test]
+    fn wechat_apps_are_read_and_checked() {
+        let text = "[[wechat]]\nname = \"mp\"\ntoken = \"AAAAA\"\nappid = \"wx1\"\nsecret = \"s\"\nmode = \"safe\"\nencoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\nhandoff = \"wechat_kf\"\nkf_account = \"kf1@gh\"\n";
+        let c = Config::parse(text, Path::new("kefu.toml")).unwrap();
+        c.validate().unwrap();
+        let app = &c.wechat[0];
+        assert_eq!((app.reply_budget_ms, app.api_base.as_str()), (4_000, "https://api.weixin.qq.com"));
+        let broken = text.replace("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "short");
+        let e = Config::parse(&broken, Path::new("kefu.toml")).unwrap().validate().unwrap_err();
+        assert_eq!(e.to_string(), "config: wechat app \"mp\": encoding_aes_key the EncodingAESKey must be 43 base64 characters");
+        let e = Config::parse(&text.replace("mode = \"safe\"", "mode = \"secret\""), Path::new("kefu.toml")).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `secret`"), "{e}");
+        let twice = format!("{text}{text}");
+        let e = Config::parse(&twice, Path::new("kefu.toml")).unwrap().validate().unwrap_err();
+        assert!(e.to_string().contains("name is used twice"), "{e}");
     }
 }

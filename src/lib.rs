@@ -14,3 +14,4 @@ pub mod auth;
 pub mod config;
 pub mod service;
 pub mod http;
+pub mod channels;

@@ -1,5 +1,5 @@
 //! The HTTP edge: the `/api/v1` JSON API for visitors, agents and admins, their WebSockets,
-//! the pages (widget, demo, agent console, admin), `/healthz`, `/readyz` and `/metrics`, with limits (body size, rate, time) applied before
+//! the pages (widget, demo, agent console, admin), WeChat's `/wechat/{app}`, `/healthz`, `/readyz` and `/metrics`, with limits (body size, rate, time) applied before
 //! anything reaches the service. [`run`] is the whole server, testable on any listener.
 
 mod admin;
@@ -9,6 +9,7 @@ mod limits;
 mod pages;
 mod startup;
 mod visitor;
+mod wechat;
 mod ws;
 
 use std::future::Future;
@@ -28,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::channels::wechat::WeChat;
 use crate::config::Config;
 use crate::service::Service;
 pub use error::{ApiError, ApiResult};
@@ -133,6 +135,7 @@ pub struct AppState {
     pub service: Arc<Service>,
     pub limits: Arc<limits::Limiters>,
     pub metrics: Arc<Metrics>,
+    pub wechat: Arc<WeChat>,
     /// Flips to true at shutdown so WebSockets close and graceful shutdown can finish.
     pub closing: watch::Receiver<bool>,
 }
@@ -148,6 +151,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .nest("/api/v1", api)
         .merge(pages::routes())
+        .merge(wechat::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -182,7 +186,10 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     let path = request.uri().path();
     // Probes and metrics are exempt: a flood must not make the server look dead.
     let exempt = matches!(path, "/healthz" | "/readyz" | "/metrics");
-    if !exempt {
+    // WeChat pushes every user's messages from a few shared addresses: no per-IP limit, but
+    // they do count against the in-flight cap below.
+    let wechat = path.starts_with("/wechat/");
+    if !exempt && !wechat {
         if let Err(wait) = state.limits.check_ip(ip) {
             m.rate_limited.fetch_add(1, Ordering::Relaxed);
             m.responses_4xx.fetch_add(1, Ordering::Relaxed);
@@ -319,9 +326,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let service = Arc::new(open_service(config).await?);
     let (close_tx, closing) = watch::channel(false);
     let limits = Arc::new(limits::Limiters::new(&service.config().limits));
-    let state = AppState { service: service.clone(), limits: limits.clone(), metrics: Default::default(), closing };
+    let wechat = Arc::new(WeChat::open(service.clone())?);
+    let state = AppState { service: service.clone(), limits: limits.clone(), metrics: Default::default(), wechat: wechat.clone(), closing };
     let background = tokio::spawn(startup::background(service.clone(), limits));
     let header_timeout = Duration::from_millis(service.config().limits.request_timeout_ms);
+    let wechat_tasks = (!wechat.is_empty()).then(|| {
+        let relay = tokio::spawn(wechat.clone().relay(service.hub().tap()));
+        let sender = tokio::spawn(wechat.clone().send_loop());
+        (relay, sender)
+    });
     let app = router(state);
     tracing::info!(address = %listener.local_addr()?, "kefu is serving");
     let signal = async move {
@@ -331,6 +344,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     serve(listener, app, header_timeout, signal).await;
     background.abort();
     let _ = background.await;
+    if let Some((relay, sender)) = wechat_tasks {
+        relay.abort();
+        sender.abort();
+        let _ = (relay.await, sender.await);
+    }
+    wechat.finish().await;
     // Everything acknowledged is already flushed; this makes the last writes durable too.
     service.store().durable().await?;
     tracing::info!("kefu stopped");

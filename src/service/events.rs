@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::dialogue::Message;
 use crate::handoff::Handoff;
@@ -45,6 +45,9 @@ pub enum AgentEvent {
 pub struct Hub {
     visitors: Mutex<HashMap<String, broadcast::Sender<Arc<str>>>>,
     agents: broadcast::Sender<Arc<str>>,
+    /// A channel that delivers visitors' messages itself (WeChat) gets every message meant
+    /// for a visitor, unbounded so that none is skipped.
+    tap: Mutex<Option<mpsc::UnboundedSender<(String, Message)>>>,
 }
 
 /// How many events a slow connection may fall behind before it skips ahead (it then reloads
@@ -53,7 +56,7 @@ const BACKLOG: usize = 256;
 
 impl Default for Hub {
     fn default() -> Self {
-        Hub { visitors: Mutex::new(HashMap::new()), agents: broadcast::channel(BACKLOG * 4).0 }
+        Hub { visitors: Mutex::new(HashMap::new()), agents: broadcast::channel(BACKLOG * 4).0, tap: Mutex::new(None) }
     }
 }
 
@@ -81,7 +84,20 @@ impl Hub {
         self.agents.subscribe()
     }
 
+    /// Every message published to a visitor from now on, with its conversation (replaces an
+    /// earlier tap).
+    pub fn tap(&self) -> mpsc::UnboundedReceiver<(String, Message)> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.tap.lock().expect("hub lock poisoned") = Some(tx);
+        rx
+    }
+
     pub fn to_visitor(&self, conversation: &str, event: &VisitorEvent) {
+        if let VisitorEvent::Message { message } = event {
+            if let Some(tap) = &*self.tap.lock().expect("hub lock poisoned") {
+                let _ = tap.send((conversation.to_string(), message.clone()));
+            }
+        }
         let mut map = self.visitors.lock().expect("hub lock poisoned");
         if let Some(tx) = map.get(conversation) {
             if tx.send(json(event)).is_err() {

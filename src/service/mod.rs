@@ -102,6 +102,15 @@ pub struct Exchange {
     pub duplicate: bool,
 }
 
+/// A channel user's message and the bot's replies; `transferred` when the channel's own
+/// agents are to take over.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelExchange {
+    #[serde(flatten)]
+    pub exchange: Exchange,
+    pub transferred: bool,
+}
+
 /// A conversation as the visitor sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct VisitorView {
@@ -165,6 +174,8 @@ pub struct Service {
     admin_token_hash: String,
     reload: Mutex<ReloadStatus>,
     reloading: tokio::sync::Mutex<()>,
+    /// Serialises starting channel users' conversations (one per user).
+    opening: tokio::sync::Mutex<()>,
 }
 
 const HISTORY_LIMIT: usize = 1000;
@@ -190,6 +201,7 @@ impl Service {
             admin_token_hash,
             reload: Mutex::new(status),
             reloading: Default::default(),
+            opening: Default::default(),
         }
     }
 
@@ -364,6 +376,71 @@ impl Service {
     /// A visitor's message: stored, answered by the bot unless a human owns the conversation,
     /// and acknowledged only once durable. A resend with the same `client_id` is stored once.
     pub async fn visitor_message(&self, id: &str, token: &str, text: &str, client_id: Option<String>) -> Result<Exchange> {
+        Ok(self.take_message(id, Some(token), text, client_id, false).await?.0)
+    }
+
+    /// The conversation of a user of another channel (a WeChat OpenID), started when they
+    /// have none open. The channel vouches for the user, so there is no visitor token.
+    pub async fn channel_conversation(&self, channel: &str, user_key: &str) -> Result<String> {
+        if user_key.is_empty() || user_key.len() > 200 {
+            return Err(ServiceError::BadRequest("a channel user key is 1 to 200 bytes".into()));
+        }
+        let open = |key: &str| -> Result<Option<String>> {
+            let Some(existing) = self.store.conversation_of_user(key)? else { return Ok(None) };
+            Ok(self.store.conversation(&existing)?.filter(|c| c.state != State::Closed).map(|c| c.id))
+        };
+        if let Some(id) = open(user_key)? {
+            return Ok(id);
+        }
+        // One user's first messages can arrive together: one of them starts the conversation.
+        let _one = self.opening.lock().await;
+        if let Some(id) = open(user_key)? {
+            return Ok(id);
+        }
+        let now = now_ms();
+        let id = auth::new_id();
+        let visitor = Visitor { channel: channel.into(), user_id: Some(user_key.into()), verified: true, name: None, page: None };
+        let conv = Conversation {
+            id: id.clone(),
+            token_hashes: vec![],
+            visitor,
+            state: State::Bot,
+            context: Context::default(),
+            handoff: None,
+            created_ms: now,
+            updated_ms: now,
+            last_seq: 0,
+        };
+        let identity = Some((user_key.to_string(), id.clone()));
+        self.commit(Change { conversation: Some(conv), identity, at_ms: now, ..Default::default() }).await?;
+        Ok(id)
+    }
+
+    /// A message from a user of another channel, through the same intents, dialogue and
+    /// handoff as the widget's. `client_id` is the channel's message id (resends are stored
+    /// and answered once). With `humans_elsewhere` the channel has its own agents: a handoff
+    /// is not queued here but reported as `transferred`, and the bot does not check whether
+    /// kefu's agents are online.
+    pub async fn channel_message(
+        &self,
+        conversation: &str,
+        text: &str,
+        client_id: Option<String>,
+        humans_elsewhere: bool,
+    ) -> Result<ChannelExchange> {
+        let (exchange, transferred) = self.take_message(conversation, None, text, client_id, humans_elsewhere).await?;
+        Ok(ChannelExchange { exchange, transferred })
+    }
+
+    /// A message of the widget (checked against `token`) or of a channel (`None`: trusted).
+    async fn take_message(
+        &self,
+        id: &str,
+        token: Option<&str>,
+        text: &str,
+        client_id: Option<String>,
+        humans_elsewhere: bool,
+    ) -> Result<(Exchange, bool)> {
         self.check_text(text)?;
         if let Some(c) = &client_id {
             if c.is_empty() || c.len() > 64 {
@@ -371,7 +448,10 @@ impl Service {
             }
         }
         let turn = self.lock(id).await?;
-        let mut conv = self.authorize_visitor(id, token)?;
+        let mut conv = match token {
+            Some(token) => self.authorize_visitor(id, token)?,
+            None => self.store.conversation(id)?.ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))?,
+        };
         if let Some(c) = &client_id {
             if let Some(first) = self.store.message_by_client_id(id, c)? {
                 let replies = self
@@ -380,7 +460,8 @@ impl Service {
                     .take_while(|m| m.from != Sender::Visitor)
                     .collect();
                 let queue_position = self.queue_position(&conv)?;
-                return Ok(Exchange { message: first, replies, state: conv.state.name(), queue_position, duplicate: true });
+                let exchange = Exchange { message: first, replies, state: conv.state.name(), queue_position, duplicate: true };
+                return Ok((exchange, false));
             }
         }
         if conv.state == State::Closed {
@@ -392,10 +473,20 @@ impl Service {
         let mut new_handoff = None;
         let mut rated = false;
         let state_before = conv.state.name();
+        let mut transferred = false;
         if !conv.state.human_owned() {
-            let (outcome, candidates) = self.bot_turn(&conv, text)?;
+            let (outcome, candidates) = self.bot_turn(&conv, text, humans_elsewhere)?;
             rated = outcome.rating.is_some();
+            let previous = conv.handoff;
             new_handoff = self.apply_outcome(&mut conv, outcome, candidates, text, &mut change)?;
+            if humans_elsewhere && new_handoff.take().is_some() {
+                // The channel's own agents take over: nothing is queued here, and the bot
+                // answers again when the user comes back.
+                change.handoffs.clear();
+                conv.handoff = previous;
+                conv.state = State::Bot;
+                transferred = true;
+            }
         }
         change.conversation = Some(conv.clone());
         let stored = self.commit(change).await?;
@@ -419,18 +510,19 @@ impl Service {
         let conv = if auto_assigned { self.store.conversation(id)?.unwrap_or(conv) } else { conv };
         let mut stored = stored.into_iter();
         let message = stored.next().expect("the visitor's message was stored");
-        Ok(Exchange {
+        let exchange = Exchange {
             message,
             replies: stored.collect(),
             state: conv.state.name(),
             queue_position: self.queue_position(&conv)?,
             duplicate: false,
-        })
+        };
+        Ok((exchange, transferred))
     }
 
     /// Runs the matchers and the policy for one message (CPU only; no writes). Also returns
     /// the knowledge candidates, for a handoff's summary.
-    fn bot_turn(&self, conv: &Conversation, text: &str) -> Result<(Outcome, Vec<CandidateView>)> {
+    fn bot_turn(&self, conv: &Conversation, text: &str, humans_elsewhere: bool) -> Result<(Outcome, Vec<CandidateView>)> {
         let brain = self.brain();
         let intent = brain.intents.recognise(text)?;
         let knowledge = brain.ask(text)?;
@@ -472,7 +564,7 @@ impl Service {
         let outcome = policy.step(&conv.state, &conv.context, &turn);
         // Hours and agents are checked only when the policy wants a human, for the skill it
         // wants; the policy is pure, so it is simply asked again.
-        if let Some(req) = &outcome.handoff {
+        if let Some(req) = outcome.handoff.as_ref().filter(|_| !humans_elsewhere) {
             let availability = self.availability(&req.skill)?;
             if availability != Availability::Available {
                 return Ok((policy.step(&conv.state, &conv.context, &Turn { availability, ..turn }), candidates));

@@ -117,4 +117,10 @@ pub trait Store: Send + Sync + 'static {
     /// Resolves once everything committed before the call is on disk. Concurrent callers
     /// share one flush.
     fn durable(&self) -> Durable;
+    /// A keyspace of its own, in the same database, for a channel's records (WeChat's
+    /// deliveries, users and outbox), so that [`Store::durable`] covers them too. Channels
+    /// must not flush sled themselves: a sled flush holds its process-wide concurrency lock
+    /// while it waits, and extra flushes beside the service's transactions deadlocked the
+    /// server under load.
+    fn keyspace(&self, name: &str) -> Result<sled::Tree, StoreError>;
 }

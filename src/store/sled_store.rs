@@ -362,6 +362,10 @@ impl Store for SledStore {
         }
     }
 
+    fn keyspace(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.inner.db.open_tree(format!("channel:{name}"))?)
+    }
+
     fn durable(&self) -> Durable {
         let (tx, rx) = oneshot::channel();
         let sent = self.inner.flush.as_ref().ok_or(()).and_then(|f| f.send(tx).map_err(|_| ()));

@@ -65,11 +65,14 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/admin", Access::Public),
     ("GET", "/favicon.svg", Access::Public),
     ("GET", "/assets/{file}", Access::Public),
+    // WeChat's callbacks: no token, but every request must carry WeChat's signature (tests/wechat.rs).
+    ("GET", "/wechat/{app}", Access::Public),
+    ("POST", "/wechat/{app}", Access::Public),
 ];
 
 /// Routes served at the root rather than under `/api/v1`.
 const ROOT_ROUTES: &[&str] =
-    &["/healthz", "/readyz", "/metrics", "/", "/demo", "/widget.js", "/agent", "/admin", "/favicon.svg", "/assets/{file}"];
+    &["/healthz", "/readyz", "/metrics", "/", "/demo", "/widget.js", "/agent", "/admin", "/favicon.svg", "/assets/{file}", "/wechat/{app}"];
 
 /// A body the route would accept, so that a refusal can only be about the token. Routes not
 /// listed take `{}`; a new route with required fields adds its body here.

@@ -1,0 +1,551 @@
+//! WeChat customer-service messages for 公众号 and 小程序: verifies and reads WeChat's pushes,
+//! answers each passively when the answer is ready within the app's budget and otherwise
+//! later through the message API, de-duplicates WeChat's retries, relays kefu's agents'
+//! replies, and keeps each user's message quota, holding (never dropping) what exceeds it.
+//! The HTTP routes are in `http/wechat.rs`; this module knows nothing of axum.
+
+pub mod api;
+pub mod config;
+pub mod crypto;
+pub mod message;
+pub mod signature;
+pub mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Notify};
+
+pub use config::{HandoffTo, Kind, Mode, WeChatApp};
+use crypto::{Cipher, CryptoError};
+use message::{Format, Incoming, MessageError};
+use store::{Answer, Outgoing, Reply, WxStore};
+
+use crate::dialogue::{Message, Millis, Sender};
+use crate::service::{now_ms, Service, ServiceError};
+
+/// Why a request from (supposedly) WeChat is refused; the HTTP edge maps each to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum WeChatError {
+    #[error("no WeChat app is configured under the name {0:?}")]
+    UnknownApp(String),
+    #[error("the request lacks the query parameter {0}")]
+    MissingParameter(&'static str),
+    #[error("the signature does not match")]
+    Signature,
+    #[error("the timestamp is outside the accepted window (a replay or a wrong clock)")]
+    Stale,
+    #[error("this app is in safe mode: pushes must be encrypted")]
+    PlaintextRefused,
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// The query parameters WeChat sends.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Params {
+    pub signature: Option<String>,
+    pub timestamp: Option<String>,
+    pub nonce: Option<String>,
+    pub echostr: Option<String>,
+    pub encrypt_type: Option<String>,
+    pub msg_signature: Option<String>,
+}
+
+impl Params {
+    fn get<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str, WeChatError> {
+        value.as_deref().ok_or(WeChatError::MissingParameter(name))
+    }
+}
+
+/// A response body for WeChat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Response {
+    /// "Received; nothing to say now" (WeChat shows nothing and does not retry).
+    pub fn success() -> Response {
+        Response { content_type: "text/plain; charset=utf-8", body: "success".into() }
+    }
+}
+
+struct App {
+    config: WeChatApp,
+    cipher: Option<Cipher>,
+    api: api::Client,
+}
+
+/// One delivery being answered: WeChat's retries wait on the same answer.
+#[derive(Default)]
+struct Flight {
+    state: Mutex<FlightState>,
+    done: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct FlightState {
+    reply: Option<Reply>,
+    /// Requests (the first delivery and retries) waiting for the answer now.
+    waiters: usize,
+    /// Nobody was waiting when the answer was ready: it goes out through the API.
+    later: bool,
+}
+
+pub struct WeChat {
+    service: Arc<Service>,
+    apps: HashMap<String, App>,
+    store: WxStore,
+    flights: Mutex<HashMap<String, Arc<Flight>>>,
+    wake: Notify,
+    tasks: Mutex<tokio::task::JoinSet<()>>,
+}
+
+/// How long a failed API send waits before the next attempt, at most.
+const MAX_BACKOFF_MS: Millis = 300_000;
+/// A message WeChat keeps refusing (not for the window) is given up after this many tries.
+const MAX_ATTEMPTS: u32 = 20;
+
+const SORRY_BUSY: &str = "抱歉，系统繁忙，请稍后再试。";
+const ONLY_TEXT: &str = "抱歉，我目前只能看懂文字消息，请用文字描述您的问题。";
+
+impl WeChat {
+    /// The channel for the configured apps, with its store in `DATA/wechat`.
+    pub fn open(service: Arc<Service>) -> Result<WeChat, WeChatError> {
+        let config = service.config();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("the HTTP client builds");
+        let mut apps = HashMap::new();
+        for a in &config.wechat {
+            let cipher = a.encoding_aes_key.as_deref().map(|k| Cipher::new(k, &a.appid)).transpose()?;
+            let api = api::Client::new(http.clone(), &a.api_base, &a.appid, &a.secret);
+            apps.insert(a.name.clone(), App { config: a.clone(), cipher, api });
+        }
+        let store = WxStore::open(service.store())?;
+        Ok(WeChat { service, apps, store, flights: Mutex::new(HashMap::new()), wake: Notify::new(), tasks: Default::default() })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.apps.is_empty()
+    }
+
+    /// The body limit of an app's pushes.
+    pub fn max_body(&self, app: &str) -> Result<usize, WeChatError> {
+        Ok(self.app(app)?.config.max_body_bytes)
+    }
+
+    fn app(&self, name: &str) -> Result<&App, WeChatError> {
+        self.apps.get(name).ok_or_else(|| WeChatError::UnknownApp(name.chars().take(64).collect()))
+    }
+
+    /// The signature and the timestamp window, on every request.
+    fn check(&self, app: &App, p: &Params) -> Result<(), WeChatError> {
+        let timestamp = Params::get(&p.timestamp, "timestamp")?;
+        let nonce = Params::get(&p.nonce, "nonce")?;
+        let signature = Params::get(&p.signature, "signature")?;
+        if !signature::verify(signature, &[&app.config.token, timestamp, nonce]) {
+            return Err(WeChatError::Signature);
+        }
+        self.check_time(app, timestamp)
+    }
+
+    fn check_time(&self, app: &App, timestamp: &str) -> Result<(), WeChatError> {
+        let ts: i64 = timestamp.parse().map_err(|_| WeChatError::Stale)?;
+        let now = (now_ms() / 1000) as i64;
+        if now.abs_diff(ts) > app.config.timestamp_window_secs {
+            return Err(WeChatError::Stale);
+        }
+        Ok(())
+    }
+
+    /// The server check WeChat makes when the URL is set: `echostr` back, decrypted when it
+    /// comes encrypted (signed by `msg_signature`).
+    pub fn verify_url(&self, app: &str, p: &Params) -> Result<String, WeChatError> {
+        let app = self.app(app)?;
+        let echostr = Params::get(&p.echostr, "echostr")?;
+        match (&p.msg_signature, &app.cipher) {
+            (Some(msg_signature), Some(cipher)) => {
+                let timestamp = Params::get(&p.timestamp, "timestamp")?;
+                let nonce = Params::get(&p.nonce, "nonce")?;
+                if !signature::verify(msg_signature, &[&app.config.token, timestamp, nonce, echostr]) {
+                    return Err(WeChatError::Signature);
+                }
+                if p.signature.is_some() {
+                    self.check(app, p)?;
+                }
+                self.check_time(app, timestamp)?;
+                let plain = cipher.decrypt(echostr)?;
+                String::from_utf8(plain).map_err(|_| WeChatError::Crypto(CryptoError::Layout))
+            }
+            _ => {
+                self.check(app, p)?;
+                Ok(echostr.to_string())
+            }
+        }
+    }
+
+    /// A push: checked, decrypted, answered (or acknowledged with `success`).
+    pub async fn deliver(self: &Arc<Self>, app_name: &str, p: &Params, content_type: Option<&str>, body: &[u8]) -> Result<Response, WeChatError> {
+        let app = self.app(app_name)?;
+        if body.len() > app.config.max_body_bytes {
+            return Err(WeChatError::TooLarge(app.config.max_body_bytes));
+        }
+        self.check(app, p)?;
+        let json = app.config.kind == Kind::MiniProgram && content_type.is_some_and(|c| c.to_ascii_lowercase().contains("json"));
+        let format = if json { Format::Json } else { Format::Xml };
+        let outer = message::parse(body, format)?;
+        let encrypted = p.encrypt_type.as_deref() == Some("aes");
+        let fields = if encrypted {
+            let cipher = app.cipher.as_ref().ok_or(WeChatError::Crypto(CryptoError::Key))?;
+            let sealed = outer.require("Encrypt")?;
+            let msg_signature = Params::get(&p.msg_signature, "msg_signature")?;
+            let timestamp = Params::get(&p.timestamp, "timestamp")?;
+            let nonce = Params::get(&p.nonce, "nonce")?;
+            if !signature::verify(msg_signature, &[&app.config.token, timestamp, nonce, sealed]) {
+                return Err(WeChatError::Signature);
+            }
+            message::parse(&cipher.decrypt(sealed)?, format)?
+        } else {
+            if app.config.mode == Mode::Safe {
+                return Err(WeChatError::PlaintextRefused);
+            }
+            outer
+        };
+        let incoming = Incoming::from_fields(&fields)?;
+        let reply = self.answer(app, &incoming).await?;
+        let body = match reply {
+            Reply::Nothing => return Ok(Response::success()),
+            Reply::Text(text) => message::text_reply(format, &incoming.from, &incoming.to, now_secs(), &text),
+            Reply::Transfer(account) => message::transfer_reply(format, &incoming.from, &incoming.to, now_secs(), account.as_deref()),
+        };
+        let body = match (&app.cipher, encrypted) {
+            (Some(cipher), true) => {
+                let sealed = cipher.encrypt(body.as_bytes());
+                let timestamp = now_secs().to_string();
+                let nonce = p.nonce.clone().unwrap_or_default();
+                let signature = signature::sign(&[&app.config.token, &timestamp, &nonce, &sealed]);
+                message::encrypted_reply(format, &sealed, &signature, &timestamp, &nonce)
+            }
+            _ => body,
+        };
+        let content_type = if format == Format::Json { "application/json" } else { "application/xml; charset=utf-8" };
+        Ok(Response { content_type, body })
+    }
+
+    /// The reply to one push: from the record of an earlier delivery of it, by waiting for the
+    /// answer within the budget, or `success` (the answer then goes through the API).
+    async fn answer(self: &Arc<Self>, app: &App, m: &Incoming) -> Result<Reply, WeChatError> {
+        let name = &app.config.name;
+        match (m.msg_type.as_str(), m.event.as_deref()) {
+            ("text", _) => {}
+            ("event", Some("subscribe")) => {
+                let key = m.dedupe_key();
+                if let Some(Answer::Passive(r)) = self.store.answer(name, &key)? {
+                    return Ok(r);
+                }
+                match self.conversation(app, m).await {
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(app = %name, error = %e, "a subscriber's conversation could not be started"),
+                }
+                let reply = Reply::Text(app.config.greeting.clone());
+                self.store.set_answer(name, &key, Answer::Passive(reply.clone()), now_ms())?;
+                return Ok(reply);
+            }
+            ("event", Some("unsubscribe")) => {
+                if let Some(user) = self.store.user(name, &m.from)? {
+                    if let Err(e) = self.service.close(&user.conversation).await {
+                        tracing::error!(app = %name, error = %e, "an unsubscribed user's conversation could not be closed");
+                    }
+                }
+                return Ok(Reply::Nothing);
+            }
+            ("event", event) => {
+                tracing::info!(app = %name, event = ?event, "ignored a WeChat event kefu does not handle");
+                return Ok(Reply::Nothing);
+            }
+            (other, _) => {
+                tracing::info!(app = %name, msg_type = %other, "a non-text WeChat message; asked for text");
+                return Ok(Reply::Text(ONLY_TEXT.into()));
+            }
+        }
+        let key = m.dedupe_key();
+        match self.store.answer(name, &key)? {
+            Some(Answer::Passive(r)) => return Ok(r),
+            Some(Answer::Later) => return Ok(Reply::Nothing),
+            None => {}
+        }
+        let flight_key = format!("{name}\u{0}{key}");
+        let (flight, fresh) = {
+            let mut flights = self.flights.lock().expect("flights lock poisoned");
+            match flights.get(&flight_key) {
+                Some(f) => (f.clone(), false),
+                None => {
+                    let f = Arc::new(Flight::default());
+                    flights.insert(flight_key.clone(), f.clone());
+                    (f, true)
+                }
+            }
+        };
+        let mut done = {
+            let mut st = flight.state.lock().expect("flight lock poisoned");
+            if st.later {
+                return Ok(Reply::Nothing);
+            }
+            if let Some(r) = &st.reply {
+                return Ok(r.clone());
+            }
+            // A budget of 0: nobody waits, every answer goes through the API.
+            if app.config.reply_budget_ms > 0 {
+                st.waiters += 1;
+            }
+            flight.done.subscribe()
+        };
+        if fresh {
+            let (this, m, flight) = (self.clone(), m.clone(), flight.clone());
+            let app_name = name.clone();
+            self.spawn(async move { this.process(&app_name, &m, &flight, flight_key).await });
+        }
+        if app.config.reply_budget_ms == 0 {
+            return Ok(Reply::Nothing);
+        }
+        let budget = Duration::from_millis(app.config.reply_budget_ms);
+        let _ = tokio::time::timeout(budget, done.wait_for(|d| *d)).await;
+        let mut st = flight.state.lock().expect("flight lock poisoned");
+        st.waiters -= 1;
+        Ok(match (&st.reply, st.later) {
+            (Some(r), false) => r.clone(),
+            _ => Reply::Nothing,
+        })
+    }
+
+    /// Waits until everything written is on disk, through the service store's one flusher:
+    /// sled's flushes hold its process-wide concurrency lock, and flushes of our own beside
+    /// the service's transactions deadlocked the server under load.
+    async fn durable(&self) -> Result<(), store::StoreError> {
+        Ok(self.service.store().durable().await?)
+    }
+
+    /// Runs a task that must finish before the server stops (it holds the stores).
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    /// Waits for the answers still being worked out (at shutdown).
+    pub async fn finish(&self) {
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock poisoned"));
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Answers one text message (once, whatever the retries) and settles how the answer goes
+    /// out: passively to whoever waits for it, else through the API.
+    async fn process(self: Arc<Self>, app_name: &str, m: &Incoming, flight: &Flight, flight_key: String) {
+        let app = self.app(app_name).expect("the app exists");
+        let (reply, texts) = self.run_bot(app, m).await;
+        let later = {
+            let mut st = flight.state.lock().expect("flight lock poisoned");
+            st.reply = Some(reply.clone());
+            st.later = st.waiters == 0;
+            st.later
+        };
+        let _ = flight.done.send(true);
+        let key = m.dedupe_key();
+        let result = if later {
+            tracing::info!(app = %app_name, "the answer missed the reply budget; it goes through the message API");
+            self.store.set_answer(app_name, &key, Answer::Later, now_ms()).and_then(|_| {
+                for text in texts {
+                    let seq = self.service.store().next_id()?;
+                    self.store.hold(seq, &Outgoing { app: app_name.into(), openid: m.from.clone(), text, attempts: 0, next_ms: 0 })?;
+                }
+                Ok(())
+            })
+        } else {
+            self.store.set_answer(app_name, &key, Answer::Passive(reply), now_ms())
+        };
+        match result {
+            Ok(()) => {
+                if let Err(e) = self.durable().await {
+                    tracing::error!(error = %e, "the WeChat store could not flush");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "a WeChat delivery could not be recorded"),
+        }
+        self.flights.lock().expect("flights lock poisoned").remove(&flight_key);
+        if later {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The user's conversation (linked by UnionID when WeChat gives one); their message
+    /// window opens anew.
+    async fn conversation(&self, app: &App, m: &Incoming) -> Result<String, ServiceError> {
+        let user_key = match &m.union_id {
+            Some(union) => format!("wechat-union:{union}"),
+            None => format!("wechat:{}:{}", app.config.appid, m.from),
+        };
+        let channel = match app.config.kind {
+            Kind::OfficialAccount => "wechat_mp",
+            Kind::MiniProgram => "wechat_mini",
+        };
+        let conv = self.service.channel_conversation(channel, &user_key).await?;
+        self.store.user_wrote(&app.config.name, &m.from, &conv, now_ms()).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        // Messages held for the quota may go now.
+        self.wake.notify_one();
+        Ok(conv)
+    }
+
+    /// The bot's answer to a text: the passive reply, and the texts to send if it must go
+    /// through the API instead.
+    async fn run_bot(&self, app: &App, m: &Incoming) -> (Reply, Vec<String>) {
+        let text = m.content.as_deref().unwrap_or("");
+        let result = async {
+            let conv = self.conversation(app, m).await?;
+            let client_id = m.msg_id.as_ref().map(|id| format!("wx:{id}"));
+            self.service.channel_message(&conv, text, client_id, app.config.handoff == HandoffTo::WechatKf).await
+        }
+        .await;
+        match result {
+            Ok(ex) => {
+                let texts: Vec<String> = ex.exchange.replies.iter().filter(|r| !r.internal).map(|r| r.text.clone()).collect();
+                let reply = if ex.transferred {
+                    Reply::Transfer(app.config.kf_account.clone())
+                } else if texts.is_empty() {
+                    Reply::Nothing
+                } else {
+                    Reply::Text(texts.join("\n\n"))
+                };
+                (reply, texts)
+            }
+            Err(ServiceError::BadRequest(why)) => {
+                tracing::info!(app = %app.config.name, %why, "a WeChat message was refused");
+                let say = format!("抱歉，这条消息无法处理：{}", if text.trim().is_empty() { "消息是空的。" } else { "消息太长了，请分几条发送。" });
+                (Reply::Text(say.clone()), vec![say])
+            }
+            Err(e) => {
+                tracing::error!(app = %app.config.name, error = %e, "a WeChat message could not be answered");
+                (Reply::Text(SORRY_BUSY.into()), vec![SORRY_BUSY.into()])
+            }
+        }
+    }
+
+    /// Relays what kefu's agents (and kefu's notices) say to WeChat users, through the
+    /// outbox. Runs until the hub's tap closes.
+    pub async fn relay(self: Arc<Self>, mut tap: mpsc::UnboundedReceiver<(String, Message)>) {
+        while let Some((conversation, message)) = tap.recv().await {
+            if message.internal || !matches!(message.from, Sender::Agent { .. } | Sender::System) {
+                continue;
+            }
+            let target = match self.store.target(&conversation) {
+                Ok(Some(t)) => t,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot tell whether a conversation is a WeChat user's");
+                    continue;
+                }
+            };
+            let (app, openid) = target;
+            let seq = match self.service.store().next_id() {
+                Ok(seq) => seq,
+                Err(e) => {
+                    tracing::error!(error = %e, "an agent's message could not be queued for WeChat");
+                    continue;
+                }
+            };
+            let held = self.store.hold(seq, &Outgoing { app, openid, text: message.text, attempts: 0, next_ms: 0 });
+            match held {
+                Ok(()) => {
+                    if let Err(e) = self.durable().await {
+                        tracing::error!(error = %e, "the WeChat outbox could not flush");
+                    }
+                    self.wake.notify_one();
+                }
+                Err(e) => tracing::error!(error = %e, "an agent's message could not be queued for WeChat"),
+            }
+        }
+    }
+
+    /// Sends the outbox through the message API, in order per user and within each user's
+    /// quota; what exceeds it waits for the user's next message. Runs until aborted.
+    pub async fn send_loop(self: Arc<Self>) {
+        let mut last_prune = 0;
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if let Err(e) = self.send_outbox().await {
+                tracing::error!(error = %e, "the WeChat outbox could not be read");
+            }
+            let now = now_ms();
+            if now - last_prune > 3_600_000 {
+                last_prune = now;
+                if let Err(e) = self.store.prune(now) {
+                    tracing::error!(error = %e, "old WeChat deliveries could not be pruned");
+                }
+            }
+        }
+    }
+
+    /// One pass over the outbox.
+    pub async fn send_outbox(&self) -> Result<(), store::StoreError> {
+        let now = now_ms();
+        let mut blocked: HashSet<(String, String)> = HashSet::new();
+        let outbox = self.store.outbox()?;
+        if outbox.is_empty() {
+            return Ok(());
+        }
+        for (key, mut out) in outbox {
+            let who = (out.app.clone(), out.openid.clone());
+            if blocked.contains(&who) {
+                continue;
+            }
+            let Some(app) = self.apps.get(&out.app) else {
+                tracing::warn!(app = %out.app, "a held WeChat message is for an app no longer configured; kept");
+                blocked.insert(who);
+                continue;
+            };
+            let may = self.store.user(&out.app, &out.openid)?.is_some_and(|u| u.may_send(now));
+            if out.next_ms > now || !may {
+                blocked.insert(who);
+                continue;
+            }
+            match app.api.send_text(&out.openid, &out.text).await {
+                Ok(()) => {
+                    self.store.count_sent(&out.app, &out.openid)?;
+                    self.store.update_outgoing(&key, None)?;
+                }
+                Err(api::ApiError::Window(code)) => {
+                    tracing::info!(app = %out.app, code, "WeChat says the user's window is closed; holding their messages");
+                    self.store.close_window(&out.app, &out.openid)?;
+                    blocked.insert(who);
+                }
+                Err(e) => {
+                    out.attempts += 1;
+                    blocked.insert(who);
+                    if !e.is_transient() && out.attempts >= MAX_ATTEMPTS {
+                        tracing::error!(app = %out.app, error = %e, "WeChat keeps refusing a message; given up");
+                        self.store.update_outgoing(&key, None)?;
+                    } else {
+                        tracing::warn!(app = %out.app, error = %e, attempts = out.attempts, "a WeChat message failed; will retry");
+                        out.next_ms = now + (1_000u64 << out.attempts.min(10)).min(MAX_BACKOFF_MS);
+                        self.store.update_outgoing(&key, Some(&out))?;
+                    }
+                }
+            }
+        }
+        self.durable().await
+    }
+}
+
+fn now_secs() -> i64 {
+    (now_ms() / 1000) as i64
+}
