@@ -115,8 +115,9 @@ pub fn routes_in_source(dir: &Path) -> Vec<(String, String)> {
         }
         let text = std::fs::read_to_string(&path).unwrap();
         // One route per line, as the router is written: `.route("/x", get(a).post(b))`.
-        for line in text.lines().filter(|l| l.trim_start().starts_with(".route(")) {
-            let rest = line.trim_start().trim_start_matches(".route(");
+        // `Router::new().route(…)` on one line counts too.
+        for line in text.lines().filter_map(|l| l.find(".route(").map(|i| &l[i..])) {
+            let rest = line.trim_start_matches(".route(");
             let Some(route) = rest.strip_prefix('"').and_then(|r| r.split('"').next()) else { continue };
             let handlers = &rest[route.len() + 2..];
             for method in ["get", "post", "put", "patch", "delete"] {

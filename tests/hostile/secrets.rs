@@ -12,6 +12,9 @@ use sha2::Sha256;
 const ADMIN: &str = "secret-admin-token-5f2b9c7e1d";
 const IDENTITY_SECRET: &str = "secret-identity-key-8a1c3e5f7b";
 const PASSWORD: &str = "secret-agent-password-3d6f9a";
+const WECHAT_TOKEN: &str = "secretwechattoken7c4e";
+const WECHAT_SECRET: &str = "secret-wechat-app-secret-2b8d";
+const WECHAT_AES_KEY: &str = "secretAESkey0123456789abcdefghijklmnopqrstu";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_appear_in_debug_logs() {
@@ -22,7 +25,9 @@ async fn secrets_never_appear_in_debug_logs() {
         &config,
         format!(
             "listen = \"127.0.0.1:0\"\ndata = {:?}\nknowledge = {:?}\nintents = {:?}\nwatch_interval_ms = 0\npassword_rounds = 1000\n\
-             admin_token_sha256 = {:?}\nidentity_secret = {IDENTITY_SECRET:?}\n",
+             admin_token_sha256 = {:?}\nidentity_secret = {IDENTITY_SECRET:?}\n\n\
+             [[wechat]]\nname = \"mp\"\ntoken = {WECHAT_TOKEN:?}\nappid = \"wxsecrets\"\nsecret = {WECHAT_SECRET:?}\n\
+             mode = \"safe\"\nencoding_aes_key = {WECHAT_AES_KEY:?}\nreply_budget_ms = 0\napi_base = \"http://127.0.0.1:9\"\n",
             dir.path().join("data"),
             repo.join("knowledge"),
             repo.join("intents"),
@@ -88,7 +93,30 @@ async fn secrets_never_appear_in_debug_logs() {
     let _ = visitor_ws.close(None).await;
     let _ = agent_ws.close(None).await;
     post("/admin/reload", Some(ADMIN), json!({})).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A WeChat user writes (sealed, signed); with no reply budget the answer goes through the
+    // message API, so kefu asks for an access token with the app secret in the URL, and that
+    // call fails (a closed port): the failure is logged, the secret must not be. A forged
+    // push is refused and logged too.
+    {
+        use kefu::channels::wechat::{crypto::Cipher, signature::sign};
+        let cipher = Cipher::new(WECHAT_AES_KEY, "wxsecrets").unwrap();
+        let (ts, nonce) = (kefu::service::now_ms() / 1000, "4242");
+        let ts = ts.to_string();
+        let xml = format!("<xml><ToUserName><![CDATA[gh_x]]></ToUserName><FromUserName><![CDATA[oSecrets]]></FromUserName><CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[怎么退货]]></Content><MsgId>77</MsgId></xml>");
+        let sealed = cipher.encrypt(xml.as_bytes());
+        let body = format!("<xml><ToUserName><![CDATA[gh_x]]></ToUserName><Encrypt><![CDATA[{sealed}]]></Encrypt></xml>");
+        let signed = format!(
+            "http://{addr}/wechat/mp?signature={}&timestamp={ts}&nonce={nonce}&encrypt_type=aes&msg_signature={}",
+            sign(&[WECHAT_TOKEN, &ts, nonce]),
+            sign(&[WECHAT_TOKEN, &ts, nonce, &sealed])
+        );
+        let r = http.post(signed).body(body.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let forged = format!("http://{addr}/wechat/mp?signature={}&timestamp={ts}&nonce={nonce}&encrypt_type=aes&msg_signature={}", "0".repeat(40), "0".repeat(40));
+        assert_eq!(http.post(forged).body(body).send().await.unwrap().status(), 401);
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
 
     // SIGTERM: a graceful stop, so everything logged is flushed.
     Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
@@ -102,6 +130,9 @@ async fn secrets_never_appear_in_debug_logs() {
         ("agent token", agent_token.as_str()),
         ("visitor token", visitor_token.as_str()),
         ("identity signature", signature.as_str()),
+        ("WeChat token", WECHAT_TOKEN),
+        ("WeChat app secret", WECHAT_SECRET),
+        ("WeChat EncodingAESKey", WECHAT_AES_KEY),
     ] {
         if let Some(line) = log.lines().find(|l| l.contains(secret)) {
             panic!("the {name} appears in the log: {line}");

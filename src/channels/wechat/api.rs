@@ -80,10 +80,10 @@ impl Client {
             .query(&[("grant_type", "client_credential"), ("appid", &self.appid), ("secret", &self.secret)])
             .send()
             .await
-            .map_err(|e| ApiError::Transport(e.to_string()))?
+            .map_err(transport)?
             .json()
             .await
-            .map_err(|e| ApiError::Transport(e.to_string()))?;
+            .map_err(transport)?;
         match reply.access_token {
             Some(t) if reply.errcode == 0 && !t.is_empty() => {
                 let life = Duration::from_secs(reply.expires_in.unwrap_or(7200));
@@ -115,10 +115,10 @@ impl Client {
                 .json(&body)
                 .send()
                 .await
-                .map_err(|e| ApiError::Transport(e.to_string()))?
+                .map_err(transport)?
                 .json()
                 .await
-                .map_err(|e| ApiError::Transport(e.to_string()))?;
+                .map_err(transport)?;
             match reply.errcode {
                 0 => return Ok(()),
                 c if token_expired(c) && !refreshed => {
@@ -130,4 +130,10 @@ impl Client {
             }
         }
     }
+}
+
+/// A transport error without its URL: the token request carries the app secret in its query
+/// string and the message API the access token, and these errors end up in the logs.
+fn transport(e: reqwest::Error) -> ApiError {
+    ApiError::Transport(e.without_url().to_string())
 }
