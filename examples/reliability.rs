@@ -1117,8 +1117,7 @@ async fn order(env: &Env) -> Result<Row> {
 // --------------------------------------------------------------------------------- soak, load
 
 /// The kinds of traffic the soak mixes. A new channel is one more variant and one more
-/// function (see `TrafficKind::run`): e.g. `WechatPush` posting signed XML to the WeChat
-/// callback.
+/// function (see `TrafficKind::run`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum TrafficKind {
     /// Visitors over HTTP: start a conversation, ask five questions.
@@ -1127,10 +1126,13 @@ enum TrafficKind {
     WsVisitor,
     /// Visitors asking for a human, and agents claiming, replying and resolving.
     Agent,
+    /// WeChat users: AES safe-mode pushes to `/wechat/soak`, each answered passively and
+    /// checked after decryption.
+    WechatPush,
 }
 
 impl TrafficKind {
-    const ALL: [TrafficKind; 3] = [TrafficKind::HttpVisitor, TrafficKind::WsVisitor, TrafficKind::Agent];
+    const ALL: [TrafficKind; 4] = [TrafficKind::HttpVisitor, TrafficKind::WsVisitor, TrafficKind::Agent, TrafficKind::WechatPush];
 
     /// Concurrent workers of this kind.
     fn workers(self) -> usize {
@@ -1138,6 +1140,7 @@ impl TrafficKind {
             TrafficKind::HttpVisitor => 24,
             TrafficKind::WsVisitor => 12,
             TrafficKind::Agent => 4,
+            TrafficKind::WechatPush => 8,
         }
     }
 
@@ -1147,6 +1150,7 @@ impl TrafficKind {
             TrafficKind::HttpVisitor => http_visitor(ctx, worker, round).await,
             TrafficKind::WsVisitor => ws_visitor(ctx, worker, round).await,
             TrafficKind::Agent => agent_round(ctx, worker, round).await,
+            TrafficKind::WechatPush => wechat_push(ctx, worker, round).await,
         }
     }
 }
@@ -1211,6 +1215,63 @@ impl Ctx {
         let v = self.timed(kind, self.http.post(format!("{}/api/v1/conversations", self.base)).body(""), 201).await?;
         Some((v["id"].as_str()?.to_string(), v["token"].as_str()?.to_string()))
     }
+}
+
+/// The soak's WeChat app: safe mode, so every push is decrypted and every reply sealed. The
+/// message API points at a closed local port: nothing may leave the machine, and a passive
+/// reply never calls it.
+const WECHAT_TOKEN: &str = "soaktoken";
+const WECHAT_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+const WECHAT_APPID: &str = "wxsoak";
+const WECHAT_TOML: &str = "[[wechat]]\nname = \"soak\"\ntoken = \"soaktoken\"\nappid = \"wxsoak\"\nsecret = \"unused\"\nmode = \"safe\"\nencoding_aes_key = \"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\"\napi_base = \"http://127.0.0.1:9\"\n";
+static WECHAT_MSG_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The text of `<name><![CDATA[…]]></name>` in a reply.
+fn cdata<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}><![CDATA[");
+    let start = xml.find(&open)? + open.len();
+    Some(&xml[start..start + xml[start..].find("]]>")?])
+}
+
+/// One WeChat user (an OpenID per worker and round) sends three signed, sealed questions; each
+/// passive reply must decrypt to a text answer.
+async fn wechat_push(ctx: &Ctx, worker: usize, round: u64) -> Result<()> {
+    use kefu::channels::wechat::{crypto::Cipher, signature::sign};
+    let kind = TrafficKind::WechatPush;
+    let cipher = Cipher::new(WECHAT_KEY, WECHAT_APPID)?;
+    for n in 0..3 {
+        let id = WECHAT_MSG_ID.fetch_add(1, Ordering::Relaxed);
+        let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs().to_string();
+        let nonce = id.to_string();
+        let q = QUESTIONS[(worker + n) % QUESTIONS.len()];
+        let xml = format!(
+            "<xml><ToUserName><![CDATA[gh_soak]]></ToUserName><FromUserName><![CDATA[oSoak{worker}-{round}]]></FromUserName><CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{q}]]></Content><MsgId>{id}</MsgId></xml>"
+        );
+        let sealed = cipher.encrypt(xml.as_bytes());
+        let url = format!(
+            "{}/wechat/soak?signature={}&timestamp={ts}&nonce={nonce}&encrypt_type=aes&msg_signature={}",
+            ctx.base,
+            sign(&[WECHAT_TOKEN, &ts, &nonce]),
+            sign(&[WECHAT_TOKEN, &ts, &nonce, &sealed])
+        );
+        let body = format!("<xml><ToUserName><![CDATA[gh_soak]]></ToUserName><Encrypt><![CDATA[{sealed}]]></Encrypt></xml>");
+        let t = Instant::now();
+        let answer = match ctx.http.post(url).header("content-type", "text/xml").body(body).send().await {
+            Ok(r) if r.status().as_u16() == 200 => r.text().await.map_err(|e| e.to_string()),
+            Ok(r) => Err(format!("{} wechat", r.status().as_u16())),
+            Err(e) => Err(if e.is_timeout() { "timeout".into() } else { "connection".into() }),
+        };
+        let answered = answer.and_then(|text| {
+            let sealed = cdata(&text, "Encrypt").ok_or("wechat reply not sealed")?;
+            let reply = String::from_utf8(cipher.decrypt(sealed).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+            cdata(&reply, "Content").filter(|c| !c.is_empty()).map(|_| ()).ok_or_else(|| "wechat reply without text".to_string())
+        });
+        match answered {
+            Ok(()) => ctx.stats.ok(kind, t.elapsed()),
+            Err(what) => ctx.stats.err(kind, what),
+        }
+    }
+    Ok(())
 }
 
 async fn http_visitor(ctx: &Ctx, worker: usize, round: u64) -> Result<()> {
@@ -1322,7 +1383,7 @@ async fn soak(env: &Env, secs: u64, server_cpu: &str) -> Result<Row> {
     // Visitors who leave after unanswered questions would pile up handoffs nobody claims (the
     // agents here serve their own); with thousands queued every new handoff costs O(queue).
     // Handoffs come from the Agent traffic only.
-    spec.extra_toml = "[dialogue]\nmiss_limit = 0\n".into();
+    spec.extra_toml = format!("[dialogue]\nmiss_limit = 0\n\n{WECHAT_TOML}");
     let mut k = env.start(&spec)?;
     k.ready().await?;
     let mut agents = Vec::new();

@@ -5,6 +5,8 @@
 #
 #   scripts/reliability.sh           # the full run (~10 minutes on 2 cores)
 #   scripts/reliability.sh --short   # CI: the same phases, smaller (≤ 2 minutes after the build)
+#   scripts/reliability.sh --short --debug   # CI after `cargo test`: reuses the debug build
+#                                            # it made instead of a release build from scratch
 #
 # The server is pinned to CPU 0 and the load to CPU 1 (`taskset`) when there are two CPUs.
 # Details of each phase go to $WORK/<phase>.log; the exit status is non-zero if anything
@@ -13,13 +15,23 @@
 set -u
 cd "$(dirname "$0")/.."
 
-short=0
-[ "${1:-}" = "--short" ] && short=1
+short=0 profile=release
+for arg in "$@"; do
+    case $arg in
+    --short) short=1 ;;
+    --debug) profile=debug ;;
+    *) echo "usage: $0 [--short] [--debug]" >&2; exit 2 ;;
+    esac
+done
 
 target=${CARGO_TARGET_DIR:-target}
-cargo build --release --bin kefu --example reliability || exit 1
-kefu="$target/release/kefu"
-driver="$target/release/examples/reliability"
+if [ $profile = release ]; then
+    cargo build --release --bin kefu --example reliability || exit 1
+else
+    cargo build --bin kefu --example reliability || exit 1
+fi
+kefu="$target/$profile/kefu"
+driver="$target/$profile/examples/reliability"
 work="$target/reliability"
 rm -rf "$work"
 mkdir -p "$work"
@@ -76,6 +88,7 @@ tests() {
     fi
 }
 tests "bad input (proptest)" "analyser, lexicon, Markdown/JSONL/CSV loaders, intents, arbitrary bytes on disk: no panic, errors name file:line" --test props
+tests "WeChat requests" "forged signatures, stale timestamps, wrong appid, replayed MsgIds, malformed XML, DTDs and entity expansion, huge bodies; property tests of the XML/JSON parsers, signature check and AES decryption" --test wechat --test wechat_props
 tests "hostile requests" "invalid UTF-8, control chars, 10 MB bodies, nested JSON, non-objects, header and token tampering, other visitors' ids, slowloris, every agent/admin route without a token, secrets in debug logs" --test hostile
 
 echo
