@@ -104,6 +104,23 @@ pub struct Conversation {
     pub last_seq: u64,
 }
 
+impl Conversation {
+    /// A new conversation with the bot, no messages yet.
+    pub fn new(id: String, token_hashes: Vec<String>, visitor: Visitor, now: Millis) -> Conversation {
+        Conversation {
+            id,
+            token_hashes,
+            visitor,
+            state: State::Bot,
+            context: Context::default(),
+            handoff: None,
+            created_ms: now,
+            updated_ms: now,
+            last_seq: 0,
+        }
+    }
+}
+
 /// Who wrote a message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::auth;
 use crate::config::{Assignment, Config};
 use crate::dialogue::{
-    Availability, Context, Conversation, Message, Millis, NewMessage, Outcome, Policy, Sender, State, Turn, Visitor,
+    Availability, Conversation, Message, Millis, NewMessage, Outcome, Policy, Sender, State, Turn, Visitor,
 };
 use crate::handoff::{self, Agent, AgentStatus, CandidateView, Handoff, HandoffStatus, Load, Rating, Ticket};
 use crate::knowledge::KnowledgeError;
@@ -279,17 +279,7 @@ impl Service {
         }
         let now = now_ms();
         let id = auth::new_id();
-        let conv = Conversation {
-            id: id.clone(),
-            token_hashes: vec![hash],
-            visitor: visitor.clone(),
-            state: State::Bot,
-            context: Context::default(),
-            handoff: None,
-            created_ms: now,
-            updated_ms: now,
-            last_seq: 0,
-        };
+        let conv = Conversation::new(id.clone(), vec![hash], visitor.clone(), now);
         let identity = visitor.user_id.clone().map(|u| (u, id.clone()));
         self.commit(Change { conversation: Some(conv), identity, at_ms: now, ..Default::default() }).await?;
         Ok(Started { id, token, resumed: false, verified: visitor.verified, messages: vec![] })
@@ -319,8 +309,11 @@ impl Service {
         if conv.state != State::Queued {
             return Ok(None);
         }
-        let queue = self.store.queue()?;
-        Ok(queue.iter().position(|h| h.conversation == conv.id).map(|p| p + 1))
+        let queued = conv.handoff.map(|h| self.store.handoff(h)).transpose()?.flatten().filter(|h| h.status == HandoffStatus::Queued);
+        match queued {
+            Some(h) => Ok(Some(self.store.queue_rank(&h.queue_key())? + 1)),
+            None => Ok(self.store.queue()?.iter().position(|h| h.conversation == conv.id).map(|p| p + 1)),
+        }
     }
 
     fn agent_name(&self, conv: &Conversation) -> Result<Option<String>> {
@@ -400,17 +393,7 @@ impl Service {
         let now = now_ms();
         let id = auth::new_id();
         let visitor = Visitor { channel: channel.into(), user_id: Some(user_key.into()), verified: true, name: None, page: None };
-        let conv = Conversation {
-            id: id.clone(),
-            token_hashes: vec![],
-            visitor,
-            state: State::Bot,
-            context: Context::default(),
-            handoff: None,
-            created_ms: now,
-            updated_ms: now,
-            last_seq: 0,
-        };
+        let conv = Conversation::new(id.clone(), vec![], visitor, now);
         let identity = Some((user_key.to_string(), id.clone()));
         self.commit(Change { conversation: Some(conv), identity, at_ms: now, ..Default::default() }).await?;
         Ok(id)
@@ -503,7 +486,7 @@ impl Service {
             if self.config.assignment == Assignment::Auto {
                 self.assign_waiting().await?;
             }
-            self.notify_queue()?;
+            self.notify_queue(h)?;
         }
         // Only an automatic assignment can have moved the conversation on since the commit.
         let auto_assigned = new_handoff.is_some() && self.config.assignment == Assignment::Auto;
@@ -663,11 +646,15 @@ impl Service {
     }
 
     /// Tells every queued visitor their position.
-    fn notify_queue(&self) -> Result<()> {
-        for (i, h) in self.store.queue()?.iter().enumerate() {
+    /// Tells the queued visitors whose position moved because a handoff entered or left the
+    /// queue at `changed` (its queue key): those behind it. The ones ahead keep their place.
+    fn notify_queue(&self, changed: &Handoff) -> Result<()> {
+        let key = changed.queue_key();
+        let ahead = self.store.queue_rank(&key)?;
+        for (i, h) in self.store.queue_from(&key)?.iter().enumerate() {
             self.hub.to_visitor(
                 &h.conversation,
-                &VisitorEvent::State { state: "queued", queue_position: Some(i + 1), agent: None, rating_requested: false },
+                &VisitorEvent::State { state: "queued", queue_position: Some(ahead + i + 1), agent: None, rating_requested: false },
             );
         }
         Ok(())
@@ -937,7 +924,7 @@ impl Service {
         drop(turn);
         self.publish_visitor_messages(&conv, &stored, None)?;
         self.hub.to_agents(&AgentEvent::Changed { handoff: h.id, conversation: conv.id.clone(), status: "assigned".into(), agent: h.agent.clone() });
-        self.notify_queue()?;
+        self.notify_queue(&h)?;
         Ok(())
     }
 

@@ -98,6 +98,13 @@ pub trait Store: Send + Sync + 'static {
     fn handoff(&self, id: u64) -> Result<Option<Handoff>, StoreError>;
     /// Queued handoffs, by priority then waiting time.
     fn queue(&self) -> Result<Vec<Handoff>, StoreError>;
+    /// How many handoffs are queued ahead of `key` (a [`Handoff::queue_key`]). Reads keys
+    /// only: positions are asked for on every queued visitor's message and every queue change,
+    /// and loading every queued handoff (transcripts included) each time was quadratic.
+    fn queue_rank(&self, key: &[u8]) -> Result<usize, StoreError>;
+    /// Queued handoffs from `key` on, in queue order: the ones whose position a change at
+    /// `key` moved.
+    fn queue_from(&self, key: &[u8]) -> Result<Vec<Handoff>, StoreError>;
     fn handoffs(&self) -> Result<Vec<Handoff>, StoreError>;
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError>;
     fn agents(&self) -> Result<Vec<Agent>, StoreError>;

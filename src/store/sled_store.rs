@@ -188,8 +188,21 @@ impl Store for SledStore {
     }
 
     fn queue(&self) -> Result<Vec<Handoff>, StoreError> {
+        self.queue_from(&[])
+    }
+
+    fn queue_rank(&self, key: &[u8]) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for k in self.inner.trees.queue.range(..key.to_vec()).keys() {
+            k?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn queue_from(&self, key: &[u8]) -> Result<Vec<Handoff>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.inner.trees.queue.iter() {
+        for kv in self.inner.trees.queue.range(key.to_vec()..) {
             let (_, id) = kv?;
             if let Some(h) = Self::get::<Handoff>(&self.inner.trees.handoffs, &id)? {
                 out.push(h);

@@ -158,3 +158,32 @@ async fn transfer_and_return_to_the_bot() {
     assert_eq!(v["replies"][0]["bot"]["kind"], "answer", "the bot is back: {v}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn queued_visitors_hear_their_position_move_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).await;
+    let agent = server.agent("wang", "小王").await;
+    let mut queued = Vec::new();
+    for expected in 1..=3 {
+        let conv = server.visitor().await;
+        let v = server.say(&conv, "转人工").await;
+        assert_eq!(v["queue_position"], expected, "{v}");
+        queued.push(conv);
+    }
+    let mut third_ws = server.ws(&format!("/conversations/{}/ws?token={}", queued[2].0, queued[2].1)).await;
+    third_ws.until("its place on connecting", |e| e["type"] == "state" && e["queue_position"] == 3).await;
+
+    // The first is taken: the two behind move up, and say so without asking.
+    let (status, _) = server.call("POST", &format!("/agent/conversations/{}/claim", queued[0].0), Some(&agent), None).await;
+    assert_eq!(status, 200);
+    third_ws.until("moved up to 2", |e| e["type"] == "state" && e["queue_position"] == 2).await;
+    let (_, view) = server.call("GET", &format!("/conversations/{}", queued[1].0), Some(&queued[1].1), None).await;
+    assert_eq!(view["queue_position"], 1, "{view}");
+
+    // A fourth joins behind them: nobody ahead of it moves.
+    let fourth = server.visitor().await;
+    assert_eq!(server.say(&fourth, "转人工").await["queue_position"], 3);
+    let (_, view) = server.call("GET", &format!("/conversations/{}", queued[2].0), Some(&queued[2].1), None).await;
+    assert_eq!(view["queue_position"], 2, "{view}");
+}
