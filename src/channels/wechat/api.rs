@@ -74,16 +74,7 @@ impl Client {
             }
         }
         let url = format!("{}/cgi-bin/token", self.base);
-        let reply: Reply = self
-            .http
-            .get(url)
-            .query(&[("grant_type", "client_credential"), ("appid", &self.appid), ("secret", &self.secret)])
-            .send()
-            .await
-            .map_err(transport)?
-            .json()
-            .await
-            .map_err(transport)?;
+        let reply = read_reply(self.http.get(url).query(&[("grant_type", "client_credential"), ("appid", &self.appid), ("secret", &self.secret)])).await?;
         match reply.access_token {
             Some(t) if reply.errcode == 0 && !t.is_empty() => {
                 let life = Duration::from_secs(reply.expires_in.unwrap_or(7200));
@@ -108,17 +99,7 @@ impl Client {
         loop {
             let token = self.token().await?;
             let url = format!("{}/cgi-bin/message/custom/send", self.base);
-            let reply: Reply = self
-                .http
-                .post(url)
-                .query(&[("access_token", &token)])
-                .json(&body)
-                .send()
-                .await
-                .map_err(transport)?
-                .json()
-                .await
-                .map_err(transport)?;
+            let reply = read_reply(self.http.post(url).query(&[("access_token", &token)]).json(&body)).await?;
             match reply.errcode {
                 0 => return Ok(()),
                 c if token_expired(c) && !refreshed => {
@@ -130,6 +111,11 @@ impl Client {
             }
         }
     }
+}
+
+/// Sends `request` and reads WeChat's JSON answer.
+async fn read_reply(request: reqwest::RequestBuilder) -> Result<Reply, ApiError> {
+    request.send().await.map_err(transport)?.json().await.map_err(transport)
 }
 
 /// A transport error without its URL: the token request carries the app secret in its query
