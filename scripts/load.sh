@@ -17,29 +17,9 @@ if ! command -v wrk >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk
 fi
-cargo build --release --bin kefu --example ws_hold >/dev/null 2>&1 || cargo build --release --bin kefu --example ws_hold
-NCPU=$(nproc)
-SERVER_CPU=0; LOAD_CPU=$((NCPU > 1 ? 1 : 0))
-
-WORK=$(mktemp -d)
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
-cat > "$WORK/kefu.toml" <<TOML
-listen = "127.0.0.1:$PORT"
-data = "$WORK/data"
-knowledge = "$PWD/knowledge"
-intents = "$PWD/intents"
-watch_interval_ms = 0
-[limits]
-# One load generator on one address: the per-IP and per-conversation limits would measure
-# themselves, not the service.
-ip_per_second = 1000000
-ip_burst = 1000000
-conversation_per_second = 1000000
-conversation_burst = 1000000
-TOML
-KEFU_LOG=warn taskset -c $SERVER_CPU target/release/kefu serve --config "$WORK/kefu.toml" > "$WORK/server.out" &
-SERVER=$!
-for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+. scripts/load/server.sh
+load_build ws_hold
+load_start_server "$PORT"
 
 # 256 visitors, each with a conversation and a token.
 {

@@ -10,33 +10,16 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_PATH=${1:-15}
 CONC=${2:-8}
 PORT=${KEFU_LOAD_PORT:-18091}
-cargo build --release --bin kefu --example wechat_load >/dev/null 2>&1 || cargo build --release --bin kefu --example wechat_load
-NCPU=$(nproc)
-SERVER_CPU=0; LOAD_CPU=$((NCPU > 1 ? 1 : 0))
-
-WORK=$(mktemp -d)
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
-cat > "$WORK/kefu.toml" <<TOML
-listen = "127.0.0.1:$PORT"
-data = "$WORK/data"
-knowledge = "$PWD/knowledge"
-intents = "$PWD/intents"
-watch_interval_ms = 0
-[limits]
-# One load generator on one address: the widget's per-IP and per-conversation limits would
-# measure themselves, not the service (WeChat's path is exempt from the per-IP one anyway).
-ip_per_second = 1000000
-ip_burst = 1000000
-conversation_per_second = 1000000
-conversation_burst = 1000000
-
+. scripts/load/server.sh
+load_build wechat_load
+# Two apps; nothing may leave the machine: the message API is pointed at a closed local port
+# (the passive path measured here never calls it).
+load_start_server "$PORT" '
 [[wechat]]
 name = "load-plain"
 token = "loadtoken"
 appid = "wxloadplain"
 secret = "unused"
-# Nothing may leave the machine: the message API is pointed at a closed local port (the
-# passive path measured here never calls it).
 api_base = "http://127.0.0.1:9"
 
 [[wechat]]
@@ -47,10 +30,7 @@ secret = "unused"
 mode = "safe"
 encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 api_base = "http://127.0.0.1:9"
-TOML
-KEFU_LOG=warn taskset -c $SERVER_CPU target/release/kefu serve --config "$WORK/kefu.toml" > "$WORK/server.out" 2>&1 &
-SERVER=$!
-for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
+'
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 taskset -c $LOAD_CPU target/release/examples/wechat_load "127.0.0.1:$PORT" "$SECONDS_PER_PATH" "$CONC"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
