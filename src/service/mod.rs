@@ -231,9 +231,7 @@ impl Service {
 
     /// Commits a change and waits until it is on disk: nothing is acknowledged before.
     async fn commit(&self, change: Change) -> Result<Vec<Message>> {
-        let stored = self.store.commit(change)?;
-        self.store.durable().await?;
-        Ok(stored)
+        Ok(self.store.commit(change).await?)
     }
 
     // ---- visitors -------------------------------------------------------------------------
@@ -431,6 +429,9 @@ impl Service {
             }
         }
         let turn = self.lock(id).await?;
+        // Announced after taking the turn: a message queued behind this conversation's lock
+        // cannot commit until this one has, and waiting for it would only delay both.
+        let hint = self.store.expect_commit();
         let mut conv = match token {
             Some(token) => self.authorize_visitor(id, token)?,
             None => self.store.conversation(id)?.ok_or_else(|| ServiceError::NotFound(format!("conversation {id}")))?,
@@ -472,6 +473,7 @@ impl Service {
             }
         }
         change.conversation = Some(conv.clone());
+        drop(hint);
         let stored = self.commit(change).await?;
         drop(turn);
         self.publish_visitor_messages(&conv, &stored, new_handoff.as_ref())?;

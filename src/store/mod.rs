@@ -1,14 +1,16 @@
 //! Durable storage of conversations, messages, handoffs, tickets, agents and ratings.
 //!
 //! The dialogue and handoff code see only the narrow [`Store`] trait, so a server database
-//! can replace sled later. Every change of one step is a [`Change`], applied atomically; a
-//! change is durable once [`Store::durable`] has resolved, and nothing is acknowledged to a
-//! client before that.
+//! can replace sled later. Every change of one step is a [`Change`], applied atomically and
+//! made durable before [`Store::commit`] resolves; nothing is acknowledged to a client before
+//! that.
 
 mod sled_store;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -73,18 +75,39 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
     #[error("conversation {0} changed under a step (a concurrent writer)")]
     Conflict(String),
-    #[error("the storage flusher has stopped")]
-    FlusherGone,
+    #[error("the storage writer has stopped")]
+    WriterGone,
 }
 
 impl StoreError {
     /// Whether the disk refused the write (full, read-only): the service answers 503.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Sled(sled::Error::Io(_)) | StoreError::FlusherGone)
+        matches!(self, StoreError::Sled(sled::Error::Io(_)) | StoreError::WriterGone)
     }
 }
 
 pub type Durable = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+
+/// A commit in flight: the messages it stored, once applied and durable.
+pub type Committed = Pin<Box<dyn Future<Output = Result<Vec<Message>, StoreError>> + Send>>;
+
+/// Says that a commit is on its way (its step is being worked out): while any are announced,
+/// the store may hold a flush briefly so that they share it. Dropping the hint, just before
+/// committing or on giving up, withdraws the announcement.
+pub struct CommitHint(Arc<AtomicUsize>);
+
+impl CommitHint {
+    pub fn new(announced: Arc<AtomicUsize>) -> CommitHint {
+        announced.fetch_add(1, Ordering::SeqCst);
+        CommitHint(announced)
+    }
+}
+
+impl Drop for CommitHint {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// What the rest of kefu needs from storage.
 pub trait Store: Send + Sync + 'static {
@@ -119,10 +142,13 @@ pub trait Store: Send + Sync + 'static {
     fn conversation_count(&self) -> Result<usize, StoreError>;
     /// A fresh id for handoffs and tickets, unique for the life of the store.
     fn next_id(&self) -> Result<u64, StoreError>;
-    /// Applies a change atomically and returns the messages it stored. Not yet durable.
-    fn commit(&self, change: Change) -> Result<Vec<Message>, StoreError>;
-    /// Resolves once everything committed before the call is on disk. Concurrent callers
-    /// share one flush.
+    /// Applies a change atomically and resolves, once it is on disk, with the messages it
+    /// stored. Concurrent commits share one transaction and one flush.
+    fn commit(&self, change: Change) -> Committed;
+    /// Announces a commit to come; see [`CommitHint`].
+    fn expect_commit(&self) -> CommitHint;
+    /// Resolves once everything written before the call (a channel's keyspace records
+    /// included) is on disk. Concurrent callers share one flush.
     fn durable(&self) -> Durable;
     /// A keyspace of its own, in the same database, for a channel's records (WeChat's
     /// deliveries, users and outbox), so that [`Store::durable`] covers them too. Channels

@@ -1,8 +1,10 @@
-//! The sled implementation of [`Store`], with group commit: writers wait for a shared flush
-//! instead of each paying for one.
+//! The sled implementation of [`Store`], with group commit: one writer thread applies every
+//! change waiting for it in one transaction and makes them durable with one flush.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -10,34 +12,55 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 use tokio::sync::oneshot;
 
-use super::{Change, Counters, Durable, Feedback, Session, Store, StoreError};
+use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Session, Store, StoreError};
 use crate::dialogue::{Conversation, Message};
 use crate::handoff::{Agent, Handoff, HandoffStatus, Rating, Ticket};
 
 /// sled's page cache, in bytes.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// sled on disk. Cloning shares the database; the last clone dropped stops the flusher and
+/// sled on disk. Cloning shares the database; the last clone dropped stops the writer and
 /// releases the directory (so the same process can reopen it, as tests of restarts do).
 #[derive(Clone)]
 pub struct SledStore {
     inner: Arc<Inner>,
 }
 
-type FlushRequest = oneshot::Sender<Result<(), StoreError>>;
+/// What the writer thread is asked to do.
+enum Job {
+    /// Apply a change, make it durable, and answer with the messages it stored.
+    Commit(Change, oneshot::Sender<Result<Vec<Message>, StoreError>>),
+    /// Make everything written so far durable (a channel's own records).
+    Flush(oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// How long the writer holds a transaction open, at most, for commits that were announced
+/// (see [`CommitHint`]) but have not arrived, looking again every STEP. Each transaction and
+/// flush costs sled a fixed amount of CPU (it seals its log buffer and wakes its I/O threads),
+/// so sharing them is what lets one core answer more. Measured with scripts/load.sh at 16
+/// connections: 3,720 messages/s without the first look (GRACE = 0), 4,421 with it.
+const COMMIT_WINDOW: Duration = Duration::from_millis(2);
+const GRACE: Duration = Duration::from_micros(200);
+const STEP: Duration = Duration::from_micros(250);
+
+/// At most this many jobs share a transaction, which keeps one transaction's write set (and
+/// the wait of the first job in it) bounded under a flood.
+const MAX_BATCH: usize = 256;
 
 struct Inner {
     db: sled::Db,
     trees: Trees,
-    flush: Option<mpsc::Sender<FlushRequest>>,
-    flusher: Option<std::thread::JoinHandle<()>>,
+    writer: Option<mpsc::Sender<Job>>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
+    /// Commits announced and not yet sent (see [`CommitHint`]).
+    announced: Arc<AtomicUsize>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing the channel ends the flusher's loop; joining it drops its database handle.
-        self.flush.take();
-        if let Some(t) = self.flusher.take() {
+        // Closing the channel ends the writer's loop; joining it drops its database handle.
+        self.writer.take();
+        if let Some(t) = self.writer_thread.take() {
             let _ = t.join();
         }
     }
@@ -91,7 +114,8 @@ fn be_u64(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]))
 }
 
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+/// Transactions never abort on purpose: a refused change is skipped inside the batch.
+type TxResult<T> = Result<T, ConflictableTransactionError<std::convert::Infallible>>;
 
 fn bump(tree: &TransactionalTree, key: &[u8]) -> TxResult<()> {
     let n = tree.get(key)?.map_or(0, |v| be_u64(&v));
@@ -100,7 +124,7 @@ fn bump(tree: &TransactionalTree, key: &[u8]) -> TxResult<()> {
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `dir` and starts its flusher thread.
+    /// Opens (or creates) the store in `dir` and starts its writer thread.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
         // Flushing is ours (group commit before acknowledging); sled's own periodic flush
         // stays on as a backstop.
@@ -123,28 +147,19 @@ impl SledStore {
             unanswered: tree("unanswered")?,
             counters: tree("counters")?,
         };
-        let (flush, requests) = mpsc::channel::<FlushRequest>();
-        let flusher_db = db.clone();
-        let flusher = std::thread::Builder::new()
-            .name("kefu-flush".into())
-            .spawn(move || {
-                // Every request that arrived before a flush started is covered by it: take
-                // one, then all that queued up behind it, flush once, answer them all.
-                while let Ok(first) = requests.recv() {
-                    let mut waiting = vec![first];
-                    waiting.extend(requests.try_iter());
-                    let result = flusher_db.flush();
-                    for w in waiting {
-                        let r = match &result {
-                            Ok(_) => Ok(()),
-                            Err(e) => Err(StoreError::Sled(e.clone())),
-                        };
-                        let _ = w.send(r);
-                    }
-                }
-            })
+        // Why one writer: sled seals and writes its log buffer for every transaction, waking
+        // its whole I/O thread pool each time; at one transaction per message that cost
+        // more CPU than answering the message. Batching concurrent changes into one
+        // transaction pays it once per flush.
+        let (writer, jobs) = mpsc::channel::<Job>();
+        let announced = Arc::new(AtomicUsize::new(0));
+        let (writer_db, writer_trees, writer_announced) = (db.clone(), trees.clone(), announced.clone());
+        let writer_thread = std::thread::Builder::new()
+            .name("kefu-writer".into())
+            .spawn(move || write_loop(writer_db, writer_trees, jobs, writer_announced))
             .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
-        Ok(SledStore { inner: Arc::new(Inner { db, trees, flush: Some(flush), flusher: Some(flusher) }) })
+        let inner = Inner { db, trees, writer: Some(writer), writer_thread: Some(writer_thread), announced };
+        Ok(SledStore { inner: Arc::new(inner) })
     }
 
     fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -274,34 +289,118 @@ impl Store for SledStore {
         Ok(self.inner.db.generate_id()? + 1)
     }
 
-    fn commit(&self, change: Change) -> Result<Vec<Message>, StoreError> {
-        let t = &self.inner.trees;
-        let trees = (
-            &t.conversations,
-            &t.messages,
-            &t.client_ids,
-            &t.identities,
-            &t.handoffs,
-            &t.queue,
-            &t.agents,
-            &t.sessions,
-            &t.tickets,
-            &t.ratings,
-            &t.feedback,
-            &t.unanswered,
-            &t.counters,
-        );
-        let result = trees.transaction(
-            |(conversations, messages, client_ids, identities, handoffs, queue, agents, sessions, tickets, ratings, feedback, unanswered, counters)| {
+    fn commit(&self, change: Change) -> Committed {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.inner.writer.as_ref().ok_or(()).and_then(|w| w.send(Job::Commit(change, tx)).map_err(|_| ()));
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::WriterGone)?;
+            rx.await.map_err(|_| StoreError::WriterGone)?
+        })
+    }
+
+    fn keyspace(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.inner.db.open_tree(format!("channel:{name}"))?)
+    }
+
+    fn expect_commit(&self) -> CommitHint {
+        CommitHint::new(self.inner.announced.clone())
+    }
+
+    fn durable(&self) -> Durable {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.inner.writer.as_ref().ok_or(()).and_then(|w| w.send(Job::Flush(tx)).map_err(|_| ()));
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::WriterGone)?;
+            rx.await.map_err(|_| StoreError::WriterGone)?
+        })
+    }
+}
+
+/// The writer thread's loop: takes one job, then every job queued behind it, applies their
+/// changes in one transaction, flushes once, and answers them all.
+fn write_loop(db: sled::Db, trees: Trees, jobs: mpsc::Receiver<Job>, announced: Arc<AtomicUsize>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        // A short look for company, then a longer wait only while commits are announced: a
+        // lone visitor's message waits GRACE at most. The look is needed even with nothing
+        // announced because the server's worker announces its next message only after it has
+        // handed this one over, and on a busy core the writer wakes in that gap.
+        let deadline = Instant::now() + COMMIT_WINDOW;
+        let mut pause = GRACE;
+        loop {
+            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            batch.extend(jobs.try_iter().take(MAX_BATCH - batch.len()));
+            if announced.load(Ordering::SeqCst) == 0 || Instant::now() >= deadline || batch.len() >= MAX_BATCH {
+                break;
+            }
+            pause = STEP;
+        }
+        let changes: Vec<&Change> = batch
+            .iter()
+            .filter_map(|j| match j {
+                Job::Commit(c, _) => Some(c),
+                Job::Flush(_) => None,
+            })
+            .collect();
+        let applied = if changes.is_empty() { Ok(Vec::new()) } else { apply(&trees, &changes) };
+        let flushed = db.flush().map(|_| ());
+        let mut outcomes = match applied {
+            Ok(outcomes) => outcomes.into_iter(),
+            Err(e) => changes.iter().map(|_| Err(StoreError::Sled(e.clone()))).collect::<Vec<_>>().into_iter(),
+        };
+        for job in batch {
+            match job {
+                Job::Commit(_, reply) => {
+                    let outcome = outcomes.next().expect("one outcome per change");
+                    let _ = reply.send(flushed.clone().map_err(StoreError::Sled).and(outcome));
+                }
+                Job::Flush(reply) => {
+                    let _ = reply.send(flushed.clone().map_err(StoreError::Sled));
+                }
+            }
+        }
+    }
+}
+
+/// Applies `changes` in order in one sled transaction. Each gets its own outcome: a change
+/// whose conversation moved on since it was read (or whose stored record is unreadable) is
+/// refused and writes nothing, and the others still apply. A storage error fails them all.
+fn apply(t: &Trees, changes: &[&Change]) -> Result<Vec<Result<Vec<Message>, StoreError>>, sled::Error> {
+    let trees = (
+        &t.conversations,
+        &t.messages,
+        &t.client_ids,
+        &t.identities,
+        &t.handoffs,
+        &t.queue,
+        &t.agents,
+        &t.sessions,
+        &t.tickets,
+        &t.ratings,
+        &t.feedback,
+        &t.unanswered,
+        &t.counters,
+    );
+    let result = trees.transaction(
+        |(conversations, messages, client_ids, identities, handoffs, queue, agents, sessions, tickets, ratings, feedback, unanswered, counters)| {
+            let mut outcomes = Vec::with_capacity(changes.len());
+            for change in changes {
                 let mut stored = Vec::with_capacity(change.messages.len());
                 if let Some(conv) = &change.conversation {
                     let mut conv = conv.clone();
                     // The caller serialises steps per conversation; a mismatch means two
                     // writers raced, and appending would break the sequence.
                     if let Some(old) = conversations.get(conv.id.as_bytes())? {
-                        let old: Conversation = decode(conv.id.as_bytes(), &old).map_err(ConflictableTransactionError::Abort)?;
-                        if old.last_seq != conv.last_seq {
-                            return Err(ConflictableTransactionError::Abort(StoreError::Conflict(conv.id.clone())));
+                        match decode::<Conversation>(conv.id.as_bytes(), &old) {
+                            Ok(old) if old.last_seq == conv.last_seq => {}
+                            Ok(_) => {
+                                outcomes.push(Err(StoreError::Conflict(conv.id.clone())));
+                                continue;
+                            }
+                            Err(e) => {
+                                outcomes.push(Err(e));
+                                continue;
+                            }
                         }
                     }
                     for m in &change.messages {
@@ -365,28 +464,15 @@ impl Store for SledStore {
                 for q in &change.unanswered {
                     bump(unanswered, q.as_bytes())?;
                 }
-                Ok(stored)
-            },
-        );
-        match result {
-            Ok(stored) => Ok(stored),
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
-        }
-    }
-
-    fn keyspace(&self, name: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.inner.db.open_tree(format!("channel:{name}"))?)
-    }
-
-    fn durable(&self) -> Durable {
-        let (tx, rx) = oneshot::channel();
-        let sent = self.inner.flush.as_ref().ok_or(()).and_then(|f| f.send(tx).map_err(|_| ()));
-        Box::pin(async move {
-            sent.map_err(|_| StoreError::FlusherGone)?;
-            rx.await.map_err(|_| StoreError::FlusherGone)?
-        })
-    }
+                outcomes.push(Ok(stored));
+            }
+            TxResult::Ok(outcomes)
+        },
+    );
+    result.map_err(|e| match e {
+        TransactionError::Abort(never) => match never {},
+        TransactionError::Storage(e) => e,
+    })
 }
 
 #[cfg(test)]
@@ -421,9 +507,9 @@ mod tests {
                     at_ms: 10,
                     ..Default::default()
                 })
+                .await
                 .unwrap();
             assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
-            store.durable().await.unwrap();
         }
         let store = SledStore::open(dir.path()).unwrap();
         let conv = store.conversation("c1").unwrap().unwrap();
@@ -436,15 +522,48 @@ mod tests {
         assert_eq!(store.counters().unwrap().messages_per_hour, vec![(0, 1)]);
     }
 
-    #[test]
-    fn a_stale_conversation_is_refused_not_interleaved() {
+    #[tokio::test]
+    async fn a_stale_conversation_is_refused_not_interleaved() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
         let conv = conversation("c1");
-        store.commit(Change { conversation: Some(conv.clone()), messages: vec![NewMessage::system("a")], ..Default::default() }).unwrap();
+        store.commit(Change { conversation: Some(conv.clone()), messages: vec![NewMessage::system("a")], ..Default::default() }).await.unwrap();
         // `conv` still says last_seq 0: a second writer working from an old copy.
-        let err = store.commit(Change { conversation: Some(conv), messages: vec![NewMessage::system("b")], ..Default::default() });
+        let err = store.commit(Change { conversation: Some(conv), messages: vec![NewMessage::system("b")], ..Default::default() }).await;
         assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
         assert_eq!(store.messages("c1", 0, 10).unwrap().len(), 1);
+    }
+
+    /// Changes sent together share one transaction, yet each gets its own outcome: a stale
+    /// one is refused and writes nothing, while the ones around it apply and count.
+    #[tokio::test]
+    async fn a_refused_change_does_not_take_its_batch_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        store.commit(Change { conversation: Some(conversation("stale")), messages: vec![NewMessage::system("a")], ..Default::default() }).await.unwrap();
+        // Sent before any is awaited, so the writer finds them queued together.
+        let pending: Vec<_> = (0..50)
+            .map(|i| {
+                let id = if i == 25 { "stale".to_string() } else { format!("c{i}") };
+                let messages = vec![NewMessage::visitor(&format!("问题{i}"), None), NewMessage::system("答")];
+                store.commit(Change { conversation: Some(conversation(&id)), messages, at_ms: 3_600_000, ..Default::default() })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for p in pending {
+            outcomes.push(p.await);
+        }
+        for (i, outcome) in outcomes.iter().enumerate() {
+            if i == 25 {
+                assert!(matches!(outcome, Err(StoreError::Conflict(id)) if id == "stale"), "{outcome:?}");
+            } else {
+                let stored = outcome.as_ref().unwrap();
+                assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2], "change {i}");
+                assert_eq!(store.messages(&format!("c{i}"), 0, 10).unwrap()[0].text, format!("问题{i}"));
+            }
+        }
+        assert_eq!(store.messages("stale", 0, 10).unwrap().len(), 1);
+        // 49 visitor messages in hour 1, each counted once although they shared a key.
+        assert_eq!(store.counters().unwrap().messages_per_hour, vec![(1, 49)]);
     }
 }

@@ -326,7 +326,7 @@ impl WeChat {
         })
     }
 
-    /// Waits until everything written is on disk, through the service store's one flusher:
+    /// Waits until everything written is on disk, through the service store's one writer:
     /// sled's flushes hold its process-wide concurrency lock, and flushes of our own beside
     /// the service's transactions deadlocked the server under load.
     async fn durable(&self) -> Result<(), store::StoreError> {
