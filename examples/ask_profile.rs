@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
             terms += analyzed.terms.len();
 
             let t = Instant::now();
-            let scored = engine.candidate_features(q)?;
+            let scored = engine.candidate_features(&analyzed)?;
             let d = t.elapsed();
             retrieve_features += d;
             let n_pairs: usize = scored.iter().map(|c| c.questions.len()).sum();

@@ -191,12 +191,13 @@ proptest! {
     #[test]
     fn intents_load_or_name_file_and_line(a in intent_text(), b in intent_text()) {
         let sources = vec![("intents/a.toml".to_string(), a.clone()), ("intents/b.toml".to_string(), b)];
-        match Intents::parse(&sources, &Lexicon::default()) {
+        match Intents::parse(&sources, analyzer()) {
             Ok(intents) => {
                 for i in intents.all() {
                     prop_assert!(!i.name.is_empty());
                 }
-                let _ = intents.recognise("帮我查一下订单 12345678");
+                let text = "帮我查一下订单 12345678";
+                let _ = intents.recognise(text, &analyzer().analyze(text));
             }
             Err(IntentError::Invalid { errors }) => {
                 prop_assert!(!errors.is_empty());

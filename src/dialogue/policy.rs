@@ -432,7 +432,7 @@ fn request(reason: &str, detail: String, intent: Option<String>) -> HandoffReque
 mod tests {
     use super::*;
     use crate::knowledge::Candidate;
-    use crate::text::Lexicon;
+    use crate::text::{Analyzer, Lexicon};
 
     const INTENTS: &str = r#"
 name = "human"
@@ -459,7 +459,7 @@ template = "订单 {order_no} 已记下"
 
     fn intents() -> Intents {
         let sources = [("human.toml".to_string(), INTENTS.to_string()), ("order.toml".to_string(), ORDER.to_string())];
-        Intents::parse(&sources, &Lexicon::default()).unwrap()
+        Intents::parse(&sources, &Analyzer::new(Lexicon::default())).unwrap()
     }
 
     fn articles() -> Vec<Article> {

@@ -10,7 +10,7 @@ use super::index::KnowledgeIndex;
 use super::load::Loaded;
 use super::model::Ranker;
 use super::{Article, KnowledgeError};
-use crate::text::{char_bigrams, Analyzer};
+use crate::text::{char_bigrams, Analyzed, Analyzer};
 
 /// Index of the query-coverage feature (share of the query's term weight matched).
 const QUERY_COVERAGE: usize = 1;
@@ -96,7 +96,12 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Builds an engine entirely in memory (tests, tools); nothing touches the disk.
     pub fn in_memory(loaded: &Loaded, ranker: Ranker) -> Result<Engine, KnowledgeError> {
-        let analyzer = Analyzer::new(loaded.lexicon.clone());
+        Engine::in_memory_with(Analyzer::new(loaded.lexicon.clone()), loaded, ranker)
+    }
+
+    /// [`Engine::in_memory`] with an analyser already built (its lexicon is used, not
+    /// `loaded`'s): engines that share one can share an analysed query too.
+    pub fn in_memory_with(analyzer: Analyzer, loaded: &Loaded, ranker: Ranker) -> Result<Engine, KnowledgeError> {
         let corpus = Corpus::analyze(loaded, &analyzer, &|_| {});
         let index = KnowledgeIndex::build(&corpus, &analyzer, None, &|_| {})?;
         Ok(Engine::assemble(corpus, analyzer, index, ranker))
@@ -176,6 +181,11 @@ impl Engine {
 
     /// Answers one question.
     pub fn ask(&self, query: &str) -> Result<Reply, KnowledgeError> {
+        self.ask_analyzed(&self.analyzer.analyze(query))
+    }
+
+    /// Answers a question already analysed by this engine's analyser.
+    pub fn ask_analyzed(&self, query: &Analyzed) -> Result<Reply, KnowledgeError> {
         let scored = self.candidate_features(query)?;
         Ok(self.rank(&scored, &self.ranker, self.thresholds))
     }
@@ -219,11 +229,10 @@ impl Engine {
         &self.ranker
     }
 
-    /// Retrieves candidate articles for `query` and computes the features of each of their
-    /// questions. Empty when the query has no words.
-    pub fn candidate_features(&self, query: &str) -> Result<Vec<CandidateFeatures>, KnowledgeError> {
-        let analyzed = self.analyzer.analyze(query);
-        let prepared = PreparedQuery::new(&analyzed, &self.vocab);
+    /// Retrieves candidate articles for an analysed query and computes the features of each
+    /// of their questions. Empty when the query has no words.
+    pub fn candidate_features(&self, analyzed: &Analyzed) -> Result<Vec<CandidateFeatures>, KnowledgeError> {
+        let prepared = PreparedQuery::new(analyzed, &self.vocab);
         if prepared.is_empty() {
             return Ok(Vec::new());
         }

@@ -56,7 +56,7 @@ pub struct Trained {
 pub fn examples(engine: &Engine, queries: &[LabeledQuery], set: usize) -> Result<Vec<Example>, KnowledgeError> {
     engine
         .parallel_map(queries, |engine, q| {
-            let candidates = engine.candidate_features(&q.query)?;
+            let candidates = engine.candidate_features(&engine.analyzer().analyze(&q.query))?;
             let label = q.expected.as_ref().and_then(|e| {
                 candidates.iter().position(|c| &engine.article(c.article).id == e)
             });

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::handoff::Priority;
 use crate::knowledge::{Action, Article, Engine, KnowledgeError, Loaded, Ranker, SourceError};
-use crate::text::{normalize, Lexicon};
+use crate::text::{normalize, Analyzed, Analyzer};
 pub use slots::SlotKind;
 
 /// What an intent does once recognised (and its slots are filled).
@@ -256,7 +256,7 @@ pub fn fill(template: &str, slots: &BTreeMap<String, String>) -> String {
 
 impl Intents {
     /// Loads every `*.toml` file of `dir` (sorted by name). Fails naming each bad place.
-    pub fn load_dir(dir: &Path, lexicon: &Lexicon) -> Result<Intents, IntentError> {
+    pub fn load_dir(dir: &Path, analyzer: &Analyzer) -> Result<Intents, IntentError> {
         let read = |path: &Path| std::fs::read_to_string(path).map_err(|source| IntentError::Read { path: path.to_path_buf(), source });
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .map_err(|source| IntentError::Read { path: dir.to_path_buf(), source })?
@@ -268,11 +268,11 @@ impl Intents {
         for path in files {
             sources.push((path.display().to_string(), read(&path)?));
         }
-        Intents::parse(&sources, lexicon)
+        Intents::parse(&sources, analyzer)
     }
 
     /// Parses intent files given as (name, text).
-    pub fn parse(sources: &[(String, String)], lexicon: &Lexicon) -> Result<Intents, IntentError> {
+    pub fn parse(sources: &[(String, String)], analyzer: &Analyzer) -> Result<Intents, IntentError> {
         let mut problems = Vec::new();
         let mut intents: Vec<Intent> = Vec::new();
         for (file, text) in sources {
@@ -305,7 +305,7 @@ impl Intents {
         let examples = if articles.is_empty() {
             None
         } else {
-            Some(Engine::in_memory(&Loaded { articles, lexicon: lexicon.clone() }, ranker)?)
+            Some(Engine::in_memory_with(analyzer.clone(), &Loaded { articles, lexicon: analyzer.lexicon().clone() }, ranker)?)
         };
         Ok(Intents { intents, examples, default_threshold })
     }
@@ -329,9 +329,9 @@ impl Intents {
     }
 
     /// The best intent by its examples, when it clears the intent's threshold.
-    pub fn example_match(&self, text: &str) -> Result<Option<IntentMatch>, KnowledgeError> {
+    pub fn example_match(&self, text: &str, analyzed: &Analyzed) -> Result<Option<IntentMatch>, KnowledgeError> {
         let Some(engine) = &self.examples else { return Ok(None) };
-        let reply = engine.ask(text)?;
+        let reply = engine.ask_analyzed(analyzed)?;
         let Some(best) = reply.candidates.first() else { return Ok(None) };
         let intent = self.get(&best.id).expect("example articles are named after intents");
         let threshold = intent.threshold.unwrap_or(self.default_threshold);
@@ -340,11 +340,12 @@ impl Intents {
             .then(|| IntentMatch { intent: best.id.clone(), confidence: best.confidence, by: MatchedBy::Example }))
     }
 
-    /// Rules first, then examples.
-    pub fn recognise(&self, text: &str) -> Result<Option<IntentMatch>, KnowledgeError> {
+    /// Rules first, then examples. `analyzed` is `text` through the analyser the intents were
+    /// loaded with (the knowledge engine's: one analysis serves both).
+    pub fn recognise(&self, text: &str, analyzed: &Analyzed) -> Result<Option<IntentMatch>, KnowledgeError> {
         match self.rule_match(text) {
             Some(m) => Ok(Some(m)),
-            None => self.example_match(text),
+            None => self.example_match(text, analyzed),
         }
     }
 }

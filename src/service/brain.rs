@@ -94,7 +94,7 @@ impl Brain {
     fn assemble(engine: Engine, sources: &Sources, generation: String) -> Result<Brain, BrainError> {
         let intents_dir = sources.intents.as_path();
         let canned = load_canned(&sources.knowledge)?;
-        let intents = Intents::load_dir(intents_dir, engine.analyzer().lexicon())?;
+        let intents = Intents::load_dir(intents_dir, engine.analyzer())?;
         let by_id = engine.articles().iter().enumerate().map(|(i, a)| (a.id.clone(), i)).collect::<HashMap<_, _>>();
         for intent in intents.all() {
             if let crate::nlu::IntentAction::Article { article } = &intent.action {

@@ -509,8 +509,10 @@ impl Service {
     /// the knowledge candidates, for a handoff's summary.
     fn bot_turn(&self, conv: &Conversation, text: &str, humans_elsewhere: bool) -> Result<(Outcome, Vec<CandidateView>)> {
         let brain = self.brain();
-        let intent = brain.intents.recognise(text)?;
-        let knowledge = brain.ask(text)?;
+        // One analysis serves the intents and the knowledge: they share the analyser.
+        let analyzed = brain.engine.analyzer().analyze(text);
+        let intent = brain.intents.recognise(text, &analyzed)?;
+        let knowledge = brain.engine.ask_analyzed(&analyzed)?;
         // A follow-up ("那运费呢？") is read with the topic of the last answered article: the
         // content words of its question. The old article itself is not a candidate (a
         // follow-up asks something new), and the confidence is decided afresh.
