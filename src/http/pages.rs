@@ -2,7 +2,8 @@
 //! chat widget script and its demo store page, the agent console and the admin page.
 //!
 //! Files are served with an ETag and `no-cache`, so a browser revalidates cheaply and never
-//! runs a widget older than the server it talks to. The console pages carry a strict
+//! runs a widget older than the server it talks to, and gzipped when the browser accepts it
+//! (the widget goes onto other sites' pages: 25 KB becomes about 9 KB on the wire). The console pages carry a strict
 //! Content-Security-Policy: only their own scripts run, whatever text a message holds.
 
 use std::sync::OnceLock;
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use sha2::{Digest, Sha256};
+use tower_http::compression::CompressionLayer;
 
 use super::{ApiError, AppState, Path};
 
@@ -32,7 +34,8 @@ impl Asset {
     fn etag(&self) -> &HeaderValue {
         self.etag.get_or_init(|| {
             let digest = Sha256::digest(self.body);
-            HeaderValue::from_str(&format!("\"{}\"", hex::encode(&digest[..12]))).expect("hex is a valid header")
+            // Weak: the gzipped and the plain bytes are the same file under one tag.
+            HeaderValue::from_str(&format!("W/\"{}\"", hex::encode(&digest[..12]))).expect("hex is a valid header")
         })
     }
 
@@ -78,6 +81,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin", get(|h: HeaderMap| async move { ADMIN.respond(&h) }))
         .route("/favicon.svg", get(|h: HeaderMap| async move { FAVICON.respond(&h) }))
         .route("/assets/{file}", get(asset))
+        .layer(CompressionLayer::new())
 }
 
 async fn asset(Path(file): Path<String>, h: HeaderMap) -> Response {

@@ -43,6 +43,18 @@ async fn pages_are_served_with_their_types_caching_and_policy() {
         assert_eq!(again.status(), 304, "{path}");
         assert!(again.text().await.unwrap().is_empty());
     }
+    // Browsers that accept gzip get it, and it unpacks to the same file.
+    let plain = get("/widget.js").await.unwrap().bytes().await.unwrap();
+    let resp = server.http.get(format!("http://{}/widget.js", server.addr)).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    assert!(resp.headers()["vary"].to_str().unwrap().to_ascii_lowercase().contains("accept-encoding"));
+    let packed = resp.bytes().await.unwrap();
+    assert!(packed.len() * 2 < plain.len(), "gzipped {} bytes of {}", packed.len(), plain.len());
+    let mut unpacked = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&packed[..]), &mut unpacked).unwrap();
+    assert_eq!(unpacked, plain);
+
     let resp = get("/assets/nope.js").await.unwrap();
     assert_eq!(resp.status(), 404);
     let v: serde_json::Value = resp.json().await.unwrap();
