@@ -96,12 +96,19 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Builds an engine entirely in memory (tests, tools); nothing touches the disk.
     pub fn in_memory(loaded: &Loaded, ranker: Ranker) -> Result<Engine, KnowledgeError> {
-        Engine::in_memory_with(Analyzer::new(loaded.lexicon.clone()), loaded, ranker)
+        Engine::build_in_memory(Analyzer::new(loaded.lexicon.clone()), loaded, ranker)
     }
 
-    /// [`Engine::in_memory`] with an analyser already built (its lexicon is used, not
-    /// `loaded`'s): engines that share one can share an analysed query too.
-    pub fn in_memory_with(analyzer: Analyzer, loaded: &Loaded, ranker: Ranker) -> Result<Engine, KnowledgeError> {
+    /// [`Engine::in_memory`] over `articles` with an analyser already built (and its
+    /// lexicon): engines that share one can share an analysed query too.
+    pub fn in_memory_with(analyzer: &Analyzer, articles: Vec<Article>, ranker: Ranker) -> Result<Engine, KnowledgeError> {
+        let loaded = Loaded { articles, lexicon: analyzer.lexicon().clone() };
+        Engine::build_in_memory(analyzer.clone(), &loaded, ranker)
+    }
+
+    /// `analyzer` must be built from `loaded.lexicon`: the corpus records that lexicon as
+    /// the one it was analysed with.
+    fn build_in_memory(analyzer: Analyzer, loaded: &Loaded, ranker: Ranker) -> Result<Engine, KnowledgeError> {
         let corpus = Corpus::analyze(loaded, &analyzer, &|_| {});
         let index = KnowledgeIndex::build(&corpus, &analyzer, None, &|_| {})?;
         Ok(Engine::assemble(corpus, analyzer, index, ranker))

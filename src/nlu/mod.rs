@@ -12,7 +12,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::handoff::Priority;
-use crate::knowledge::{Action, Article, Engine, KnowledgeError, Loaded, Ranker, SourceError};
+use crate::knowledge::{Action, Article, Engine, KnowledgeError, Ranker, SourceError};
 use crate::text::{normalize, Analyzed, Analyzer};
 pub use slots::SlotKind;
 
@@ -305,7 +305,7 @@ impl Intents {
         let examples = if articles.is_empty() {
             None
         } else {
-            Some(Engine::in_memory_with(analyzer.clone(), &Loaded { articles, lexicon: analyzer.lexicon().clone() }, ranker)?)
+            Some(Engine::in_memory_with(analyzer, articles, ranker)?)
         };
         Ok(Intents { intents, examples, default_threshold })
     }
