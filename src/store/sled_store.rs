@@ -344,14 +344,14 @@ fn write_loop(db: sled::Db, trees: Trees, jobs: mpsc::Receiver<Job>, announced: 
             .collect();
         let applied = if changes.is_empty() { Ok(Vec::new()) } else { apply(&trees, &changes) };
         let flushed = db.flush().map(|_| ());
-        let mut outcomes = match applied {
-            Ok(outcomes) => outcomes.into_iter(),
-            Err(e) => changes.iter().map(|_| Err(StoreError::Sled(e.clone()))).collect::<Vec<_>>().into_iter(),
-        };
+        let mut outcomes = applied.map(Vec::into_iter);
         for job in batch {
             match job {
                 Job::Commit(_, reply) => {
-                    let outcome = outcomes.next().expect("one outcome per change");
+                    let outcome = match &mut outcomes {
+                        Ok(each) => each.next().expect("one outcome per change"),
+                        Err(e) => Err(StoreError::Sled(e.clone())),
+                    };
                     let _ = reply.send(flushed.clone().map_err(StoreError::Sled).and(outcome));
                 }
                 Job::Flush(reply) => {
