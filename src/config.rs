@@ -88,6 +88,8 @@ pub struct Config {
     /// Knowledge answer/clarify thresholds (default: the shipped model's).
     pub answer_threshold: Option<f32>,
     pub clarify_threshold: Option<f32>,
+    /// The semantic word table built by `scripts/model`; missing: answers by words only.
+    pub model: PathBuf,
     pub limits: Limits,
     pub dialogue: Rules,
     pub hours: BusinessHours,
@@ -110,6 +112,7 @@ impl Default for Config {
             watch_interval_ms: 2_000,
             answer_threshold: None,
             clarify_threshold: None,
+            model: crate::semantic::DEFAULT_PATH.into(),
             limits: Limits::default(),
             dialogue: Rules::default(),
             hours: BusinessHours::default(),
@@ -154,7 +157,7 @@ impl Config {
     }
 
     /// Applies `KEFU_LISTEN`, `KEFU_DATA`, `KEFU_KNOWLEDGE`, `KEFU_INTENTS`,
-    /// `KEFU_ADMIN_TOKEN_SHA256`, `KEFU_IDENTITY_SECRET`, `KEFU_ALLOWED_ORIGINS` (comma
+    /// `KEFU_MODEL`, `KEFU_ADMIN_TOKEN_SHA256`, `KEFU_IDENTITY_SECRET`, `KEFU_ALLOWED_ORIGINS` (comma
     /// separated), `KEFU_ASSIGNMENT` (claim|auto) and `KEFU_WATCH_INTERVAL_MS`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = var("KEFU_LISTEN") {
@@ -168,6 +171,9 @@ impl Config {
         }
         if let Some(v) = var("KEFU_INTENTS") {
             self.intents = v.into();
+        }
+        if let Some(v) = var("KEFU_MODEL") {
+            self.model = v.into();
         }
         if let Some(v) = var("KEFU_ADMIN_TOKEN_SHA256") {
             self.admin_token_sha256 = Some(v);

@@ -8,6 +8,7 @@ pub mod dialogue;
 pub mod handoff;
 pub mod knowledge;
 pub mod nlu;
+pub mod semantic;
 pub mod store;
 pub mod text;
 pub mod auth;

@@ -57,6 +57,8 @@ enum Command {
         data: Vec<PathBuf>,
         #[arg(long, required = true)]
         queries: Vec<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
         /// Where to write the model (TOML); default: print it.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -85,9 +87,31 @@ struct DataArgs {
 }
 
 #[derive(Args)]
+struct ModelArgs {
+    /// The semantic word table (built by scripts/model); when the file is missing kefu
+    /// answers by words only.
+    #[arg(long = "model", default_value = kefu::semantic::DEFAULT_PATH, env = "KEFU_MODEL")]
+    path: PathBuf,
+    /// Answer by words only, even when the table exists.
+    #[arg(long)]
+    no_model: bool,
+}
+
+impl ModelArgs {
+    fn load(&self) -> anyhow::Result<Option<std::sync::Arc<kefu::semantic::WordTable>>> {
+        if self.no_model {
+            return Ok(None);
+        }
+        Ok(kefu::semantic::load_optional(&self.path)?)
+    }
+}
+
+#[derive(Args)]
 struct EngineArgs {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    model: ModelArgs,
     /// A ranker model file (TOML) to use instead of the built-in one.
     #[arg(long, env = "KEFU_RANKER")]
     ranker: Option<PathBuf>,
@@ -101,12 +125,13 @@ struct EngineArgs {
 
 impl EngineArgs {
     fn open(&self) -> anyhow::Result<Engine> {
+        let table = self.model.load()?;
         let ranker = match &self.ranker {
             Some(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
                 Ranker::from_toml(&text, &path.display().to_string())?
             }
-            None => Ranker::builtin(),
+            None => Ranker::builtin_for(table.is_some()),
         };
         let defaults = ranker.thresholds;
         let thresholds = Thresholds {
@@ -120,6 +145,7 @@ impl EngineArgs {
         let server_index = dir.join("knowledge");
         let dir = if !dir.join("CURRENT").exists() && server_index.join("CURRENT").exists() { &server_index } else { dir };
         let mut engine = DataDir::new(dir).open(ranker)?;
+        engine.set_semantic(table);
         engine.set_thresholds(thresholds);
         Ok(engine)
     }
@@ -192,11 +218,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ask { engine, batch: Some(file), .. } => ask_batch(&engine.open()?, &file),
         Command::Ask { .. } => unreachable!("clap requires a question or --batch"),
         Command::Eval { engine, queries } => evaluate(&engine.open()?, &queries),
-        Command::Train { data, queries, out, folds, iterations, l2, target_precision, dump } => {
+        Command::Train { data, queries, model, out, folds, iterations, l2, target_precision, dump } => {
             if data.len() != queries.len() {
                 anyhow::bail!("give --data and --queries in pairs ({} data directories, {} query files)", data.len(), queries.len());
             }
-            let engines = data.iter().map(|d| DataDir::new(d).open(Ranker::builtin())).collect::<Result<Vec<_>, _>>()?;
+            // Training starts from the shipped model for the same setting (with or without
+            // the semantic table).
+            let table = model.load()?;
+            let engines = data
+                .iter()
+                .map(|d| {
+                    let mut engine = DataDir::new(d).open(Ranker::builtin_for(table.is_some()))?;
+                    engine.set_semantic(table.clone());
+                    Ok(engine)
+                })
+                .collect::<Result<Vec<_>, knowledge::KnowledgeError>>()?;
             let labels = queries.iter().map(|q| eval::read_queries(q)).collect::<Result<Vec<_>, _>>()?;
             if let Some(path) = dump {
                 let mut out = BufWriter::new(std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?);

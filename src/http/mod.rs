@@ -240,7 +240,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
         },
     };
     let store_ok = store_error.is_none();
-    let body = serde_json::json!({"ready": store_ok, "store_error": store_error, "knowledge": status});
+    // Serving without the semantic model is ready, but worse: say so where operators look.
+    let semantic = match state.service.brain().engine.semantic_table() {
+        Some(t) => serde_json::json!({"loaded": true, "path": t.path().display().to_string(), "words": t.len()}),
+        None => serde_json::json!({"loaded": false, "note": "no semantic model: answering by words only (build it with scripts/model)"}),
+    };
+    let body = serde_json::json!({"ready": store_ok, "store_error": store_error, "knowledge": status, "semantic": semantic});
     let code = if store_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, axum::Json(body)).into_response()
 }

@@ -41,7 +41,9 @@ pub async fn open_service(config: Config) -> anyhow::Result<Service> {
         knowledge: config.knowledge.clone(),
         intents: config.intents.clone(),
         data: data.join("knowledge"),
-        thresholds: config.thresholds(),
+        answer_threshold: config.answer_threshold,
+        clarify_threshold: config.clarify_threshold,
+        semantic: crate::semantic::load_optional(&config.model)?,
     };
     let brain = {
         let sources = sources.clone();

@@ -5,17 +5,20 @@ use serde::Serialize;
 
 use super::corpus::Corpus;
 use super::decide::{Action, Thresholds};
-use super::features::{features, Features, Prepared, PreparedQuery, Vocabulary};
+use super::features::{features, Features, Prepared, PreparedQuery, Vocabulary, SEMANTIC_COSINE, SEMANTIC_TOP};
 use super::index::KnowledgeIndex;
 use super::load::Loaded;
 use super::model::Ranker;
 use super::{Article, KnowledgeError};
+use crate::semantic::{Space, WordTable};
 use crate::text::{char_bigrams, Analyzed, Analyzer};
 
 /// Index of the query-coverage feature (share of the query's term weight matched).
 const QUERY_COVERAGE: usize = 1;
 /// Below this query coverage the engine never answers outright.
 const MIN_ANSWER_COVERAGE: f32 = 0.3;
+/// ...unless the matched question is this close in meaning (semantic cosine).
+const MEANING_VOUCHES: f32 = 0.6;
 
 /// The features of the question that matched `top` best.
 fn ranked_features<'a>(scored: &'a [CandidateFeatures], top: Option<&Candidate>) -> Option<&'a Features> {
@@ -26,6 +29,9 @@ fn ranked_features<'a>(scored: &'a [CandidateFeatures], top: Option<&Candidate>)
 
 /// How many articles retrieval hands to the re-ranker.
 pub const RETRIEVE_LIMIT: usize = 20;
+/// How many of the articles nearest in meaning join the lexical candidates: an article that
+/// shares no word with the query can still be found.
+pub const SEMANTIC_CANDIDATES: usize = 5;
 
 /// One ranked article.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -79,8 +85,33 @@ pub struct Engine {
     questions: Vec<Prepared>,
     ranges: Vec<(u32, u32)>,
     vocab: Vocabulary,
+    /// The vocabulary's terms by id (question term ids index it).
+    terms: Vec<String>,
+    semantic: Option<SemanticIndex>,
     ranker: Ranker,
     thresholds: Thresholds,
+}
+
+/// Every question's vector in the knowledge base's own semantic space.
+struct SemanticIndex {
+    table: std::sync::Arc<WordTable>,
+    space: Space,
+    dims: usize,
+    /// Question `i`'s unit vector is `vectors[i * dims..(i + 1) * dims]` (zero when none of
+    /// its words is known).
+    vectors: Vec<f32>,
+}
+
+impl SemanticIndex {
+    /// The unit vector of an analysed query, or `None` when the table knows none of its words.
+    fn query(&self, analyzed: &Analyzed) -> Option<Vec<f32>> {
+        self.table.sentence(&analyzed.terms).map(|v| self.space.project(&v))
+    }
+
+    /// Cosine of `query` with every question.
+    fn cosines(&self, query: &[f32]) -> Vec<f32> {
+        self.vectors.chunks_exact(self.dims).map(|q| crate::semantic::dot(q, query)).collect()
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -155,7 +186,49 @@ impl Engine {
             handles.into_iter().flat_map(|h| h.join().expect("preparing questions panicked")).collect()
         });
         let thresholds = ranker.thresholds;
-        Engine { analyzer, index, articles: corpus.articles, questions, ranges, vocab, ranker, thresholds }
+        let terms = corpus.vocab;
+        Engine { analyzer, index, articles: corpus.articles, questions, ranges, vocab, terms, semantic: None, ranker, thresholds }
+    }
+
+    /// Gives the engine a semantic word table (or takes it away): every question is embedded
+    /// and the space fitted on them. A few microseconds per question, so there is nothing to
+    /// cache between imports. The ranker must be one trained with (or without) the table:
+    /// see [`Ranker::builtin_for`].
+    pub fn set_semantic(&mut self, table: Option<std::sync::Arc<WordTable>>) {
+        self.semantic = table.map(|table| {
+            let dims = table.dims();
+            let raw: Vec<Option<Vec<f32>>> = self
+                .questions
+                .iter()
+                .map(|q| {
+                    let words: Vec<&str> = q.term_ids().iter().map(|&t| self.terms[t as usize].as_str()).collect();
+                    table.sentence(&words)
+                })
+                .collect();
+            let known: Vec<Vec<f32>> = raw.iter().flatten().cloned().collect();
+            let space = Space::fit(&known, dims);
+            let mut vectors = Vec::with_capacity(raw.len() * dims);
+            for v in &raw {
+                match v {
+                    Some(v) => vectors.extend(space.project(v)),
+                    None => vectors.extend(std::iter::repeat_n(0.0, dims)),
+                }
+            }
+            SemanticIndex { table, space, dims, vectors }
+        });
+    }
+
+    /// Cosine of two texts in this knowledge base's semantic space, or `None` without a table
+    /// or when the table knows none of the words of one of them.
+    pub fn similarity(&self, a: &str, b: &str) -> Option<f32> {
+        let s = self.semantic.as_ref()?;
+        let (a, b) = (s.query(&self.analyzer.analyze(a))?, s.query(&self.analyzer.analyze(b))?);
+        Some(crate::semantic::dot(&a, &b))
+    }
+
+    /// The semantic word table in use, if any.
+    pub fn semantic_table(&self) -> Option<&WordTable> {
+        self.semantic.as_ref().map(|s| &*s.table)
     }
 
     /// Uses `thresholds` instead of the ranker's defaults.
@@ -224,7 +297,9 @@ impl Engine {
         // a wrong confident answer is worse than offering choices.
         if action == Action::Answer {
             let top = &ranked_features(scored, candidates.first());
-            if top.map_or(true, |f| f[QUERY_COVERAGE] < MIN_ANSWER_COVERAGE) {
+            // A close meaning vouches for a paraphrase that shares few words (a mash has no
+            // known words, so no meaning either).
+            if top.map_or(true, |f| f[QUERY_COVERAGE] < MIN_ANSWER_COVERAGE && f[SEMANTIC_COSINE] < MEANING_VOUCHES) {
                 action = Action::Clarify;
             }
         }
@@ -249,18 +324,50 @@ impl Engine {
         let mut bigrams = char_bigrams(&analyzed.normalized);
         bigrams.sort_unstable();
         bigrams.dedup();
-        let hits = self.index.retrieve(&terms, &bigrams, RETRIEVE_LIMIT)?;
+        let mut hits = self.index.retrieve(&terms, &bigrams, RETRIEVE_LIMIT)?;
         let top = hits.first().map_or(1.0, |h| h.1).max(f32::MIN_POSITIVE);
+        // Meaning: every question's cosine, each article's best, and the nearest articles
+        // joining the candidates with a retrieval score of 0.
+        let cosines = self.semantic.as_ref().and_then(|s| s.query(analyzed).map(|q| s.cosines(&q)));
+        let mut nearest_article = None;
+        if let Some(cos) = &cosines {
+            let mut best: Vec<(usize, f32)> = self
+                .ranges
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.1 > r.0)
+                .map(|(a, r)| (a, cos[r.0 as usize..r.1 as usize].iter().copied().fold(f32::MIN, f32::max)))
+                .collect();
+            let k = SEMANTIC_CANDIDATES.min(best.len());
+            if k > 0 {
+                best.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
+                best.truncate(k);
+                best.sort_by(|a, b| b.1.total_cmp(&a.1));
+                nearest_article = Some(best[0].0);
+                for (a, _) in best {
+                    if !hits.iter().any(|h| h.0 as usize == a) {
+                        hits.push((a as u32, 0.0));
+                    }
+                }
+            }
+        }
         Ok(hits
             .into_iter()
             .map(|(article, score)| {
                 let (start, end) = self.ranges[article as usize];
                 let ratio = score / top;
+                let top_flag = (nearest_article == Some(article as usize)) as u8 as f32;
                 CandidateFeatures {
                     article: article as usize,
-                    questions: self.questions[start as usize..end as usize]
-                        .iter()
-                        .map(|q| features(&prepared, q, ratio))
+                    questions: (start as usize..end as usize)
+                        .map(|i| {
+                            let mut f = features(&prepared, &self.questions[i], ratio);
+                            if let Some(cos) = &cosines {
+                                f[SEMANTIC_COSINE] = cos[i].max(0.0);
+                                f[SEMANTIC_TOP] = top_flag;
+                            }
+                            f
+                        })
                         .collect(),
                 }
             })

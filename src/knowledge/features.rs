@@ -7,7 +7,13 @@ use crate::text::signals::{signals, Signals};
 use crate::text::Analyzed;
 
 /// Number of features per (query, question) pair.
-pub const NUM_FEATURES: usize = 36;
+pub const NUM_FEATURES: usize = 38;
+
+/// Cosine of the query and the question in the semantic space (0 without a model).
+pub const SEMANTIC_COSINE: usize = 36;
+/// 1 when the question's article is the query's nearest article in meaning (agreement of
+/// the semantic ranking with this candidate), else 0.
+pub const SEMANTIC_TOP: usize = 37;
 
 /// One pair's features, each scaled to roughly 0..=1.
 pub type Features = [f32; NUM_FEATURES];
@@ -50,6 +56,8 @@ pub const FEATURE_NAMES: [&str; NUM_FEATURES] = [
     "bigram_query_coverage",
     "bigram_question_coverage",
     "content_jaccard",
+    "semantic_cosine",
+    "semantic_top",
 ];
 
 /// Term statistics of the knowledge base: a dense id and an IDF per term.
@@ -181,6 +189,11 @@ impl Prepared {
     /// Whether nothing matchable is left (only punctuation, emoji…).
     pub fn is_empty(&self) -> bool {
         self.terms.is_empty()
+    }
+
+    /// The sorted, unique vocabulary ids of a stored question's terms.
+    pub fn term_ids(&self) -> &[u32] {
+        &self.terms
     }
 }
 

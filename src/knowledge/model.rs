@@ -21,8 +21,11 @@ use super::decide::Thresholds;
 use super::features::{Features, FEATURE_NAMES, NUM_FEATURES};
 use super::KnowledgeError;
 
-/// The shipped model, trained on the development benchmark.
+/// The shipped lexical model: the one used when no semantic word table is loaded (its
+/// semantic weights are zero).
 const BUILTIN: &str = include_str!("ranker.toml");
+/// The shipped model trained with the semantic word table's features.
+const BUILTIN_SEMANTIC: &str = include_str!("ranker-semantic.toml");
 
 /// Number of context features: bias, the pair features (without their bias), their
 /// differences from the best rival, and pair score, probability and rank.
@@ -77,6 +80,20 @@ impl Ranker {
     /// The model shipped in the binary.
     pub fn builtin() -> Ranker {
         Ranker::from_toml(BUILTIN, "builtin").expect("the shipped ranker.toml is valid")
+    }
+
+    /// The shipped model trained with the semantic features.
+    pub fn builtin_semantic() -> Ranker {
+        Ranker::from_toml(BUILTIN_SEMANTIC, "builtin semantic").expect("the shipped ranker-semantic.toml is valid")
+    }
+
+    /// The shipped model for an engine with (`true`) or without a semantic word table.
+    pub fn builtin_for(semantic: bool) -> Ranker {
+        if semantic {
+            Ranker::builtin_semantic()
+        } else {
+            Ranker::builtin()
+        }
     }
 
     /// A model with the given weights.
@@ -239,9 +256,17 @@ mod tests {
 
     #[test]
     fn builtin_model_round_trips() {
+        for r in [Ranker::builtin(), Ranker::builtin_semantic()] {
+            let again = Ranker::from_toml(&r.to_toml(), "round trip").unwrap();
+            assert_eq!(r, again);
+        }
+    }
+
+    #[test]
+    fn the_lexical_model_gives_meaning_no_weight() {
+        use crate::knowledge::features::{SEMANTIC_COSINE, SEMANTIC_TOP};
         let r = Ranker::builtin();
-        let again = Ranker::from_toml(&r.to_toml(), "round trip").unwrap();
-        assert_eq!(r, again);
+        assert_eq!((r.pair[SEMANTIC_COSINE], r.pair[SEMANTIC_TOP]), (0.0, 0.0));
     }
 
     #[test]

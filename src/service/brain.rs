@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use crate::handoff::{load_canned, Canned, CannedError};
 use crate::knowledge::{self, Article, DataDir, Engine, KnowledgeError, Quiet, Ranker, Reply, Thresholds};
 use crate::nlu::{IntentError, Intents};
+use crate::semantic::WordTable;
 
 /// Everything one turn consults, immutable once built.
 pub struct Brain {
@@ -41,7 +43,28 @@ pub struct Sources {
     pub intents: PathBuf,
     /// Where imported generations live.
     pub data: PathBuf,
-    pub thresholds: Option<Thresholds>,
+    /// Configured thresholds; the one not set keeps the ranker's default.
+    pub answer_threshold: Option<f32>,
+    pub clarify_threshold: Option<f32>,
+    /// The semantic word table, when one is installed (see `crate::semantic`).
+    pub semantic: Option<Arc<WordTable>>,
+}
+
+impl Sources {
+    /// Opens the imported generation in `dir` with the ranker for the semantic setting and
+    /// the configured thresholds.
+    fn open_engine(&self, dir: &DataDir) -> Result<Engine, KnowledgeError> {
+        let ranker = Ranker::builtin_for(self.semantic.is_some());
+        let defaults = ranker.thresholds;
+        let mut engine = dir.open(ranker)?;
+        engine.set_semantic(self.semantic.clone());
+        let thresholds = Thresholds {
+            answer: self.answer_threshold.unwrap_or(defaults.answer),
+            clarify: self.clarify_threshold.unwrap_or(defaults.clarify),
+        };
+        engine.set_thresholds(thresholds.validate().map_err(|reason| KnowledgeError::Model { origin: "config".into(), reason })?);
+        Ok(engine)
+    }
 }
 
 /// A cheap summary of a source (paths, sizes, modification times), to notice edits.
@@ -73,20 +96,14 @@ impl Brain {
         let dir = DataDir::new(&sources.data);
         let loaded = knowledge::load(&sources.knowledge)?;
         let report = dir.import(&loaded, &Quiet)?;
-        let mut engine = dir.open(Ranker::builtin())?;
-        if let Some(t) = sources.thresholds {
-            engine.set_thresholds(t);
-        }
+        let engine = sources.open_engine(&dir)?;
         Brain::assemble(engine, sources, report.generation)
     }
 
     /// Opens the generation already imported (start-up when the source is unchanged).
     pub fn open(sources: &Sources) -> Result<Brain, BrainError> {
         let dir = DataDir::new(&sources.data);
-        let mut engine = dir.open(Ranker::builtin())?;
-        if let Some(t) = sources.thresholds {
-            engine.set_thresholds(t);
-        }
+        let engine = sources.open_engine(&dir)?;
         let generation = dir.current_generation()?;
         Brain::assemble(engine, sources, generation)
     }

