@@ -97,9 +97,17 @@ pub struct Intent {
     /// Regular expressions over the normalised message (spaces removed).
     #[serde(default)]
     pub patterns: Vec<String>,
-    /// Words that veto the rules ("不用转人工").
+    /// Words that veto the broad rules and the examples: the message is about something else
+    /// (service hours, 人工费, thanks to an agent).
     #[serde(default)]
     pub unless: Vec<String>,
+    /// Regular expressions of an unmistakable request ("给我转人工"): they fire even beside an
+    /// `unless` word (快递员态度差，给我转人工), and only `refusals` veto them.
+    #[serde(default)]
+    pub explicit: Vec<String>,
+    /// Words that veto everything, explicit requests included ("不用转人工").
+    #[serde(default)]
+    pub refusals: Vec<String>,
     /// The confidence an example match needs (default: the knowledge answer threshold).
     #[serde(default)]
     pub threshold: Option<f32>,
@@ -112,11 +120,30 @@ pub struct Intent {
     normalized_keywords: Vec<String>,
     #[serde(skip)]
     normalized_unless: Vec<String>,
+    #[serde(skip)]
+    compiled_explicit: Vec<Regex>,
+    #[serde(skip)]
+    normalized_refusals: Vec<String>,
 }
 
 impl Intent {
+    /// Whether the broad rules and examples are vetoed for this message.
+    fn vetoed(&self, squeezed: &str) -> bool {
+        self.refused(squeezed) || self.normalized_unless.iter().any(|u| squeezed.contains(u.as_str()))
+    }
+
+    fn refused(&self, squeezed: &str) -> bool {
+        self.normalized_refusals.iter().any(|u| squeezed.contains(u.as_str()))
+    }
+
     fn fires(&self, squeezed: &str) -> bool {
-        if self.normalized_unless.iter().any(|u| squeezed.contains(u.as_str())) {
+        if self.refused(squeezed) {
+            return false;
+        }
+        if self.compiled_explicit.iter().any(|re| re.is_match(squeezed)) {
+            return true;
+        }
+        if self.vetoed(squeezed) {
             return false;
         }
         self.normalized_keywords.iter().any(|k| squeezed.contains(k.as_str()))
@@ -199,6 +226,12 @@ fn parse_intent(text: &str, file: &str, problems: &mut Vec<SourceError>) -> Opti
             Err(e) => problems.push(at(find(p), format!("pattern {p:?} is not a valid regular expression: {e}"))),
         }
     }
+    for p in &intent.explicit {
+        match Regex::new(p) {
+            Ok(re) => intent.compiled_explicit.push(re),
+            Err(e) => problems.push(at(find(p), format!("explicit pattern {p:?} is not a valid regular expression: {e}"))),
+        }
+    }
     let mut names = HashSet::new();
     for slot in &mut intent.slots {
         if !names.insert(slot.name.clone()) {
@@ -237,6 +270,7 @@ fn parse_intent(text: &str, file: &str, problems: &mut Vec<SourceError>) -> Opti
     }
     intent.normalized_keywords = intent.keywords.iter().map(|k| squeeze(k)).filter(|k| !k.is_empty()).collect();
     intent.normalized_unless = intent.unless.iter().map(|k| squeeze(k)).filter(|k| !k.is_empty()).collect();
+    intent.normalized_refusals = intent.refusals.iter().map(|k| squeeze(k)).filter(|k| !k.is_empty()).collect();
     (problems.len() == before).then_some(intent)
 }
 
@@ -335,7 +369,7 @@ impl Intents {
         let Some(best) = reply.candidates.first() else { return Ok(None) };
         let intent = self.get(&best.id).expect("example articles are named after intents");
         let threshold = intent.threshold.unwrap_or(self.default_threshold);
-        let vetoed = intent.normalized_unless.iter().any(|u| squeeze(text).contains(u.as_str()));
+        let vetoed = intent.vetoed(&squeeze(text));
         Ok((best.confidence >= threshold && reply.action != Action::None && !vetoed)
             .then(|| IntentMatch { intent: best.id.clone(), confidence: best.confidence, by: MatchedBy::Example }))
     }
@@ -347,5 +381,30 @@ impl Intents {
             Some(m) => Ok(Some(m)),
             None => self.example_match(text, analyzed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped intents, with the analyser of an empty lexicon (rules do not need the
+    /// knowledge base's words).
+    fn shipped() -> Intents {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("intents");
+        Intents::load_dir(&dir, &crate::text::Analyzer::new(crate::text::Lexicon::default())).expect("the shipped intents load")
+    }
+
+    #[test]
+    fn an_explicit_request_beats_the_words_that_veto_broad_rules() {
+        let intents = shipped();
+        let rule = |text: &str| intents.rule_match(text).map(|m| m.intent);
+        // 快递员 and 周末 veto the broad rules (questions about couriers and hours) but not a
+        // plain request to be transferred.
+        assert_eq!(rule("快递员态度太差了，给我转人工").as_deref(), Some("human"));
+        assert_eq!(rule("周末也没人回我，我要找人工客服").as_deref(), Some("human"));
+        // A refusal vetoes even the explicit form; hours questions stay knowledge questions.
+        assert_ne!(rule("先不用转人工，我自己看看").as_deref(), Some("human"));
+        assert_ne!(rule("人工客服几点上班").as_deref(), Some("human"));
     }
 }
