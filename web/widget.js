@@ -344,11 +344,15 @@
       return;
     }
     if (from === 'system') { bubble('system', null, m.text).setAttribute('data-seq', m.seq); return; }
-    var el = from === 'agent' ? bubble('agent', '客服 ' + m.from.name, m.text, true) : bubble('bot', opt.title, m.text, true);
+    var bot = m.bot || {};
+    var choices = bot.kind === 'clarify' && bot.options && bot.options.length;
+    // The stored text numbers the choices and asks for a number, for channels without
+    // buttons (WeChat); here the buttons are the choices: the intro line and each choice once.
+    var text = choices ? m.text.split('\n')[0] : m.text;
+    var el = from === 'agent' ? bubble('agent', '客服 ' + m.from.name, m.text, true) : bubble('bot', opt.title, text, true);
     el.setAttribute('data-seq', m.seq);
     typingEl.hidden = true;
-    var bot = m.bot || {};
-    if (bot.kind === 'clarify' && bot.options && bot.options.length) {
+    if (choices) {
       if (lastClarify) lastClarify.querySelectorAll('button').forEach(function (b) { b.disabled = true; });
       var opts = h('div', { class: 'opts', role: 'group', 'aria-label': '您是不是想问' });
       bot.options.forEach(function (o) {

@@ -29,6 +29,9 @@ pub struct Rules {
     pub clarify_intro: String,
     pub clarify_outro: String,
     pub handoff_text: String,
+    /// Said when the bot hands off because it could not answer (not because it was asked):
+    /// 「好的，正在为您转接」 would sound as if the visitor had asked.
+    pub miss_handoff_text: String,
     pub no_agents_text: String,
     pub out_of_hours_text: String,
     pub ask_contact_text: String,
@@ -48,11 +51,12 @@ impl Default for Rules {
             clarify_intro: "您是不是想问：".into(),
             clarify_outro: "请回复序号，或者换个说法告诉我。".into(),
             handoff_text: "好的，正在为您转接人工客服，请稍候。".into(),
+            miss_handoff_text: "抱歉，这几个问题我没能答上。我请人工客服来帮您，请稍候。".into(),
             no_agents_text: "抱歉，现在暂时没有客服在线。请留下您的手机号或邮箱和问题，我们会尽快联系您。".into(),
             out_of_hours_text: "抱歉，现在不在人工客服的服务时间。请留下您的手机号或邮箱和问题，我们上班后会第一时间联系您。".into(),
             ask_contact_text: "好的，请再留下您的手机号或邮箱，方便我们联系您。".into(),
-            ticket_text: "已收到您的留言，我们会尽快通过 {contact} 联系您。".into(),
-            ticket_without_contact_text: "已收到您的留言。您没有留下联系方式，客服会在这个对话里回复您，请留意。".into(),
+            ticket_text: "已记下您的留言：「{message}」。我们会尽快通过 {contact} 联系您。".into(),
+            ticket_without_contact_text: "已记下您的留言：「{message}」。您没有留下联系方式，客服会在这个对话里回复您，请留意。".into(),
             rating_thanks_text: "感谢您的评价！还有其他问题可以随时问我。".into(),
         }
     }
@@ -118,6 +122,19 @@ pub struct Policy<'a> {
     pub article: &'a dyn Fn(&str) -> Option<&'a Article>,
 }
 
+/// An offered choice must be at least this share of the best choice's confidence.
+const CLARIFY_RELATIVE_FLOOR: f32 = 0.2;
+
+/// A message shortened for quoting back: its first 60 characters, on one line.
+pub fn quote(message: &str) -> String {
+    let line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut short: String = line.chars().take(60).collect();
+    if line.chars().count() > 60 {
+        short.push('…');
+    }
+    short
+}
+
 fn meta(kind: &str) -> BotMeta {
     BotMeta { kind: kind.into(), ..Default::default() }
 }
@@ -162,6 +179,10 @@ impl Policy<'_> {
             State::Queued | State::WithAgent { .. } | State::Closed => return out,
             State::LeavingMessage { asked_contact } => {
                 if turn.availability == Availability::Available && self.explicit_handoff(turn) {
+                    self.bot_turn(turn, &mut out);
+                } else if nlu::slots::contact(turn.text).is_none() && turn.knowledge.and_then(|r| r.answer()).is_some() {
+                    // A question the knowledge base answers outright is a question, not the
+                    // message to leave: answer it, and keep the offer to leave a message open.
                     self.bot_turn(turn, &mut out);
                 } else {
                     self.leave_message(*asked_contact, turn, &mut out);
@@ -218,11 +239,15 @@ impl Policy<'_> {
                 }
             }
         }
-        // A follow-up reading replaces the plain one when the plain one does not answer and
-        // the follow-up is more confident.
+        // A follow-up reading (only made for a message that reads like one) replaces the
+        // plain one when the plain one does not answer and the follow-up is either more
+        // confident or answers, or is at least worth offering: a short "那运费呢？" means the
+        // topic just discussed more often than the general one.
         let mut reply = turn.knowledge;
         if reply.and_then(|r| r.answer()).is_none() {
-            if let Some(f) = turn.followup.filter(|f| f.confidence > reply.map_or(0.0, |r| r.confidence)) {
+            let plain = reply.map_or(0.0, |r| r.confidence);
+            let better = |f: &&Reply| f.confidence > plain || f.answer().is_some() || f.confidence >= self.rules.clarify_min_confidence;
+            if let Some(f) = turn.followup.filter(better) {
                 reply = Some(f);
             }
         }
@@ -265,6 +290,9 @@ impl Policy<'_> {
             .candidates
             .iter()
             .take(self.rules.clarify_options.max(1))
+            // No filler: an option far less likely than the best (a few percent beside 40 %)
+            // only lengthens the list.
+            .filter(|c| c.confidence >= reply.confidence * CLARIFY_RELATIVE_FLOOR)
             .filter_map(|c| {
                 (self.article)(&c.id).map(|a| Offer { article: a.id.clone(), question: a.title.clone(), confidence: c.confidence })
             })
@@ -382,7 +410,8 @@ impl Policy<'_> {
             Availability::Available => {
                 out.state = State::Queued;
                 out.context.misses = 0;
-                out.replies.push((self.rules.handoff_text.clone(), meta("handoff")));
+                let text = if req.reason == "repeated_misses" { &self.rules.miss_handoff_text } else { &self.rules.handoff_text };
+                out.replies.push((text.clone(), meta("handoff")));
                 out.handoff = Some(req);
             }
             Availability::NoAgents | Availability::OutOfHours => {
@@ -413,10 +442,13 @@ impl Policy<'_> {
             out.replies.push((self.rules.ask_contact_text.clone(), meta("ticket")));
             return;
         }
+        // The confirmation quotes what was recorded, so nothing is taken as the message
+        // without the visitor seeing it.
         let text = match &contact {
             Some(c) => self.rules.ticket_text.replace("{contact}", c),
             None => self.rules.ticket_without_contact_text.clone(),
-        };
+        }
+        .replace("{message}", &quote(&message));
         out.ticket = Some(TicketRequest { contact, message, reason });
         out.context.ticket_reason = None;
         out.state = State::Bot;

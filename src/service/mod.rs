@@ -744,7 +744,7 @@ impl Service {
             transcript,
             created_ms: now,
         };
-        let said = self.config.dialogue.ticket_text.replace("{contact}", contact.trim());
+        let said = self.config.dialogue.ticket_text.replace("{contact}", contact.trim()).replace("{message}", &crate::dialogue::policy::quote(message));
         change.messages.push(NewMessage::bot(said, crate::dialogue::BotMeta { kind: "ticket".into(), ..Default::default() }));
         change.ticket = Some(ticket.clone());
         change.conversation = Some(conv.clone());
