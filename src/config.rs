@@ -6,19 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::dialogue::Rules;
+pub use crate::handoff::Assignment;
 use crate::handoff::BusinessHours;
 use crate::knowledge::Thresholds;
-
-/// How handoffs reach agents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Assignment {
-    /// Agents claim conversations from the queue.
-    #[default]
-    Claim,
-    /// The least-loaded online agent with the skill gets it at once.
-    Auto,
-}
 
 /// Protection against floods and oversized input.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -156,47 +146,49 @@ impl Config {
         })
     }
 
-    /// Applies `KEFU_LISTEN`, `KEFU_DATA`, `KEFU_KNOWLEDGE`, `KEFU_INTENTS`,
-    /// `KEFU_MODEL`, `KEFU_ADMIN_TOKEN_SHA256`, `KEFU_IDENTITY_SECRET`, `KEFU_ALLOWED_ORIGINS` (comma
-    /// separated), `KEFU_ASSIGNMENT` (claim|auto) and `KEFU_WATCH_INTERVAL_MS`.
+    /// Applies the environment over the file: every key as `KEFU_` and its path in upper
+    /// case, `_` between table and key (`KEFU_LISTEN`, `KEFU_LIMITS_MAX_BODY_BYTES`,
+    /// `KEFU_DIALOGUE_HANDOFF_TEXT`, `KEFU_HOURS_DAYS`). Lists are comma separated; an
+    /// empty value clears an optional key. `[[wechat]]` apps come from the file only.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        if let Some(v) = var("KEFU_LISTEN") {
-            self.listen = v;
+        let mut env = Env { var: &var };
+        env.set("KEFU_LISTEN", &mut self.listen)?;
+        env.set("KEFU_DATA", &mut self.data)?;
+        env.set("KEFU_KNOWLEDGE", &mut self.knowledge)?;
+        env.set("KEFU_INTENTS", &mut self.intents)?;
+        env.set("KEFU_MODEL", &mut self.model)?;
+        env.set("KEFU_ADMIN_TOKEN_SHA256", &mut self.admin_token_sha256)?;
+        env.set("KEFU_IDENTITY_SECRET", &mut self.identity_secret)?;
+        env.set("KEFU_ALLOWED_ORIGINS", &mut self.allowed_origins)?;
+        env.set("KEFU_ASSIGNMENT", &mut self.assignment)?;
+        env.set("KEFU_PASSWORD_ROUNDS", &mut self.password_rounds)?;
+        env.set("KEFU_WATCH_INTERVAL_MS", &mut self.watch_interval_ms)?;
+        env.set("KEFU_ANSWER_THRESHOLD", &mut self.answer_threshold)?;
+        env.set("KEFU_CLARIFY_THRESHOLD", &mut self.clarify_threshold)?;
+        let l = &mut self.limits;
+        env.set("KEFU_LIMITS_MAX_BODY_BYTES", &mut l.max_body_bytes)?;
+        env.set("KEFU_LIMITS_MAX_MESSAGE_CHARS", &mut l.max_message_chars)?;
+        env.set("KEFU_LIMITS_IP_PER_SECOND", &mut l.ip_per_second)?;
+        env.set("KEFU_LIMITS_IP_BURST", &mut l.ip_burst)?;
+        env.set("KEFU_LIMITS_CONVERSATION_PER_SECOND", &mut l.conversation_per_second)?;
+        env.set("KEFU_LIMITS_CONVERSATION_BURST", &mut l.conversation_burst)?;
+        env.set("KEFU_LIMITS_REQUEST_TIMEOUT_MS", &mut l.request_timeout_ms)?;
+        env.set("KEFU_LIMITS_CONVERSATION_WAIT_MS", &mut l.conversation_wait_ms)?;
+        env.set("KEFU_LIMITS_SESSION_HOURS", &mut l.session_hours)?;
+        env.set("KEFU_LIMITS_MAX_IN_FLIGHT", &mut l.max_in_flight)?;
+        let d = &mut self.dialogue;
+        env.set("KEFU_DIALOGUE_MISS_LIMIT", &mut d.miss_limit)?;
+        env.set("KEFU_DIALOGUE_CONFIDENCE_FLOOR", &mut d.confidence_floor)?;
+        env.set("KEFU_DIALOGUE_CLARIFY_OPTIONS", &mut d.clarify_options)?;
+        env.set("KEFU_DIALOGUE_CLARIFY_MIN_CONFIDENCE", &mut d.clarify_min_confidence)?;
+        for (name, text) in d.sentences_mut() {
+            env.set(&format!("KEFU_DIALOGUE_{}", name.to_uppercase()), text)?;
         }
-        if let Some(v) = var("KEFU_DATA") {
-            self.data = v.into();
-        }
-        if let Some(v) = var("KEFU_KNOWLEDGE") {
-            self.knowledge = v.into();
-        }
-        if let Some(v) = var("KEFU_INTENTS") {
-            self.intents = v.into();
-        }
-        if let Some(v) = var("KEFU_MODEL") {
-            self.model = v.into();
-        }
-        if let Some(v) = var("KEFU_ADMIN_TOKEN_SHA256") {
-            self.admin_token_sha256 = Some(v);
-        }
-        if let Some(v) = var("KEFU_IDENTITY_SECRET") {
-            self.identity_secret = Some(v);
-        }
-        if let Some(v) = var("KEFU_ALLOWED_ORIGINS") {
-            self.allowed_origins = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        }
-        if let Some(v) = var("KEFU_ASSIGNMENT") {
-            self.assignment = match v.as_str() {
-                "claim" => Assignment::Claim,
-                "auto" => Assignment::Auto,
-                _ => return Err(ConfigError::Env { name: "KEFU_ASSIGNMENT".into(), reason: format!("{v:?} is not claim or auto") }),
-            };
-        }
-        if let Some(v) = var("KEFU_WATCH_INTERVAL_MS") {
-            self.watch_interval_ms = v.parse().map_err(|_| ConfigError::Env {
-                name: "KEFU_WATCH_INTERVAL_MS".into(),
-                reason: format!("{v:?} is not a number of milliseconds"),
-            })?;
-        }
+        let h = &mut self.hours;
+        env.set("KEFU_HOURS_UTC_OFFSET_MINUTES", &mut h.utc_offset_minutes)?;
+        env.set("KEFU_HOURS_DAYS", &mut h.days)?;
+        env.set("KEFU_HOURS_OPEN", &mut h.open)?;
+        env.set("KEFU_HOURS_CLOSE", &mut h.close)?;
         Ok(())
     }
 
@@ -237,16 +229,102 @@ impl Config {
         Ok(())
     }
 
+    /// The service's part of the configuration.
+    pub fn service(&self) -> crate::service::ServiceConfig {
+        crate::service::ServiceConfig {
+            identity_secret: self.identity_secret.clone(),
+            assignment: self.assignment,
+            password_rounds: self.password_rounds,
+            max_message_chars: self.limits.max_message_chars,
+            conversation_wait_ms: self.limits.conversation_wait_ms,
+            session_hours: self.limits.session_hours,
+            dialogue: self.dialogue.clone(),
+            hours: self.hours.clone(),
+        }
+    }
+
     /// The configured thresholds, when either is set (the other keeps the model's default).
     pub fn thresholds(&self) -> Option<Thresholds> {
         if self.answer_threshold.is_none() && self.clarify_threshold.is_none() {
             return None;
         }
-        let model = crate::knowledge::Ranker::builtin().thresholds;
+        // The built-in model is parsed once per process, not per call.
+        static MODEL: std::sync::OnceLock<Thresholds> = std::sync::OnceLock::new();
+        let model = *MODEL.get_or_init(|| crate::knowledge::Ranker::builtin().thresholds);
         Some(Thresholds {
             answer: self.answer_threshold.unwrap_or(model.answer),
             clarify: self.clarify_threshold.unwrap_or(model.clarify),
         })
+    }
+}
+
+/// Reads `KEFU_*` variables into typed fields, naming the variable in every error.
+struct Env<'a> {
+    var: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    fn set<T: FromEnv>(&mut self, name: &str, field: &mut T) -> Result<(), ConfigError> {
+        if let Some(v) = (self.var)(name) {
+            *field = T::from_env(&v).map_err(|reason| ConfigError::Env { name: name.into(), reason })?;
+        }
+        Ok(())
+    }
+}
+
+/// A value written in an environment variable.
+trait FromEnv: Sized {
+    fn from_env(v: &str) -> Result<Self, String>;
+}
+
+impl FromEnv for String {
+    fn from_env(v: &str) -> Result<Self, String> {
+        Ok(v.to_string())
+    }
+}
+
+impl FromEnv for PathBuf {
+    fn from_env(v: &str) -> Result<Self, String> {
+        Ok(v.into())
+    }
+}
+
+macro_rules! numbers {
+    ($($t:ty => $what:literal),*) => {$(
+        impl FromEnv for $t {
+            fn from_env(v: &str) -> Result<Self, String> {
+                v.trim().parse().map_err(|_| format!("{v:?} is not {}", $what))
+            }
+        }
+    )*};
+}
+
+numbers!(u8 => "a number from 0 to 255", u32 => "a whole number", u64 => "a whole number", usize => "a whole number",
+         i32 => "a whole number", f32 => "a number");
+
+impl<T: FromEnv> FromEnv for Option<T> {
+    fn from_env(v: &str) -> Result<Self, String> {
+        if v.is_empty() {
+            Ok(None)
+        } else {
+            T::from_env(v).map(Some)
+        }
+    }
+}
+
+impl<T: FromEnv> FromEnv for Vec<T> {
+    fn from_env(v: &str) -> Result<Self, String> {
+        v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(T::from_env).collect()
+    }
+}
+
+impl FromEnv for Assignment {
+    fn from_env(v: &str) -> Result<Self, String> {
+        match v {
+            "claim" => Ok(Assignment::Claim),
+            "auto" => Ok(Assignment::Auto),
+            _ => Err(format!("{v:?} is not claim or auto")),
+        }
     }
 }
 
@@ -265,6 +343,39 @@ mod tests {
         c.apply_env(|n| (n == "KEFU_LISTEN").then(|| "127.0.0.1:1".to_string())).unwrap();
         assert_eq!(c.listen, "127.0.0.1:1");
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn every_table_key_has_a_variable() {
+        let vars = [
+            ("KEFU_LIMITS_MAX_BODY_BYTES", "1024"),
+            ("KEFU_LIMITS_SESSION_HOURS", "2"),
+            ("KEFU_DIALOGUE_MISS_LIMIT", "0"),
+            ("KEFU_DIALOGUE_HANDOFF_TEXT", "马上为您转人工"),
+            ("KEFU_DIALOGUE_AGENT_JOINED_TEXT", "{agent} 来了"),
+            ("KEFU_HOURS_DAYS", "1, 2,3"),
+            ("KEFU_HOURS_OPEN", "09:00"),
+            ("KEFU_ANSWER_THRESHOLD", "0.7"),
+            ("KEFU_IDENTITY_SECRET", "123"),
+            ("KEFU_PASSWORD_ROUNDS", "5000"),
+        ];
+        let mut c = Config::default();
+        c.apply_env(|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())).unwrap();
+        assert_eq!(c.limits.max_body_bytes, 1024);
+        assert_eq!(c.limits.session_hours, 2);
+        assert_eq!(c.dialogue.miss_limit, 0);
+        assert_eq!(c.dialogue.handoff_text, "马上为您转人工");
+        assert_eq!(c.dialogue.agent_joined_text, "{agent} 来了");
+        assert_eq!(c.hours.days, [1, 2, 3]);
+        assert_eq!(c.hours.open, "09:00");
+        assert_eq!(c.answer_threshold, Some(0.7));
+        assert_eq!(c.identity_secret.as_deref(), Some("123"), "a secret of digits stays a string");
+        assert_eq!(c.password_rounds, 5000);
+        c.validate().unwrap();
+        let e = Config::default().apply_env(|n| (n == "KEFU_LIMITS_MAX_BODY_BYTES").then(|| "64k".into())).unwrap_err();
+        assert_eq!(e.to_string(), "environment variable KEFU_LIMITS_MAX_BODY_BYTES: \"64k\" is not a whole number");
+        let e = Config::default().apply_env(|n| (n == "KEFU_HOURS_DAYS").then(|| "1,x".into())).unwrap_err();
+        assert!(e.to_string().contains("KEFU_HOURS_DAYS"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! A message travels `channels`/`http` → `nlu` (intents) and `knowledge` (retrieval with a
 //! calibrated confidence) → `dialogue` (the pure policy) → `handoff` (queue, agents) → `store`
-//! (sled), orchestrated by `service`. `text` is the analyser everything shares.
+//! (sled), orchestrated by `service`. `text` is the analyser everything shares. `app` is the
+//! composition root: [`run`] opens everything and serves.
 
 pub mod dialogue;
 pub mod handoff;
@@ -12,7 +13,11 @@ pub mod semantic;
 pub mod store;
 pub mod text;
 pub mod auth;
+pub mod codes;
 pub mod config;
 pub mod service;
 pub mod http;
 pub mod channels;
+pub mod app;
+
+pub use app::run;

@@ -168,7 +168,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let at = listener.local_addr()?;
         // The address comes first and alone: scripts (and tests/crash.rs) read it from here.
         println!("kefu: serving on http://{at} (the demo store with the chat widget: http://{at}/demo; agent console /agent, admin page /admin, API /api/v1, see docs/api.md)");
-        kefu::http::run(config, listener, shutdown_signal()).await
+        Ok(kefu::run(config, listener, shutdown_signal()).await?)
     })
 }
 

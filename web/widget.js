@@ -54,51 +54,7 @@
   }
 
   // ---- DOM helpers ---------------------------------------------------------------------
-  function h(tag, attrs, kids) {
-    var e = document.createElement(tag);
-    for (var k in attrs || {}) {
-      if (k === 'text') e.textContent = attrs[k];
-      else if (k.slice(0, 2) === 'on') e.addEventListener(k.slice(2), attrs[k]);
-      else e.setAttribute(k, attrs[k]);
-    }
-    (kids || []).forEach(function (c) { if (c) e.appendChild(typeof c === 'string' ? document.createTextNode(c) : c); });
-    return e;
-  }
-
-  // A safe Markdown subset: paragraphs, line breaks, - and 1. lists, **bold**, `code` and
-  // [links](https://…). Everything becomes DOM nodes; no HTML string is ever parsed.
-  function inline(text, into) {
-    var re = /\*\*([^*]+)\*\*|`([^`]+)`|\[([^\]]+)\]\((https?:\/\/[^\s)]+)\)/g;
-    var at = 0, m;
-    while ((m = re.exec(text))) {
-      if (m.index > at) into.appendChild(document.createTextNode(text.slice(at, m.index)));
-      if (m[1]) into.appendChild(h('strong', { text: m[1] }));
-      else if (m[2]) into.appendChild(h('code', { text: m[2] }));
-      else into.appendChild(h('a', { href: m[4], target: '_blank', rel: 'noopener noreferrer', text: m[3] }));
-      at = re.lastIndex;
-    }
-    if (at < text.length) into.appendChild(document.createTextNode(text.slice(at)));
-  }
-  function markdown(src) {
-    var root = h('div', { class: 'md' });
-    var list = null, para = null;
-    src.split(/\r?\n/).forEach(function (line) {
-      var item = /^\s*(?:[-*•]|(\d+)[.、)])\s+(.*)$/.exec(line);
-      if (item) {
-        var tag = item[1] ? 'ol' : 'ul';
-        if (!list || list.tagName.toLowerCase() !== tag) { list = h(tag); root.appendChild(list); }
-        var li = h('li'); inline(item[2], li); list.appendChild(li);
-        para = null;
-      } else if (!line.trim()) {
-        list = null; para = null;
-      } else {
-        list = null;
-        if (para) para.appendChild(h('br')); else { para = h('p'); root.appendChild(para); }
-        inline(line.replace(/^#+\s*/, ''), para);
-      }
-    });
-    return root;
-  }
+  var h = kefuMd.h, markdown = kefuMd.markdown;
 
   // ---- the UI --------------------------------------------------------------------------
   var host = h('div', { id: 'kefu-widget' });
@@ -202,17 +158,7 @@
   function scroll() { log.scrollTop = log.scrollHeight; }
 
   // ---- the conversation ----------------------------------------------------------------
-  function call(method, path, body) {
-    var headers = { 'Content-Type': 'application/json' };
-    if (session) headers.Authorization = 'Bearer ' + session.token;
-    return fetch(api + path, { method: method, headers: headers, body: body ? JSON.stringify(body) : undefined }).then(function (r) {
-      if (r.status === 204) return null;
-      return r.json().then(function (j) {
-        if (!r.ok) { var e = new Error((j.error && j.error.message) || r.statusText); e.status = r.status; throw e; }
-        return j;
-      });
-    });
-  }
+  var call = kefuMd.request(api, function () { return session && session.token; });
   function ensure() {
     if (session) return Promise.resolve(session);
     if (!starting) {

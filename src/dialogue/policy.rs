@@ -38,6 +38,40 @@ pub struct Rules {
     pub ticket_text: String,
     pub ticket_without_contact_text: String,
     pub rating_thanks_text: String,
+    /// The notice when an agent takes the conversation; `{agent}` is their name.
+    pub agent_joined_text: String,
+    /// The notice when the conversation moves to another agent; `{agent}` is their name.
+    pub transferred_text: String,
+    /// The notice when an agent resolves: it asks for the 1–5 rating the bot then reads.
+    pub resolved_text: String,
+    /// The notice when an agent gives the conversation back to the bot.
+    pub returned_text: String,
+    /// How a leave-a-message form appears in the transcript (`{message}`, `{contact}`).
+    pub left_message_text: String,
+}
+
+impl Rules {
+    /// Every sentence, by its key in `[dialogue]` (for `KEFU_DIALOGUE_*`).
+    pub fn sentences_mut(&mut self) -> [(&'static str, &mut String); 16] {
+        [
+            ("fallback", &mut self.fallback),
+            ("clarify_intro", &mut self.clarify_intro),
+            ("clarify_outro", &mut self.clarify_outro),
+            ("handoff_text", &mut self.handoff_text),
+            ("miss_handoff_text", &mut self.miss_handoff_text),
+            ("no_agents_text", &mut self.no_agents_text),
+            ("out_of_hours_text", &mut self.out_of_hours_text),
+            ("ask_contact_text", &mut self.ask_contact_text),
+            ("ticket_text", &mut self.ticket_text),
+            ("ticket_without_contact_text", &mut self.ticket_without_contact_text),
+            ("rating_thanks_text", &mut self.rating_thanks_text),
+            ("agent_joined_text", &mut self.agent_joined_text),
+            ("transferred_text", &mut self.transferred_text),
+            ("resolved_text", &mut self.resolved_text),
+            ("returned_text", &mut self.returned_text),
+            ("left_message_text", &mut self.left_message_text),
+        ]
+    }
 }
 
 impl Default for Rules {
@@ -58,6 +92,11 @@ impl Default for Rules {
             ticket_text: "已记下您的留言：「{message}」。我们会尽快通过 {contact} 联系您。".into(),
             ticket_without_contact_text: "已记下您的留言：「{message}」。您没有留下联系方式，客服会在这个对话里回复您，请留意。".into(),
             rating_thanks_text: "感谢您的评价！还有其他问题可以随时问我。".into(),
+            agent_joined_text: "客服「{agent}」已接入，为您服务。".into(),
+            transferred_text: "已为您转接给客服「{agent}」。".into(),
+            resolved_text: "本次人工服务已结束。请为客服的服务打分：回复 1–5（5 分最满意）。".into(),
+            returned_text: "人工客服已离开，智能助手继续为您服务。".into(),
+            left_message_text: "【留言】{message}（联系方式：{contact}）".into(),
         }
     }
 }
@@ -68,10 +107,13 @@ pub enum Availability {
     Available,
     NoAgents,
     OutOfHours,
+    /// The channel has its own agents (WeChat's 客服): the visitor is told so and the bot
+    /// stays in charge here; nothing is queued.
+    Elsewhere,
 }
 
-/// What the visitor said, with everything the matchers found.
-#[derive(Debug, Clone, Copy)]
+/// What the visitor said, with everything the matchers found and who could take over.
+#[derive(Clone, Copy)]
 pub struct Turn<'a> {
     pub text: &'a str,
     pub intent: Option<&'a IntentMatch>,
@@ -79,7 +121,9 @@ pub struct Turn<'a> {
     pub knowledge: Option<&'a Reply>,
     /// Its reply to `text` read in the context of the last article (a follow-up).
     pub followup: Option<&'a Reply>,
-    pub availability: Availability,
+    /// Who could take a handoff needing a skill, asked only when the policy wants a human
+    /// (for the skill it wants), so its outcome is final.
+    pub availability: &'a dyn Fn(&str) -> Availability,
 }
 
 /// A hand-off the caller must create (and queue).
@@ -112,6 +156,8 @@ pub struct Outcome {
     pub rating: Option<u8>,
     /// The question went unanswered (for the "could not answer" list).
     pub unanswered: bool,
+    /// The channel's own agents take over (`Availability::Elsewhere`).
+    pub transferred: bool,
 }
 
 /// The policy with what it needs to look things up.
@@ -173,12 +219,16 @@ impl Policy<'_> {
             ticket: None,
             rating: None,
             unanswered: false,
+            transferred: false,
         };
         match state {
             // The server never lets the bot speak here; the policy agrees.
             State::Queued | State::WithAgent { .. } | State::Closed => return out,
             State::LeavingMessage { asked_contact } => {
-                if turn.availability == Availability::Available && self.explicit_handoff(turn) {
+                let reachable = self.explicit_handoff(turn).is_some_and(|skill| {
+                    matches!((turn.availability)(skill), Availability::Available | Availability::Elsewhere)
+                });
+                if reachable {
                     self.bot_turn(turn, &mut out);
                 } else if nlu::slots::contact(turn.text).is_none() && turn.knowledge.and_then(|r| r.answer()).is_some() {
                     // A question the knowledge base answers outright is a question, not the
@@ -219,10 +269,12 @@ impl Policy<'_> {
         out
     }
 
-    fn explicit_handoff(&self, turn: &Turn<'_>) -> bool {
-        turn.intent
-            .and_then(|m| self.intents.get(&m.intent))
-            .is_some_and(|i| matches!(i.action, IntentAction::Handoff { .. }))
+    /// The skill of the handoff the visitor asks for explicitly (an intent that hands off).
+    fn explicit_handoff<'t>(&'t self, turn: &Turn<'_>) -> Option<&'t str> {
+        match &self.intents.get(&turn.intent?.intent)?.action {
+            IntentAction::Handoff { skill, .. } => Some(skill.as_str()),
+            _ => None,
+        }
     }
 
     /// An ordinary turn: an intent, a knowledge answer, a clarification or a miss.
@@ -344,7 +396,7 @@ impl Policy<'_> {
                 let said = text.clone();
                 self.hand_off(turn, req, out);
                 if let (Some(said), Some(first)) = (said, out.replies.first_mut()) {
-                    if out.state == State::Queued {
+                    if out.state == State::Queued || out.transferred {
                         first.0 = said;
                     }
                 }
@@ -406,7 +458,8 @@ impl Policy<'_> {
 
     /// Queues a handoff when someone can take it; otherwise offers leave-a-message.
     fn hand_off(&self, turn: &Turn<'_>, req: HandoffRequest, out: &mut Outcome) {
-        match turn.availability {
+        let availability = (turn.availability)(&req.skill);
+        match availability {
             Availability::Available => {
                 out.state = State::Queued;
                 out.context.misses = 0;
@@ -414,8 +467,15 @@ impl Policy<'_> {
                 out.replies.push((text.clone(), meta("handoff")));
                 out.handoff = Some(req);
             }
+            Availability::Elsewhere => {
+                // The bot answers again when the visitor comes back from the channel's agents.
+                out.state = State::Bot;
+                out.context.misses = 0;
+                out.replies.push((self.rules.handoff_text.clone(), meta("handoff")));
+                out.transferred = true;
+            }
             Availability::NoAgents | Availability::OutOfHours => {
-                let text = if turn.availability == Availability::NoAgents {
+                let text = if availability == Availability::NoAgents {
                     &self.rules.no_agents_text
                 } else {
                     &self.rules.out_of_hours_text
@@ -461,238 +521,4 @@ fn request(reason: &str, detail: String, intent: Option<String>) -> HandoffReque
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::knowledge::Candidate;
-    use crate::text::{Analyzer, Lexicon};
-
-    const INTENTS: &str = r#"
-name = "human"
-priority = 100
-keywords = ["转人工"]
-[action]
-kind = "handoff"
-reason = "requested"
-text = "马上为您转接。"
-"#;
-    const ORDER: &str = r#"
-name = "order_status"
-patterns = ['^查订单$']
-[[slots]]
-name = "order_no"
-kind = "order_number"
-prompt = "请提供订单号"
-retry_prompt = "没识别到，请再发一次"
-retries = 1
-[action]
-kind = "collect"
-template = "订单 {order_no} 已记下"
-"#;
-
-    fn intents() -> Intents {
-        let sources = [("human.toml".to_string(), INTENTS.to_string()), ("order.toml".to_string(), ORDER.to_string())];
-        Intents::parse(&sources, &Analyzer::new(Lexicon::default())).unwrap()
-    }
-
-    fn articles() -> Vec<Article> {
-        let a = |id: &str, title: &str| Article {
-            id: id.into(),
-            title: title.into(),
-            similar: vec![],
-            answer: format!("{title}的答案"),
-            category: String::new(),
-            tags: vec![],
-            keywords: vec![],
-        };
-        vec![a("return", "怎么退货"), a("shipping-fee", "退货运费谁出"), a("refund-time", "退款多久到账")]
-    }
-
-    fn reply(action: Action, ids: &[(&str, f32)]) -> Reply {
-        let candidates = ids
-            .iter()
-            .enumerate()
-            .map(|(i, (id, c))| Candidate { id: id.to_string(), article: i, matched_question: String::new(), question: 0, score: 0.0, confidence: *c })
-            .collect();
-        Reply { action, confidence: ids.first().map_or(0.0, |x| x.1), candidates }
-    }
-
-    struct Fixture {
-        rules: Rules,
-        intents: Intents,
-        articles: Vec<Article>,
-    }
-
-    impl Fixture {
-        fn new() -> Fixture {
-            Fixture { rules: Rules::default(), intents: intents(), articles: articles() }
-        }
-
-        fn step(&self, state: &State, ctx: &Context, turn: Turn<'_>) -> Outcome {
-            let find = |id: &str| self.articles.iter().find(|a| a.id == id);
-            let policy = Policy { rules: &self.rules, intents: &self.intents, article: &find };
-            policy.step(state, ctx, &turn)
-        }
-    }
-
-    fn turn<'a>(text: &'a str, intent: Option<&'a IntentMatch>, knowledge: Option<&'a Reply>) -> Turn<'a> {
-        Turn { text, intent, knowledge, followup: None, availability: Availability::Available }
-    }
-
-    #[test]
-    fn a_confident_answer_is_given_and_remembered() {
-        let f = Fixture::new();
-        let r = reply(Action::Answer, &[("return", 0.95)]);
-        let out = f.step(&State::Bot, &Context { misses: 1, ..Default::default() }, turn("退货怎么弄", None, Some(&r)));
-        assert_eq!(out.replies[0].0, "怎么退货的答案");
-        assert_eq!(out.replies[0].1.article.as_deref(), Some("return"));
-        assert_eq!(out.context.last_article.as_deref(), Some("return"));
-        assert_eq!(out.context.misses, 0);
-        assert_eq!(out.state, State::Bot);
-    }
-
-    #[test]
-    fn clarify_then_pick_by_number_or_by_clicking_the_question() {
-        let f = Fixture::new();
-        let r = reply(Action::Clarify, &[("return", 0.4), ("shipping-fee", 0.3), ("refund-time", 0.1)]);
-        let out = f.step(&State::Bot, &Context::default(), turn("退的事", None, Some(&r)));
-        assert!(out.replies[0].0.contains("1. 怎么退货") && out.replies[0].0.contains("2. 退货运费谁出"));
-        let State::Clarifying { options } = &out.state else { panic!("{:?}", out.state) };
-        assert_eq!(options.len(), 3);
-        let picked = f.step(&out.state, &out.context, turn("２", None, None));
-        assert_eq!(picked.replies[0].0, "退货运费谁出的答案");
-        assert_eq!(picked.state, State::Bot);
-        let clicked = f.step(&out.state, &out.context, turn("退款多久到账", None, None));
-        assert_eq!(clicked.replies[0].1.article.as_deref(), Some("refund-time"));
-        // Anything else is a new question.
-        let other = reply(Action::Answer, &[("return", 0.9)]);
-        let moved_on = f.step(&out.state, &out.context, turn("我想退货", None, Some(&other)));
-        assert_eq!(moved_on.replies[0].1.article.as_deref(), Some("return"));
-    }
-
-    #[test]
-    fn a_follow_up_is_read_in_the_context_of_the_last_answer() {
-        let f = Fixture::new();
-        let ctx = Context { last_article: Some("return".into()), ..Default::default() };
-        let alone = reply(Action::None, &[("refund-time", 0.02)]);
-        let with_context = reply(Action::Answer, &[("shipping-fee", 0.8)]);
-        let t = Turn { followup: Some(&with_context), ..turn("那运费呢？", None, Some(&alone)) };
-        let out = f.step(&State::Bot, &ctx, t);
-        assert_eq!(out.replies[0].1.article.as_deref(), Some("shipping-fee"));
-    }
-
-    #[test]
-    fn two_misses_in_a_row_hand_off_with_the_reason() {
-        let f = Fixture::new();
-        let none = reply(Action::None, &[("return", 0.01)]);
-        let first = f.step(&State::Bot, &Context::default(), turn("量子纠缠是什么", None, Some(&none)));
-        assert!(first.unanswered && first.handoff.is_none());
-        assert_eq!(first.replies[0].0, f.rules.fallback);
-        let second = f.step(&first.state, &first.context, turn("黑洞呢", None, Some(&none)));
-        let h = second.handoff.expect("second miss hands off");
-        assert_eq!(h.reason, "repeated_misses");
-        assert_eq!(second.state, State::Queued);
-        // …and a miss limit of 0 never hands off.
-        let never = Fixture { rules: Rules { miss_limit: 0, ..Rules::default() }, ..Fixture::new() };
-        let out = never.step(&first.state, &first.context, turn("黑洞呢", None, Some(&none)));
-        assert!(out.handoff.is_none());
-    }
-
-    #[test]
-    fn asking_for_a_human_hands_off_at_once_or_offers_a_message_when_nobody_is_there() {
-        let f = Fixture::new();
-        let m = f.intents.rule_match("我要转人工！").unwrap();
-        let out = f.step(&State::Bot, &Context::default(), turn("我要转人工！", Some(&m), None));
-        assert_eq!(out.handoff.as_ref().unwrap().reason, "requested");
-        assert_eq!(out.replies[0].0, "马上为您转接。");
-        assert_eq!(out.state, State::Queued);
-
-        let nobody = Turn { availability: Availability::NoAgents, ..turn("转人工", Some(&m), None) };
-        let out = f.step(&State::Bot, &Context::default(), nobody);
-        assert!(out.handoff.is_none());
-        assert_eq!(out.state, State::LeavingMessage { asked_contact: false });
-        assert_eq!(out.replies[0].0, f.rules.no_agents_text);
-        // The message, then the contact when asked for it.
-        let asked = f.step(&out.state, &out.context, turn("发票开错了要重开", None, None));
-        assert_eq!(asked.state, State::LeavingMessage { asked_contact: true });
-        let done = f.step(&asked.state, &asked.context, turn("13812345678", None, None));
-        let ticket = done.ticket.unwrap();
-        assert_eq!(ticket.contact.as_deref(), Some("13812345678"));
-        assert_eq!(ticket.message, "发票开错了要重开\n13812345678");
-        assert_eq!(ticket.reason, "requested");
-        assert_eq!(done.state, State::Bot);
-    }
-
-    #[test]
-    fn the_bot_is_silent_while_a_human_owns_the_conversation() {
-        let f = Fixture::new();
-        let r = reply(Action::Answer, &[("return", 0.99)]);
-        for state in [State::Queued, State::WithAgent { agent: "wang".into() }, State::Closed] {
-            let out = f.step(&state, &Context::default(), turn("怎么退货", None, Some(&r)));
-            assert!(out.replies.is_empty() && out.handoff.is_none(), "{state:?}");
-            assert_eq!(out.state, state);
-        }
-    }
-
-    #[test]
-    fn slots_are_collected_and_a_bad_value_is_asked_again() {
-        let f = Fixture::new();
-        let m = f.intents.rule_match("查订单").unwrap();
-        let out = f.step(&State::Bot, &Context::default(), turn("查订单", Some(&m), None));
-        assert_eq!(out.replies[0].0, "请提供订单号");
-        let bad = f.step(&out.state, &out.context, turn("不记得了", None, None));
-        assert_eq!(bad.replies[0].0, "没识别到，请再发一次");
-        let good = f.step(&bad.state, &bad.context, turn("DD202611230001", None, None));
-        assert_eq!(good.replies[0].0, "订单 DD202611230001 已记下");
-        assert_eq!(good.state, State::Bot);
-        // Out of retries: a human takes over.
-        let gave_up = f.step(&bad.state, &bad.context, turn("还是不记得", None, None));
-        assert_eq!(gave_up.handoff.unwrap().reason, "slot_failed");
-    }
-
-    #[test]
-    fn an_explicit_rule_interrupts_slot_collection() {
-        let f = Fixture::new();
-        let state = State::Collecting { intent: "order_status".into(), slot: "order_no".into(), retries: 2 };
-        let m = f.intents.rule_match("转人工").unwrap();
-        let out = f.step(&state, &Context::default(), turn("转人工", Some(&m), None));
-        assert_eq!(out.handoff.unwrap().reason, "requested");
-    }
-
-    #[test]
-    fn a_rating_after_resolution_is_recorded() {
-        let f = Fixture::new();
-        let ctx = Context { rating_requested: true, ..Default::default() };
-        let out = f.step(&State::Bot, &ctx, turn("5", None, None));
-        assert_eq!(out.rating, Some(5));
-        assert!(!out.context.rating_requested);
-        let not_a_rating = f.step(&State::Bot, &Context::default(), turn("5", None, None));
-        assert_eq!(not_a_rating.rating, None);
-    }
-
-    #[test]
-    fn a_confidence_floor_hands_off_instead_of_guessing() {
-        let f = Fixture { rules: Rules { confidence_floor: 0.2, ..Rules::default() }, ..Fixture::new() };
-        let weak = reply(Action::Clarify, &[("return", 0.1)]);
-        let out = f.step(&State::Bot, &Context::default(), turn("嗯？", None, Some(&weak)));
-        assert_eq!(out.handoff.unwrap().reason, "low_confidence");
-    }
-
-    #[test]
-    fn a_weak_clarification_is_a_miss_not_a_list_of_unrelated_questions() {
-        let f = Fixture::new();
-        let weak = reply(Action::Clarify, &[("shipping-fee", 0.1)]);
-        let out = f.step(&State::Bot, &Context::default(), turn("明天天气怎么样", None, Some(&weak)));
-        assert!(out.unanswered);
-        assert_eq!(out.replies[0].0, f.rules.fallback);
-        assert_eq!(out.state, State::Bot);
-    }
-
-    #[test]
-    fn choices_are_read_in_several_forms() {
-        assert_eq!(choice("2", 3), Some(1));
-        assert_eq!(choice("第三个", 3), Some(2));
-        assert_eq!(choice("３", 3), Some(2));
-        assert_eq!(choice("4", 3), None);
-        assert_eq!(choice("2块钱", 3), None);
-    }
-}
+mod tests;

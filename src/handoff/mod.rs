@@ -14,6 +14,17 @@ use crate::dialogue::{Message, Millis, Visitor};
 pub use canned::{canned_path, load_canned, Canned, CannedError, CANNED_FILE};
 pub use hours::{BusinessHours, HoursError};
 
+/// How handoffs reach agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Assignment {
+    /// Agents claim conversations from the queue.
+    #[default]
+    Claim,
+    /// The least-loaded online agent with the skill gets it at once.
+    Auto,
+}
+
 /// How urgent a handoff is. Higher goes first in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

@@ -31,7 +31,7 @@ async fn reload(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Rel
     let status = s.service.reload().await;
     match &status.error {
         None => Ok(Json(status)),
-        Some(e) => Err(super::ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "invalid_knowledge", e.clone())),
+        Some(e) => Err(super::ApiError::new(crate::codes::Code::InvalidKnowledge, e.clone())),
     }
 }
 

@@ -9,6 +9,7 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::{ws, ApiError, ApiResult, AppState, Bearer, Json, Path, Query};
+use crate::codes::Code;
 use crate::dialogue::Message;
 use crate::handoff::{Agent, AgentStatus, Canned, Handoff};
 use crate::knowledge::Article;
@@ -157,9 +158,9 @@ const ARTICLE_RESULTS: usize = 8;
 async fn articles(State(s): State<AppState>, Query(q): Query<ArticleQuery>, bearer: Bearer) -> ApiResult<Json<serde_json::Value>> {
     authorize(&s, &bearer)?;
     let query = q.q.trim();
-    let max = s.service.config().limits.max_message_chars;
+    let max = s.config.limits.max_message_chars;
     if query.chars().count() > max {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("q is longer than {max} characters")));
+        return Err(ApiError::new(Code::MessageTooLong, format!("q is longer than {max} characters ({} given); shorten the search", query.chars().count())));
     }
     let brain = s.service.brain();
     let item = |a: &Article, confidence: Option<f32>| {

@@ -1,13 +1,15 @@
 //! The HTTP edge: the `/api/v1` JSON API for visitors, agents and admins, their WebSockets,
-//! the pages (widget, demo, agent console, admin), WeChat's `/wechat/{app}`, `/healthz`, `/readyz` and `/metrics`, with limits (body size, rate, time) applied before
-//! anything reaches the service. [`run`] is the whole server, testable on any listener.
+//! the pages (widget, demo, agent console, admin), WeChat's `/wechat/{app}`, `/healthz`,
+//! `/readyz` and `/metrics`, with limits (body size, rate, time) applied before anything
+//! reaches the service. [`app`] is the router; `crate::app::run` serves it.
 
 mod admin;
 mod agent;
 mod error;
 mod limits;
 mod pages;
-mod startup;
+#[cfg(test)]
+mod tests;
 mod visitor;
 mod wechat;
 mod ws;
@@ -30,10 +32,11 @@ use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::channels::wechat::WeChat;
+use crate::codes::Code;
 use crate::config::Config;
 use crate::service::Service;
-pub use error::{ApiError, ApiResult};
-pub use startup::open_service;
+pub use error::{ApiError, ApiResult, ErrorDetail};
+pub use limits::Limiters;
 
 /// JSON object bodies whose rejections use the API's error shape. Only an object is
 /// accepted: serde would otherwise read `["x"]` as a struct's fields in order.
@@ -50,17 +53,13 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> 
             .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
             .is_some_and(|m| m == "application/json" || (m.starts_with("application/") && m.ends_with("+json")));
         if !json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the body must be JSON with Content-Type: application/json",
-            ));
+            return Err(ApiError::new(Code::UnsupportedMediaType, "the body must be JSON with Content-Type: application/json"));
         }
         let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the request body is too large")
+                ApiError::new(Code::TooLarge, "the request body is too large")
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", r.body_text())
+                ApiError::new(Code::InvalidJson, r.body_text())
             }
         })?;
         json_object(&bytes).map(Json)
@@ -70,9 +69,9 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> 
 /// Parses a body that must be one JSON object.
 pub(crate) fn json_object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the body must be a JSON object ({…})"));
+        return Err(ApiError::new(Code::InvalidJson, "the body must be a JSON object ({…})"));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| ApiError::new(Code::InvalidJson, format!("invalid JSON body: {e}")))
 }
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
@@ -132,6 +131,8 @@ pub struct Metrics {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The whole configuration, as validated at start-up.
+    pub config: Arc<Config>,
     pub service: Arc<Service>,
     pub limits: Arc<limits::Limiters>,
     pub metrics: Arc<Metrics>,
@@ -140,9 +141,10 @@ pub struct AppState {
     pub closing: watch::Receiver<bool>,
 }
 
-/// Builds the router over a service.
-pub fn router(state: AppState) -> Router {
-    let config = state.service.config().clone();
+/// The whole HTTP API and the pages over one state, without a server: tests send it
+/// requests with `oneshot`.
+pub fn app(state: AppState) -> Router {
+    let config = state.config.clone();
     let api = Router::new()
         .merge(visitor::routes())
         .merge(agent::routes())
@@ -157,7 +159,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
+            ApiError::new(Code::MethodNotAllowed, "this endpoint does not take that method")
         })
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), guard));
@@ -183,7 +185,8 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
-    let path = request.uri().path();
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let path = path.as_str();
     // Probes and metrics are exempt: a flood must not make the server look dead.
     let exempt = matches!(path, "/healthz" | "/readyz" | "/metrics");
     // WeChat pushes every user's messages from a few shared addresses: no per-IP limit, but
@@ -203,21 +206,23 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
             Some(slot) => Some(slot),
             None => {
                 m.responses_5xx.fetch_add(1, Ordering::Relaxed);
-                let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is at capacity; retry shortly");
-                e.retry_after = Some(1);
-                return e.into_response();
+                return ApiError::new(Code::Overloaded, "the server is at capacity; retry shortly").into_response();
             }
         },
     };
-    let timeout = Duration::from_millis(state.service.config().limits.request_timeout_ms);
+    let timeout = Duration::from_millis(state.config.limits.request_timeout_ms);
     let response = match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(r) => r,
-        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long").into_response(),
+        Err(_) => ApiError::new(Code::Timeout, "the request took too long").into_response(),
     };
     if response.status().is_client_error() {
         m.responses_4xx.fetch_add(1, Ordering::Relaxed);
     } else if response.status().is_server_error() {
         m.responses_5xx.fetch_add(1, Ordering::Relaxed);
+    }
+    // The one place a failed request's internals are logged (its body does not carry them).
+    if let Some(ErrorDetail(detail)) = response.extensions().get::<ErrorDetail>() {
+        tracing::error!(%method, %path, status = response.status().as_u16(), error = %detail, "request failed");
     }
     response
 }
@@ -240,6 +245,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
         },
     };
     let store_ok = store_error.is_none();
+    // The probe is public: it says that the store fails, the log says how.
+    if let Some(e) = &store_error {
+        tracing::warn!(error = %e, "not ready: the store cannot read or flush");
+    }
+    let store_error = store_error.map(|_| "the store cannot read or flush; the log has the details");
     // Serving without the semantic model is ready, but worse: say so where operators look.
     let semantic = match state.service.brain().engine.semantic_table() {
         Some(t) => serde_json::json!({"loaded": true, "path": t.path().display().to_string(), "words": t.len()}),
@@ -264,7 +274,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
 # HELP kefu_bot_replies_total Bot messages stored.\n# TYPE kefu_bot_replies_total counter\nkefu_bot_replies_total {}\n\
 # HELP kefu_websockets Open WebSocket connections.\n# TYPE kefu_websockets gauge\nkefu_websockets {}\n\
 # HELP kefu_queue_length Handoffs waiting for an agent.\n# TYPE kefu_queue_length gauge\nkefu_queue_length {}\n\
-# HELP kefu_knowledge_articles Articles in the serving knowledge base.\n# TYPE kefu_knowledge_articles gauge\nkefu_knowledge_articles {}\n",
+# HELP kefu_knowledge_articles Articles in the serving knowledge base.\n# TYPE kefu_knowledge_articles gauge\nkefu_knowledge_articles {}\n\
+# HELP kefu_wechat_outbox_passes_total Passes of the WeChat send loop.\n# TYPE kefu_wechat_outbox_passes_total counter\nkefu_wechat_outbox_passes_total {}\n\
+# HELP kefu_wechat_outbox Messages for WeChat users still waiting after the last pass (quota, backoff).\n# TYPE kefu_wechat_outbox gauge\nkefu_wechat_outbox {}\n",
         load(&m.requests),
         load(&m.responses_4xx),
         load(&m.responses_5xx),
@@ -274,6 +286,8 @@ async fn metrics(State(state): State<AppState>) -> Response {
         load(&m.websockets),
         queue,
         brain.engine.articles().len(),
+        state.wechat.passes.load(Ordering::Acquire),
+        state.wechat.waiting.load(Ordering::Relaxed),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
@@ -282,7 +296,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 /// finish (for at most 10 s). Not `axum::serve`: it gives HTTP/1 no header-read timer, so a
 /// client trickling its headers (slowloris) held a connection forever. Here headers must
 /// arrive within `header_timeout`; bodies are bounded by the request timeout in [`guard`].
-async fn serve(listener: TcpListener, app: Router, header_timeout: Duration, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn serve(listener: TcpListener, app: Router, header_timeout: Duration, shutdown: impl Future<Output = ()>) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
@@ -323,40 +337,4 @@ async fn serve(listener: TcpListener, app: Router, header_timeout: Duration, shu
     drop(stop_rx);
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), stop_tx.closed()).await;
-}
-
-/// Runs the server on `listener` until `shutdown` resolves: opens the store and knowledge,
-/// watches the sources for changes, serves, then closes WebSockets and the store cleanly.
-pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let service = Arc::new(open_service(config).await?);
-    let (close_tx, closing) = watch::channel(false);
-    let limits = Arc::new(limits::Limiters::new(&service.config().limits));
-    let wechat = Arc::new(WeChat::open(service.clone())?);
-    let state = AppState { service: service.clone(), limits: limits.clone(), metrics: Default::default(), wechat: wechat.clone(), closing };
-    let background = tokio::spawn(startup::background(service.clone(), limits));
-    let header_timeout = Duration::from_millis(service.config().limits.request_timeout_ms);
-    let wechat_tasks = (!wechat.is_empty()).then(|| {
-        let relay = tokio::spawn(wechat.clone().relay(service.hub().tap()));
-        let sender = tokio::spawn(wechat.clone().send_loop());
-        (relay, sender)
-    });
-    let app = router(state);
-    tracing::info!(address = %listener.local_addr()?, "kefu is serving");
-    let signal = async move {
-        shutdown.await;
-        let _ = close_tx.send(true);
-    };
-    serve(listener, app, header_timeout, signal).await;
-    background.abort();
-    let _ = background.await;
-    if let Some((relay, sender)) = wechat_tasks {
-        relay.abort();
-        sender.abort();
-        let _ = (relay.await, sender.await);
-    }
-    wechat.finish().await;
-    // Everything acknowledged is already flushed; this makes the last writes durable too.
-    service.store().durable().await?;
-    tracing::info!("kefu stopped");
-    Ok(())
 }

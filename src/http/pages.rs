@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use tower_http::compression::CompressionLayer;
 
 use super::{ApiError, AppState, Path};
+use crate::codes::Code;
 
 /// One embedded file.
 struct Asset {
@@ -62,13 +63,20 @@ impl Asset {
 const CONSOLE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; media-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-static WIDGET: Asset = Asset::new(include_bytes!("../../web/widget.js"), "text/javascript; charset=utf-8", false);
+/// The widget is one script: the shared helpers (`md.js`) and the widget in one closure, so the
+/// host page gets no global from the helpers.
+static WIDGET: Asset = Asset::new(
+    concat!("(function () {\n", include_str!("../../web/md.js"), "\n", include_str!("../../web/widget.js"), "\n})();\n").as_bytes(),
+    "text/javascript; charset=utf-8",
+    false,
+);
 static DEMO: Asset = Asset::new(include_bytes!("../../web/demo.html"), "text/html; charset=utf-8", false);
 static AGENT: Asset = Asset::new(include_bytes!("../../web/agent.html"), "text/html; charset=utf-8", true);
 static ADMIN: Asset = Asset::new(include_bytes!("../../web/admin.html"), "text/html; charset=utf-8", true);
 static FAVICON: Asset = Asset::new(include_bytes!("../../web/favicon.svg"), "image/svg+xml", false);
 static AGENT_JS: Asset = Asset::new(include_bytes!("../../web/agent.js"), "text/javascript; charset=utf-8", false);
 static ADMIN_JS: Asset = Asset::new(include_bytes!("../../web/admin.js"), "text/javascript; charset=utf-8", false);
+static MD_JS: Asset = Asset::new(include_bytes!("../../web/md.js"), "text/javascript; charset=utf-8", false);
 static CONSOLE_JS: Asset = Asset::new(include_bytes!("../../web/console.js"), "text/javascript; charset=utf-8", false);
 static CONSOLE_CSS: Asset = Asset::new(include_bytes!("../../web/console.css"), "text/css; charset=utf-8", false);
 
@@ -88,9 +96,10 @@ async fn asset(Path(file): Path<String>, h: HeaderMap) -> Response {
     let asset = match file.as_str() {
         "agent.js" => &AGENT_JS,
         "admin.js" => &ADMIN_JS,
+        "md.js" => &MD_JS,
         "console.js" => &CONSOLE_JS,
         "console.css" => &CONSOLE_CSS,
-        _ => return ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no asset {file:?}")).into_response(),
+        _ => return ApiError::new(Code::NotFound, format!("no asset {file:?}")).into_response(),
     };
     asset.respond(&h)
 }

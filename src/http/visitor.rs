@@ -13,6 +13,7 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::{ws, ApiError, ApiResult, AppState, Bearer, Json, Path, Query};
+use crate::codes::Code;
 use crate::service::{Exchange, StartRequest, Started, VisitorView};
 
 pub fn routes() -> Router<AppState> {
@@ -56,11 +57,11 @@ async fn start(State(s): State<AppState>, body: Bytes) -> ApiResult<impl IntoRes
     let identity = match (b.user_id, b.signature) {
         (Some(u), Some(sig)) => Some((u, sig)),
         (None, None) => None,
-        _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "user_id and signature go together")),
+        _ => return Err(ApiError::new(Code::BadRequest, "user_id and signature go together")),
     };
     let channel = b.channel.unwrap_or_else(|| "web".into());
     if !matches!(channel.as_str(), "web" | "app") {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("unknown channel {channel:?} (web or app)")));
+        return Err(ApiError::new(Code::BadRequest, format!("unknown channel {channel:?} (web or app)")));
     }
     let started: Started = s.service.start(StartRequest { channel, name: b.name, page: b.page, identity }).await?;
     Ok((StatusCode::CREATED, Json(started)))

@@ -4,12 +4,13 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
 use super::{ApiError, ApiResult, AppState, Path, Query};
+use crate::codes::Code;
 use crate::channels::wechat::{Params, WeChatError};
 
 pub fn routes() -> Router<AppState> {
@@ -18,22 +19,22 @@ pub fn routes() -> Router<AppState> {
 
 impl From<WeChatError> for ApiError {
     fn from(e: WeChatError) -> Self {
-        let (status, code) = match &e {
-            WeChatError::UnknownApp(_) => (StatusCode::NOT_FOUND, "not_found"),
-            WeChatError::Signature | WeChatError::Stale => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            WeChatError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            WeChatError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        let code = match &e {
+            WeChatError::UnknownApp(_) => Code::NotFound,
+            WeChatError::Signature | WeChatError::Stale => Code::Unauthorized,
+            WeChatError::TooLarge(_) => Code::TooLarge,
+            WeChatError::Store(_) => Code::Unavailable,
             WeChatError::MissingParameter(_)
             | WeChatError::PlaintextRefused
             | WeChatError::Message(_)
-            | WeChatError::Crypto(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            | WeChatError::Crypto(_) => Code::BadRequest,
         };
-        if status.is_server_error() {
-            tracing::error!(error = %e, "a WeChat request failed");
-        } else {
-            tracing::info!(error = %e, "refused a WeChat request");
+        if code.status() >= 500 {
+            // Logged by the request layer; the body says only what to do.
+            return ApiError { detail: Some(e.to_string()), ..ApiError::new(code, "the store cannot write now; retry shortly") };
         }
-        ApiError::new(status, code, e.to_string())
+        tracing::info!(error = %e, "refused a WeChat request");
+        ApiError::new(code, e.to_string())
     }
 }
 

@@ -3,30 +3,73 @@
 //!
 //! A visitor socket first replays history after `after` (the last sequence number the
 //! client has), then streams events; the client drops anything it has already seen by
-//! sequence number, so a reconnect never shows a message twice.
+//! sequence number, so a reconnect never shows a message twice. Both sockets run one loop,
+//! [`pump`], generic over the socket's `Sink` and `Stream` so tests drive it with channels.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use tokio::sync::broadcast;
+use serde_json::json;
+use tokio::sync::{broadcast, watch};
 
 use super::visitor::{send_message, SendBody};
-use super::{agent, ApiResult, AppState, Bearer, Path, Query};
+use super::{agent, json_object, ApiError, ApiResult, AppState, Bearer, Path, Query};
 use crate::service::{AgentEvent, VisitorEvent};
 
-/// Sends one hub event to the socket; false when the connection is done. A receiver that fell
-/// behind gets `resync` instead: it reloads history from its last sequence number.
-async fn forward(socket: &mut WebSocket, event: Result<Arc<str>, broadcast::error::RecvError>) -> bool {
-    let text = match event {
-        Ok(text) => Utf8Bytes::from(&*text),
-        Err(broadcast::error::RecvError::Lagged(_)) => r#"{"type":"resync"}"#.into(),
-        Err(broadcast::error::RecvError::Closed) => return false,
-    };
-    socket.send(WsMessage::Text(text)).await.is_ok()
+/// What a receiver that fell behind gets instead of the events it missed: it reloads history
+/// from its last sequence number.
+const RESYNC: &str = r#"{"type":"resync"}"#;
+
+/// One socket's life: the backlog, then hub events out and the client's commands in, until
+/// either side ends or the server closes. Commands are JSON objects (an array is refused as
+/// on HTTP bodies); `on_command` answers each with at most one text. Ends with a close frame.
+pub(crate) async fn pump<S, E, C, F, Fut>(
+    socket: S,
+    backlog: Vec<String>,
+    mut events: broadcast::Receiver<Arc<str>>,
+    mut closing: watch::Receiver<bool>,
+    mut on_command: F,
+) where
+    S: Sink<WsMessage> + Stream<Item = Result<WsMessage, E>> + Unpin,
+    C: DeserializeOwned,
+    F: FnMut(Result<C, ApiError>) -> Fut,
+    Fut: Future<Output = Option<String>>,
+{
+    let (mut tx, mut rx) = socket.split();
+    for text in backlog {
+        if tx.send(WsMessage::Text(text.into())).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        let out: Utf8Bytes = tokio::select! {
+            _ = closing.changed() => break,
+            event = events.recv() => match event {
+                Ok(text) => Utf8Bytes::from(&*text),
+                Err(broadcast::error::RecvError::Lagged(_)) => RESYNC.into(),
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            incoming = rx.next() => {
+                let Some(Ok(msg)) = incoming else { break };
+                let WsMessage::Text(text) = msg else { continue };
+                match on_command(json_object::<C>(text.as_bytes())).await {
+                    Some(reply) => reply.into(),
+                    None => continue,
+                }
+            }
+        };
+        if tx.send(WsMessage::Text(out)).await.is_err() {
+            break;
+        }
+    }
+    let _ = tx.send(WsMessage::Close(None)).await;
 }
 
 #[derive(Deserialize)]
@@ -70,60 +113,33 @@ pub async fn visitor(
     backlog.push(serde_json::to_string(&state).expect("serialises"));
     // Visitors send short texts: a small read buffer keeps thousands of idle sockets cheap
     // (tungstenite's default is 128 KiB each).
-    let upgrade = upgrade.max_message_size(s.service.config().limits.max_body_bytes).read_buffer_size(8 * 1024);
+    let upgrade = upgrade.max_message_size(s.config.limits.max_body_bytes).read_buffer_size(8 * 1024);
     Ok(upgrade.on_upgrade(move |socket| async move {
         s.metrics.websockets.fetch_add(1, Ordering::Relaxed);
-        visitor_loop(socket, s.clone(), id.clone(), q.token, backlog, events).await;
+        let token = q.token;
+        pump(socket, backlog, events, s.closing.clone(), |command| visitor_command(&s, &id, &token, command)).await;
         s.service.hub().release_visitor(&id);
         s.metrics.websockets.fetch_sub(1, Ordering::Relaxed);
     }))
 }
 
-async fn visitor_loop(
-    mut socket: WebSocket,
-    s: AppState,
-    id: String,
-    token: String,
-    backlog: Vec<String>,
-    mut events: broadcast::Receiver<Arc<str>>,
-) {
-    for text in backlog {
-        if socket.send(WsMessage::Text(text.into())).await.is_err() {
-            return;
-        }
-    }
-    let mut closing = s.closing.clone();
-    loop {
-        tokio::select! {
-            _ = closing.changed() => break,
-            event = events.recv() => if !forward(&mut socket, event).await {
-                break;
-            },
-            incoming = socket.recv() => {
-                let Some(Ok(msg)) = incoming else { break };
-                let WsMessage::Text(text) = msg else { continue };
-                let reply = match serde_json::from_str::<VisitorCommand>(&text) {
-                    Ok(VisitorCommand::Message { text, client_id }) => {
-                        match send_message(&s, &id, &token, SendBody { text, client_id: client_id.clone() }).await {
-                            // Replies arrive as events; the ack ties the client's id to a sequence.
-                            Ok(x) => serde_json::json!({"type": "ack", "client_id": client_id, "seq": x.message.seq}),
-                            Err(e) => serde_json::json!({"type": "error", "client_id": client_id, "error": {"code": e.code, "message": e.message}}),
-                        }
-                    }
-                    Ok(VisitorCommand::Typing) => {
-                        s.service.hub().to_agents(&AgentEvent::Typing { conversation: id.clone() });
-                        continue;
-                    }
-                    Ok(VisitorCommand::Ping) => serde_json::json!({"type": "pong"}),
-                    Err(e) => serde_json::json!({"type": "error", "error": {"code": "invalid_json", "message": e.to_string()}}),
-                };
-                if socket.send(WsMessage::Text(reply.to_string().into())).await.is_err() {
-                    break;
-                }
+async fn visitor_command(s: &AppState, id: &str, token: &str, command: Result<VisitorCommand, ApiError>) -> Option<String> {
+    let reply = match command {
+        Ok(VisitorCommand::Message { text, client_id }) => {
+            match send_message(s, id, token, SendBody { text, client_id: client_id.clone() }).await {
+                // Replies arrive as events; the ack ties the client's id to a sequence.
+                Ok(x) => json!({"type": "ack", "client_id": client_id, "seq": x.message.seq}),
+                Err(e) => json!({"type": "error", "client_id": client_id, "error": e.body()}),
             }
         }
-    }
-    let _ = socket.send(WsMessage::Close(None)).await;
+        Ok(VisitorCommand::Typing) => {
+            s.service.hub().to_agents(&AgentEvent::Typing { conversation: id.to_string() });
+            return None;
+        }
+        Ok(VisitorCommand::Ping) => json!({"type": "pong"}),
+        Err(e) => json!({"type": "error", "error": e.body()}),
+    };
+    Some(reply.to_string())
 }
 
 #[derive(Deserialize)]
@@ -144,39 +160,151 @@ pub async fn agent(State(s): State<AppState>, Query(q): Query<AgentQuery>, upgra
     let events = s.service.hub().subscribe_agents();
     Ok(upgrade.on_upgrade(move |socket| async move {
         s.metrics.websockets.fetch_add(1, Ordering::Relaxed);
-        agent_loop(socket, s.clone(), me.id, events).await;
+        pump(socket, vec![], events, s.closing.clone(), |command| agent_command(&s, &me.id, command)).await;
         s.metrics.websockets.fetch_sub(1, Ordering::Relaxed);
     }))
 }
 
-async fn agent_loop(mut socket: WebSocket, s: AppState, me: String, mut events: broadcast::Receiver<Arc<str>>) {
-    let mut closing = s.closing.clone();
-    loop {
-        tokio::select! {
-            _ = closing.changed() => break,
-            event = events.recv() => if !forward(&mut socket, event).await {
-                break;
-            },
-            incoming = socket.recv() => {
-                let Some(Ok(msg)) = incoming else { break };
-                let WsMessage::Text(text) = msg else { continue };
-                match serde_json::from_str::<AgentCommand>(&text) {
-                    Ok(AgentCommand::Typing { conversation }) => {
-                        let owns = s.service.store().conversation(&conversation).ok().flatten()
-                            .is_some_and(|c| c.state == (crate::dialogue::State::WithAgent { agent: me.clone() }));
-                        if owns {
-                            s.service.hub().to_visitor(&conversation, &VisitorEvent::Typing);
-                        }
-                    }
-                    Ok(AgentCommand::Ping) => {
-                        if socket.send(WsMessage::Text(r#"{"type":"pong"}"#.into())).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => {}
+async fn agent_command(s: &AppState, me: &str, command: Result<AgentCommand, ApiError>) -> Option<String> {
+    match command {
+        Ok(AgentCommand::Typing { conversation }) => {
+            // Only the owner's typing reaches the visitor; a store error is logged, not guessed.
+            match s.service.store().conversation(&conversation) {
+                Ok(Some(c)) if c.state == (crate::dialogue::State::WithAgent { agent: me.to_string() }) => {
+                    s.service.hub().to_visitor(&conversation, &VisitorEvent::Typing);
                 }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, conversation, "typing not forwarded"),
             }
+            None
+        }
+        Ok(AgentCommand::Ping) => Some(r#"{"type":"pong"}"#.to_string()),
+        // The console sends nothing else; anything unreadable is ignored.
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures_channel::mpsc;
+
+    use super::*;
+
+    /// A socket made of two channels: what the loop sends, and what the "client" sends.
+    struct Socket {
+        out: mpsc::UnboundedSender<WsMessage>,
+        incoming: mpsc::UnboundedReceiver<Result<WsMessage, Infallible>>,
+    }
+
+    impl Sink<WsMessage> for Socket {
+        type Error = mpsc::SendError;
+        fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.out).poll_ready(cx)
+        }
+        fn start_send(mut self: Pin<&mut Self>, item: WsMessage) -> Result<(), Self::Error> {
+            Pin::new(&mut self.out).start_send(item)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.out).poll_flush(cx)
+        }
+        fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.out).poll_close(cx)
         }
     }
-    let _ = socket.send(WsMessage::Close(None)).await;
+
+    impl Stream for Socket {
+        type Item = Result<WsMessage, Infallible>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Pin::new(&mut self.incoming).poll_next(cx)
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct Echo {
+        say: String,
+    }
+
+    struct Harness {
+        client: mpsc::UnboundedSender<Result<WsMessage, Infallible>>,
+        server: mpsc::UnboundedReceiver<WsMessage>,
+        events: broadcast::Sender<Arc<str>>,
+        close: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    /// The loop over channels, answering `{"say": …}` with the text and errors with their code.
+    fn start(backlog: &[&str], capacity: usize) -> Harness {
+        let (out, server) = mpsc::unbounded();
+        let (client, incoming) = mpsc::unbounded();
+        let (events, rx) = broadcast::channel(capacity);
+        let (close, closing) = watch::channel(false);
+        let backlog = backlog.iter().map(|s| s.to_string()).collect();
+        let task = tokio::spawn(pump(Socket { out, incoming }, backlog, rx, closing, |c: Result<Echo, ApiError>| async move {
+            Some(match c {
+                Ok(e) => e.say,
+                Err(e) => e.code.name().to_string(),
+            })
+        }));
+        Harness { client, server, events, close, task }
+    }
+
+    impl Harness {
+        async fn next(&mut self) -> String {
+            match self.server.next().await.expect("the loop sent something") {
+                WsMessage::Text(t) => t.to_string(),
+                other => format!("{other:?}"),
+            }
+        }
+        fn say(&self, text: &str) {
+            self.client.unbounded_send(Ok(WsMessage::Text(text.into()))).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn backlog_then_events_and_answers() {
+        let mut h = start(&["one", "two"], 8);
+        assert_eq!((h.next().await, h.next().await), ("one".into(), "two".into()));
+        h.events.send("event".into()).unwrap();
+        assert_eq!(h.next().await, "event");
+        h.say(r#"{"say": "hi"}"#);
+        assert_eq!(h.next().await, "hi");
+        h.client.unbounded_send(Ok(WsMessage::Binary(vec![1, 2].into()))).unwrap();
+        h.say(r#"{"say": "after binary"}"#);
+        assert_eq!(h.next().await, "after binary", "binary frames are skipped");
+    }
+
+    #[tokio::test]
+    async fn arrays_and_broken_json_are_refused_like_http_bodies() {
+        let mut h = start(&[], 8);
+        h.say(r#"["hi"]"#);
+        assert_eq!(h.next().await, "invalid_json");
+        h.say("{not json");
+        assert_eq!(h.next().await, "invalid_json");
+    }
+
+    #[tokio::test]
+    async fn a_lagging_receiver_is_told_to_resync() {
+        let mut h = start(&[], 2);
+        for i in 0..5 {
+            h.events.send(format!("e{i}").into()).unwrap();
+        }
+        assert_eq!(h.next().await, RESYNC);
+        assert_eq!(h.next().await, "e3");
+    }
+
+    #[tokio::test]
+    async fn shutdown_and_a_gone_client_end_the_loop_with_a_close() {
+        let mut h = start(&[], 8);
+        h.close.send(true).unwrap();
+        assert!(matches!(h.server.next().await, Some(WsMessage::Close(None))));
+        h.task.await.unwrap();
+        let mut h = start(&[], 8);
+        drop(h.client);
+        assert!(matches!(h.server.next().await, Some(WsMessage::Close(None))));
+        h.task.await.unwrap();
+    }
 }

@@ -3,6 +3,7 @@
 //! Explicit rules (keywords, regular expressions) win; otherwise the examples are matched
 //! like knowledge questions, by the same analyser and ranker, and give a confidence.
 
+pub mod followup;
 pub mod slots;
 
 use std::collections::{BTreeMap, HashSet};
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use crate::handoff::Priority;
 use crate::knowledge::{Action, Article, Engine, KnowledgeError, Ranker, SourceError};
 use crate::text::{normalize, Analyzed, Analyzer};
+pub use followup::{followup, Followup};
 pub use slots::SlotKind;
 
 /// What an intent does once recognised (and its slots are filled).

@@ -7,7 +7,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::dialogue::Message;
-use crate::handoff::Handoff;
+use crate::handoff::{Handoff, HandoffStatus};
 
 /// An event for a visitor's widget.
 #[derive(Debug, Clone, Serialize)]
@@ -36,7 +36,7 @@ pub enum AgentEvent {
     /// A new message in a handed-off conversation (including internal notes).
     Message { conversation: String, message: Message },
     /// A handoff was taken, transferred, resolved or returned; `agent` holds it now.
-    Changed { handoff: u64, conversation: String, status: String, agent: Option<String> },
+    Changed { handoff: u64, conversation: String, status: HandoffStatus, agent: Option<String> },
     /// The visitor is typing.
     Typing { conversation: String },
 }

@@ -1,5 +1,5 @@
 // End-to-end test of the widget, the agent console and the admin page in Debian's chromium,
-// driven by playwright-core against a running kefu (tests/browser.rs starts one and runs this).
+// driven by playwright-core against a running kefu (tests/it/browser.rs starts one and runs this).
 //
 // Env: KEFU_URL (e.g. http://127.0.0.1:PORT), KEFU_AGENT_ID, KEFU_AGENT_PASSWORD,
 // KEFU_AGENT_NAME, KEFU_ADMIN_TOKEN, KEFU_SHOP_ORIGIN (an origin in the server's CORS

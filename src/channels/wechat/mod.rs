@@ -12,6 +12,7 @@ pub mod signature;
 pub mod store;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -108,6 +109,11 @@ pub struct WeChat {
     flights: Mutex<HashMap<String, Arc<Flight>>>,
     wake: Notify,
     tasks: Mutex<tokio::task::JoinSet<()>>,
+    /// Passes of the send loop so far, and the messages left in the outbox after the last
+    /// (held by a quota or a backoff): for `/metrics`, and for tests to wait on a pass
+    /// instead of sleeping.
+    pub passes: AtomicU64,
+    pub waiting: AtomicU64,
 }
 
 /// How long a failed API send waits before the next attempt, at most.
@@ -120,17 +126,25 @@ const ONLY_TEXT: &str = "抱歉，我目前只能看懂文字消息，请用文�
 
 impl WeChat {
     /// The channel for the configured apps, with its store in `DATA/wechat`.
-    pub fn open(service: Arc<Service>) -> Result<WeChat, WeChatError> {
-        let config = service.config();
+    pub fn open(service: Arc<Service>, apps_config: &[WeChatApp]) -> Result<WeChat, WeChatError> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("the HTTP client builds");
         let mut apps = HashMap::new();
-        for a in &config.wechat {
+        for a in apps_config {
             let cipher = a.encoding_aes_key.as_deref().map(|k| Cipher::new(k, &a.appid)).transpose()?;
             let api = api::Client::new(http.clone(), &a.api_base, &a.appid, &a.secret);
             apps.insert(a.name.clone(), App { config: a.clone(), cipher, api });
         }
         let store = WxStore::open(service.store())?;
-        Ok(WeChat { service, apps, store, flights: Mutex::new(HashMap::new()), wake: Notify::new(), tasks: Default::default() })
+        Ok(WeChat {
+            service,
+            apps,
+            store,
+            flights: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            tasks: Default::default(),
+            passes: AtomicU64::new(0),
+            waiting: AtomicU64::new(0),
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -425,7 +439,7 @@ impl WeChat {
                 };
                 (reply, texts)
             }
-            Err(ServiceError::BadRequest(why)) => {
+            Err(why) if why.code().status() == 400 => {
                 tracing::info!(app = %app.config.name, %why, "a WeChat message was refused");
                 let say = format!("抱歉，这条消息无法处理：{}", if text.trim().is_empty() { "消息是空的。" } else { "消息太长了，请分几条发送。" });
                 (Reply::Text(say.clone()), vec![say])
@@ -485,6 +499,11 @@ impl WeChat {
             if let Err(e) = self.send_outbox().await {
                 tracing::error!(error = %e, "the WeChat outbox could not be read");
             }
+            match self.store.outbox() {
+                Ok(left) => self.waiting.store(left.len() as u64, Ordering::Relaxed),
+                Err(e) => tracing::error!(error = %e, "the WeChat outbox could not be read"),
+            }
+            self.passes.fetch_add(1, Ordering::Release);
             let now = now_ms();
             if now - last_prune > 3_600_000 {
                 last_prune = now;

@@ -1,9 +1,9 @@
 //! Secrets never reach the logs: a real `kefu serve` at debug level (every crate), driven
 //! through logins, admin calls, signed identities and WebSockets with tokens in the URL.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -19,7 +19,7 @@ const WECHAT_AES_KEY: &str = "secretAESkey0123456789abcdefghijklmnopqrstu";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_appear_in_debug_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = super::harness::repo();
+    let repo = crate::fixture::repo();
     let config = dir.path().join("kefu.toml");
     std::fs::write(
         &config,
@@ -46,12 +46,30 @@ async fn secrets_never_appear_in_debug_logs() {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
-    let mut stderr = child.stderr.take().unwrap();
+    // The log, whole at the end, and line by line meanwhile so the test can wait for a line.
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
     let log = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = lines_tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
     });
+    let wait_log = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return,
+                Ok(_) => {}
+                Err(_) => panic!("the log never said {what:?}"),
+            }
+        }
+    };
     let base = format!("http://{addr}/api/v1");
     let http = reqwest::Client::new();
     let post = |path: &str, token: Option<&str>, body: Value| {
@@ -83,9 +101,15 @@ async fn secrets_never_appear_in_debug_logs() {
     let ws = format!("ws://{addr}/api/v1/conversations/{id}/ws?token={visitor_token}");
     let (mut visitor_ws, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
     let (mut agent_ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/agent/ws?token={agent_token}")).await.unwrap();
-    use futures_util::SinkExt;
+    use futures_util::{SinkExt, StreamExt};
     visitor_ws.send(tokio_tungstenite::tungstenite::Message::Text(json!({"type": "message", "text": "转人工"}).to_string().into())).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The handoff is stored once the socket acknowledges the message.
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), visitor_ws.next()).await.expect("an ack").unwrap().unwrap();
+        if msg.to_text().is_ok_and(|t| t.contains(r#""type":"ack""#)) {
+            break;
+        }
+    }
     post(&format!("/agent/conversations/{id}/claim"), Some(&agent_token), json!({})).await.unwrap();
     // Wrong tokens of every kind are logged as refusals, never echoed.
     http.get(format!("{base}/admin/stats")).bearer_auth(format!("{ADMIN}-tampered")).send().await.unwrap();
@@ -116,7 +140,8 @@ async fn secrets_never_appear_in_debug_logs() {
         let forged = format!("http://{addr}/wechat/mp?signature={}&timestamp={ts}&nonce={nonce}&encrypt_type=aes&msg_signature={}", "0".repeat(40), "0".repeat(40));
         assert_eq!(http.post(forged).body(body).send().await.unwrap().status(), 401);
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The answer's send failed (the API's port is closed) and that was logged.
+    wait_log("a WeChat message failed");
 
     // SIGTERM: a graceful stop, so everything logged is flushed.
     Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();

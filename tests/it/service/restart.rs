@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::harness::{config, copy_dir, Server, ADMIN_TOKEN};
+use crate::fixture::{config, copy_dir, Server, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn a_restart_keeps_history_queue_and_owners() {
@@ -40,7 +40,7 @@ async fn reloading_knowledge_keeps_conversations_and_learns_a_new_question() {
     let dir = tempfile::tempdir().unwrap();
     // A copy of the knowledge, so adding a question does not touch the shipped files.
     let kb = dir.path().join("kb");
-    copy_dir(&super::harness::repo().join("knowledge"), &kb);
+    copy_dir(&crate::fixture::repo().join("knowledge"), &kb);
     let mut c = config(&dir.path().join("data"));
     c.knowledge = kb.clone();
     let server = Server::start(c).await;
@@ -71,7 +71,7 @@ async fn reloading_knowledge_keeps_conversations_and_learns_a_new_question() {
 async fn edited_intents_are_picked_up_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let intents = dir.path().join("intents");
-    copy_dir(&super::harness::repo().join("intents"), &intents);
+    copy_dir(&crate::fixture::repo().join("intents"), &intents);
     let mut c = config(&dir.path().join("data"));
     c.intents = intents.clone();
     c.watch_interval_ms = 200;

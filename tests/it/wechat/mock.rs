@@ -15,7 +15,7 @@ use kefu::config::Config;
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 
-use super::harness::{self, Server};
+use crate::fixture::{self, Server};
 
 pub const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 pub const TOKEN: &str = "AAAAA";
@@ -50,6 +50,42 @@ impl Api {
         }
         panic!("expected {n} messages to {openid}, got {:?}", self.texts_to(openid));
     }
+}
+
+/// A gauge or counter of the server's `/metrics`.
+async fn metric(server: &Server, name: &str) -> u64 {
+    let text = server.http.get(format!("http://{}/metrics", server.addr)).send().await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name} in /metrics"));
+    line[name.len() + 1..].parse().unwrap()
+}
+
+/// Waits until the WeChat send loop has finished whole passes over the outbox (begun after
+/// this call) and `waiting` messages are left in it: then whatever could go out has gone.
+/// Fails if the outbox does not settle there within 20 s.
+pub async fn settle_outbox(server: &Server, waiting: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    // The pass running now may have read the outbox before the last change: two passes on.
+    let mut after = metric(server, "kefu_wechat_outbox_passes_total").await + 2;
+    loop {
+        let passes = metric(server, "kefu_wechat_outbox_passes_total").await;
+        if passes >= after {
+            let left = metric(server, "kefu_wechat_outbox").await;
+            if left == waiting && metric(server, "kefu_wechat_outbox_passes_total").await == passes {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the WeChat outbox holds {left}, not {waiting}");
+            after = passes + 1;
+        }
+        // Polling a counter of the loop, not sleeping in the hope that it ran.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The messages left in the outbox of a stopped server's data directory, for one user.
+pub fn outbox_of(data: &Path, openid: &str) -> Vec<String> {
+    let store = kefu::store::SledStore::open(&data.join("store")).unwrap();
+    let wx = kefu::channels::wechat::store::WxStore::open(&store).unwrap();
+    wx.outbox().unwrap().into_iter().filter(|(_, m)| m.openid == openid).map(|(_, m)| m.text).collect()
 }
 
 /// Starts the simulated message API: its base URL.
@@ -106,7 +142,7 @@ pub fn app(name: &str, appid: &str, api_base: &str) -> WeChatApp {
 /// compatible mode, one with a budget of 0 (every answer goes through the API, as a slow
 /// answer does), one handing off to WeChat's 客服.
 pub fn config(data: &Path, api_base: &str) -> Config {
-    let mut c = harness::config(data);
+    let mut c = fixture::config(data);
     let safe = WeChatApp { mode: Mode::Safe, encoding_aes_key: Some(KEY.into()), ..app("safe", "wxsafe0001", api_base) };
     let mini = WeChatApp {
         mode: Mode::Compatible,

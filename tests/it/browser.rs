@@ -4,13 +4,11 @@
 //! `target/e2e-artifacts/`. `scripts/test` installs chromium, node and the npm package.
 
 #[allow(dead_code)]
-#[path = "service/harness.rs"]
-mod harness;
 
 use std::path::Path;
 use std::process::Command;
 
-use harness::{config, copy_dir, repo, Server, ADMIN_TOKEN};
+use crate::fixture::{config, copy_dir, repo, Server, ADMIN_TOKEN};
 use serde_json::json;
 
 /// A third-party shop embedding the widget: another origin (faked by the test) on loopback,

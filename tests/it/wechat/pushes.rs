@@ -4,13 +4,12 @@
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use kefu::dialogue::{Sender, State};
 use kefu::store::{SledStore, Store};
 use serde_json::{json, Value};
 
-use super::harness::{Server, ADMIN_TOKEN};
+use crate::fixture::{Server, ADMIN_TOKEN};
 use super::mock::*;
 
 /// The widget's answer to `question`, for comparison.
@@ -199,9 +198,11 @@ async fn three_deliveries_of_one_msgid_are_processed_once_and_answered_alike() {
     }
     api.wait_texts("oUser-retry-slow", 1).await;
     assert_eq!(push(&server, "slow", &slow).await.body, "success");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    settle_outbox(&server, 0).await;
     assert_eq!(api.texts_to("oUser-retry-slow").len(), 1, "answered twice: {:?}", api.sent());
     server.stop().await;
+    // Stopped, every delivery's processing has finished: a second answer would be here.
+    assert_eq!(outbox_of(dir.path(), "oUser-retry-slow"), Vec::<String>::new());
     for (conv, messages) in wechat_conversations(dir.path()) {
         assert_eq!(visitor_texts(&messages), vec!["退款多久到账"], "processed more than once: {}", conv.id);
         assert_eq!(messages.iter().filter(|m| m.from == Sender::Bot).count(), 1, "{messages:?}");
@@ -276,7 +277,11 @@ async fn a_kefu_agent_serves_a_wechat_user_through_the_api() {
     let (_, view) = server.call("GET", &format!("/agent/conversations/{conv}"), Some(&agent), None).await;
     let last = view["messages"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["text"], "订单号 202611300001");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // A message after the note: WeChat gets a user's messages in order, so once it arrives a
+    // leaked note would have arrived before it.
+    server.call("POST", &format!("/agent/conversations/{conv}/messages"), Some(&agent), Some(json!({"text": "已为您查到"}))).await;
+    let texts = api.wait_texts("oUser-human", 3).await;
+    assert_eq!(texts.last().unwrap(), "已为您查到");
     assert!(!api.texts_to("oUser-human").iter().any(|t| t == "老客户"), "a note leaked: {:?}", api.sent());
     server.stop().await;
     let convs = wechat_conversations(dir.path());
@@ -318,7 +323,8 @@ async fn messages_beyond_the_quota_are_held_until_the_user_writes() {
         assert_eq!(status, 200);
     }
     let texts = api.wait_texts("oUser-quota", 5).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The send loop settles with two held back, and does not send them.
+    settle_outbox(&server, 2).await;
     assert_eq!(api.texts_to("oUser-quota").len(), 5, "the quota is 5 per user message: {:?}", api.texts_to("oUser-quota"));
     assert_eq!(&texts[1..5], ["第1条", "第2条", "第3条", "第4条"]);
     // The user writes: the window opens again and the held messages go, in order.

@@ -65,7 +65,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/admin", Access::Public),
     ("GET", "/favicon.svg", Access::Public),
     ("GET", "/assets/{file}", Access::Public),
-    // WeChat's callbacks: no token, but every request must carry WeChat's signature (tests/wechat.rs).
+    // WeChat's callbacks: no token, but every request must carry WeChat's signature (tests/it/wechat).
     ("GET", "/wechat/{app}", Access::Public),
     ("POST", "/wechat/{app}", Access::Public),
 ];
@@ -136,7 +136,7 @@ pub fn routes_in_source(dir: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn every_route_is_classified() {
-    let found = routes_in_source(&super::harness::repo().join("src"));
+    let found = routes_in_source(&crate::fixture::repo().join("src"));
     assert!(found.len() >= ROUTES.len() - 2, "the scan found only {found:?}");
     let mut missing = Vec::new();
     for (method, path) in &found {
@@ -144,7 +144,7 @@ fn every_route_is_classified() {
             missing.push(format!("{method} {path}"));
         }
     }
-    assert!(missing.is_empty(), "routes in the router but not in tests/hostile/routes.rs ROUTES (say who may call them): {missing:?}");
+    assert!(missing.is_empty(), "routes in the router but not in tests/it/hostile/routes.rs ROUTES (say who may call them): {missing:?}");
     for (m, p, _) in ROUTES {
         assert!(found.iter().any(|(fm, fp)| fm == m && fp == p), "{m} {p} is in ROUTES but no longer in the router");
     }

@@ -1,16 +1,84 @@
-//! A real kefu server on a port-0 listener, with a temporary data directory, and a small
-//! client for its HTTP API and WebSockets.
+//! The one fixture of the integration tests: the shipped demo knowledge base built into an
+//! in-memory engine once per process, helpers for temp files and the `kefu` binary, and a
+//! real kefu server on a port-0 listener (temporary data directory) with a small client for
+//! its HTTP API and WebSockets.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use kefu::config::Config;
+use kefu::knowledge::{self, Engine, Loaded, Ranker};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// The shipped demo knowledge folder.
+pub fn knowledge_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("knowledge")
+}
+
+/// The demo knowledge base, loaded once.
+pub fn loaded() -> &'static Loaded {
+    static LOADED: LazyLock<Loaded> =
+        LazyLock::new(|| knowledge::load(&knowledge_dir()).expect("the shipped knowledge folder loads"));
+    &LOADED
+}
+
+/// An in-memory engine over the demo knowledge base with the built-in ranker, built once.
+pub fn engine() -> &'static Engine {
+    static ENGINE: LazyLock<Engine> =
+        LazyLock::new(|| Engine::in_memory(loaded(), Ranker::builtin()).expect("the demo engine builds"));
+    &ENGINE
+}
+
+/// Writes `text` to `dir/name`, creating parent folders.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().expect("a file has a parent")).expect("create parent folders");
+    std::fs::write(&path, text).expect("write a fixture file");
+    path
+}
+
+/// A `kefu` command with no `KEFU_*` variables inherited from the caller's environment.
+pub fn kefu() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("KEFU_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Runs `kefu` with `args`.
+pub fn run(args: &[&str]) -> Output {
+    kefu().args(args).output().expect("the kefu binary runs")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Imports the demo knowledge base into a fresh temp data directory with the CLI.
+pub fn imported() -> tempfile::TempDir {
+    let data = tempfile::tempdir().expect("a temp dir");
+    let out = run(&["import", "--from", path_str(&knowledge_dir()), "--data", path_str(data.path())]);
+    assert!(out.status.success(), "import failed: {}", stderr(&out));
+    data
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
@@ -53,7 +121,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    task: Option<JoinHandle<Result<(), kefu::app::StartError>>>,
 }
 
 impl Server {
@@ -61,17 +129,25 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(kefu::http::run(config, listener, async {
+        let task = tokio::spawn(kefu::run(config, listener, async {
             let _ = stopped.await;
         }));
         let http = reqwest::Client::new();
         // Ready once /readyz answers (the knowledge is imported before the listener serves).
-        for _ in 0..600 {
-            if let Ok(r) = http.get(format!("http://{addr}/readyz")).send().await {
-                if r.status().is_success() {
-                    break;
-                }
+        // A server that stopped, or never became ready, fails the test here and says why.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut last;
+        loop {
+            if task.is_finished() {
+                let end = task.await;
+                panic!("the server on {addr} stopped before it was ready: {end:?}");
             }
+            match http.get(format!("http://{addr}/readyz")).send().await {
+                Ok(r) if r.status().is_success() => break,
+                Ok(r) => last = format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => last = e.to_string(),
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the server on {addr} was not ready within 30 s: {last}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Server { addr, http, stop: Some(stop), task: Some(task) }

@@ -2,7 +2,7 @@
 //! need: canned replies (reloaded with the knowledge), article search for agents, the
 //! article list for admins, and the state event that shows the leave-a-message form.
 
-use super::harness::{config, copy_dir, repo, Server, ADMIN_TOKEN};
+use crate::fixture::{config, copy_dir, repo, Server, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn pages_are_served_with_their_types_caching_and_policy() {

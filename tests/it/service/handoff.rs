@@ -1,12 +1,10 @@
 //! Handing a conversation to a human: queue, summary, claim, live chat, the silent bot,
 //! resolve and rating; leave-a-message when nobody is on duty; automatic assignment.
 
-use std::time::Duration;
-
 use kefu::config::Assignment;
 use serde_json::json;
 
-use super::harness::{config, Server, ADMIN_TOKEN};
+use crate::fixture::{config, Server, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn asking_for_a_human_queues_with_context_and_an_agent_takes_over() {
@@ -132,7 +130,6 @@ async fn a_complaint_jumps_the_queue_and_auto_assignment_picks_the_least_loaded(
         let v = server.say(&conv, "转人工").await;
         assert_eq!(v["state"], "with_agent", "{v}");
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let (_, mine_a) = server.call("GET", "/agent/conversations", Some(&a), None).await;
     let (_, mine_b) = server.call("GET", "/agent/conversations", Some(&b), None).await;
     assert_eq!((mine_a.as_array().unwrap().len(), mine_b.as_array().unwrap().len()), (1, 1), "spread over both agents");

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::harness::{config, Server, ADMIN_TOKEN};
+use crate::fixture::{config, Server, ADMIN_TOKEN};
 
 fn assert_error(v: &Value, code: &str) {
     assert_eq!(v["error"]["code"], code, "{v}");

@@ -1,10 +1,8 @@
 //! A visitor talking to the bot: answers, clarifications, follow-ups, order of messages.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
-use super::harness::{config, Server};
+use crate::fixture::{config, Server};
 
 fn kinds(v: &Value) -> Vec<String> {
     v["replies"].as_array().unwrap().iter().map(|r| r["bot"]["kind"].as_str().unwrap_or("").to_string()).collect()
@@ -141,6 +139,5 @@ async fn a_resend_with_the_same_client_id_is_stored_once() {
     assert_eq!(again["replies"], first["replies"]);
     let (_, h) = server.call("GET", &path, Some(&conv.1), None).await;
     assert_eq!(h["messages"].as_array().unwrap().len(), 2);
-    tokio::time::sleep(Duration::from_millis(1)).await;
     server.stop().await;
 }

@@ -1,0 +1,209 @@
+//! The composition root: everything `kefu serve` starts. It opens the store and the
+//! knowledge, writes the first secrets of a fresh data directory, builds the channels, starts
+//! the background chores and serves until shutdown. [`run`] takes a bound listener and any
+//! shutdown future, so tests drive the real server on port 0.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::auth;
+use crate::channels::wechat::{WeChat, WeChatError};
+use crate::config::Config;
+use crate::http::{self, AppState, Limiters};
+use crate::service::{fingerprint, Brain, BrainError, Service, ServiceError, Sources};
+use crate::store::{SledStore, StoreError};
+
+const FINGERPRINT_FILE: &str = "knowledge-source.fingerprint";
+
+/// Why the server could not start, or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {}", path.display())]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot open the store in {}", path.display())]
+    Store { path: PathBuf, source: StoreError },
+    #[error("cannot load the knowledge or intents")]
+    Knowledge(#[source] BrainError),
+    #[error("cannot write the secret file {}", path.display())]
+    Secret { path: PathBuf, source: std::io::Error },
+    #[error("cannot create the first agent")]
+    FirstAgent(#[source] ServiceError),
+    #[error("cannot open the WeChat channel")]
+    WeChat(#[from] WeChatError),
+    #[error(transparent)]
+    Semantic(#[from] crate::semantic::SemanticError),
+    #[error("the listener has no local address")]
+    Listener(#[source] std::io::Error),
+    #[error("a start-up task failed")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("the store did not flush at shutdown")]
+    Close(#[source] StoreError),
+}
+
+/// Writes a secret file readable by its owner only.
+fn write_secret(path: &Path, text: &str) -> Result<(), StartError> {
+    use std::io::Write;
+    let secret = |source| StartError::Secret { path: path.into(), source };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).map_err(secret)?;
+    writeln!(f, "{text}").map_err(secret)?;
+    f.sync_all().map_err(secret)
+}
+
+fn sources_fingerprint(s: &Sources) -> String {
+    format!("{:x}-{:x}", fingerprint(&s.knowledge), fingerprint(&s.intents))
+}
+
+/// Opens everything the service needs in `config.data`.
+pub async fn open_service(config: &Config) -> Result<Service, StartError> {
+    let data = config.data.clone();
+    std::fs::create_dir_all(&data).map_err(|source| StartError::DataDir { path: data.clone(), source })?;
+    let store = SledStore::open(&data.join("store")).map_err(|source| StartError::Store { path: data.clone(), source })?;
+    let sources = Sources {
+        knowledge: config.knowledge.clone(),
+        intents: config.intents.clone(),
+        data: data.join("knowledge"),
+        answer_threshold: config.answer_threshold,
+        clarify_threshold: config.clarify_threshold,
+        semantic: crate::semantic::load_optional(&config.model)?,
+    };
+    let brain = {
+        let sources = sources.clone();
+        let fp_path = data.join(FINGERPRINT_FILE);
+        tokio::task::spawn_blocking(move || -> Result<Brain, StartError> {
+            let now = sources_fingerprint(&sources);
+            let unchanged = std::fs::read_to_string(&fp_path).is_ok_and(|s| s.trim() == now);
+            if unchanged {
+                if let Ok(b) = Brain::open(&sources) {
+                    return Ok(b);
+                }
+            }
+            match Brain::load(&sources) {
+                Ok(b) => {
+                    let _ = std::fs::write(&fp_path, &now);
+                    Ok(b)
+                }
+                Err(e) => {
+                    // A broken edit must not keep the bot down: serve the last good import.
+                    tracing::error!(error = %e, "the knowledge or intents do not load; trying the previous import");
+                    Brain::open(&sources).map_err(|_| StartError::Knowledge(e))
+                }
+            }
+        })
+        .await??
+    };
+    let admin_hash = match &config.admin_token_sha256 {
+        Some(h) => h.to_lowercase(),
+        None => {
+            let path = data.join("admin-token");
+            let token = match std::fs::read_to_string(&path) {
+                Ok(t) => t.trim().to_string(),
+                Err(_) => {
+                    let t = auth::new_token();
+                    write_secret(&path, &t)?;
+                    tracing::info!(file = %path.display(), "generated the admin token (the file is readable by you only)");
+                    t
+                }
+            };
+            auth::token_hash(&token)
+        }
+    };
+    let service = Service::new(config.service(), Arc::new(store), brain, sources, admin_hash);
+    if service.store().agents().map_err(|e| StartError::FirstAgent(e.into()))?.is_empty() {
+        // A fresh install gets one agent so the console can be tried at once.
+        let path = data.join("agent-password");
+        let password = match std::fs::read_to_string(&path) {
+            Ok(p) => p.trim().to_string(),
+            Err(_) => {
+                let p = auth::new_token()[..16].to_string();
+                write_secret(&path, &p)?;
+                p
+            }
+        };
+        service.put_agent("agent", "客服小助", &password, vec!["*".into()], 5).await.map_err(StartError::FirstAgent)?;
+        tracing::info!(login = "agent", file = %path.display(), "created the first agent; its password is in the file");
+    }
+    Ok(service)
+}
+
+/// Watches the knowledge and intents for edits (reloading within the interval) and trims
+/// the rate limiters. Runs until aborted.
+async fn background(service: Arc<Service>, limits: Arc<Limiters>, interval: u64, fp_path: PathBuf) {
+    let mut last = sources_fingerprint(service.sources());
+    let mut tick = tokio::time::interval(Duration::from_millis(if interval == 0 { 60_000 } else { interval }));
+    let mut ticks = 0u64;
+    loop {
+        tick.tick().await;
+        ticks += 1;
+        if ticks % 30 == 0 {
+            limits.shrink();
+        }
+        if interval == 0 {
+            continue;
+        }
+        let sources = service.sources().clone();
+        let Ok(now) = tokio::task::spawn_blocking(move || sources_fingerprint(&sources)).await else { continue };
+        if now != last {
+            tracing::info!("knowledge or intents changed; reloading");
+            let status = service.reload().await;
+            if status.error.is_none() {
+                let _ = std::fs::write(&fp_path, &now);
+            }
+            // A failed reload is not retried until the files change again.
+            last = now;
+        }
+    }
+}
+
+/// Runs the server on `listener` until `shutdown` resolves: opens the store and knowledge,
+/// watches the sources for changes, serves, then closes WebSockets and the store cleanly.
+pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    let config = Arc::new(config);
+    let service = Arc::new(open_service(&config).await?);
+    let (close_tx, closing) = watch::channel(false);
+    let limits = Arc::new(Limiters::new(&config.limits));
+    let wechat = Arc::new(WeChat::open(service.clone(), &config.wechat)?);
+    let state = AppState {
+        config: config.clone(),
+        service: service.clone(),
+        limits: limits.clone(),
+        metrics: Default::default(),
+        wechat: wechat.clone(),
+        closing,
+    };
+    let background =
+        tokio::spawn(background(service.clone(), limits, config.watch_interval_ms, config.data.join(FINGERPRINT_FILE)));
+    let header_timeout = Duration::from_millis(config.limits.request_timeout_ms);
+    let wechat_tasks = (!wechat.is_empty()).then(|| {
+        let relay = tokio::spawn(wechat.clone().relay(service.hub().tap()));
+        let sender = tokio::spawn(wechat.clone().send_loop());
+        (relay, sender)
+    });
+    let app = http::app(state);
+    tracing::info!(address = %listener.local_addr().map_err(StartError::Listener)?, "kefu is serving");
+    let signal = async move {
+        shutdown.await;
+        let _ = close_tx.send(true);
+    };
+    http::serve(listener, app, header_timeout, signal).await;
+    background.abort();
+    let _ = background.await;
+    if let Some((relay, sender)) = wechat_tasks {
+        relay.abort();
+        sender.abort();
+        let _ = (relay.await, sender.await);
+    }
+    wechat.finish().await;
+    // Everything acknowledged is already flushed; this makes the last writes durable too.
+    service.store().durable().await.map_err(StartError::Close)?;
+    tracing::info!("kefu stopped");
+    Ok(())
+}

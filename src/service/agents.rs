@@ -1,0 +1,313 @@
+//! Agents: accounts, sessions and presence, and what an agent does with a conversation it
+//! owns (messages, notes, resolve, return to the bot), plus closing a conversation.
+
+use super::*;
+
+impl Service {
+    // ---- agents ---------------------------------------------------------------------------
+
+    /// Creates or replaces an agent account.
+    pub async fn put_agent(&self, id: &str, name: &str, password: &str, skills: Vec<String>, max_concurrent: u32) -> Result<AgentInfo> {
+        let valid_id = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !valid_id {
+            return Err(ServiceError::refused(Code::InvalidAgent, "an agent id is 1 to 64 letters, digits, '-', '_' or '.'"));
+        }
+        if name.trim().is_empty() || name.chars().count() > 64 {
+            return Err(ServiceError::refused(Code::InvalidAgent, "an agent name is 1 to 64 characters"));
+        }
+        if password.chars().count() < 8 {
+            return Err(ServiceError::refused(Code::InvalidAgent, "a password has at least 8 characters"));
+        }
+        if max_concurrent == 0 || max_concurrent > 100 {
+            return Err(ServiceError::refused(Code::InvalidAgent, format!("max_concurrent is 1 to 100, not {max_concurrent}")));
+        }
+        let skills = if skills.is_empty() { vec!["general".to_string()] } else { skills };
+        let status = self.store.agent(id)?.map_or(AgentStatus::Away, |a| a.status);
+        let password_hash = {
+            let (p, rounds) = (password.to_string(), self.config.password_rounds);
+            tokio::task::spawn_blocking(move || auth::hash_password(&p, rounds)).await.map_err(|e| ServiceError::Internal(e.to_string()))?
+        };
+        let agent = Agent { id: id.into(), name: name.trim().into(), skills, max_concurrent, status, password_hash };
+        self.commit(Change { agent: Some(agent.clone()), at_ms: now_ms(), ..Default::default() }).await?;
+        Ok(self.agent_info(&agent, &self.actives()?))
+    }
+
+    /// Conversations each agent holds now, from one pass over the handoffs.
+    pub(super) fn actives(&self) -> Result<HashMap<String, u32>> {
+        let mut counts = HashMap::new();
+        for h in self.store.handoffs()? {
+            if let (HandoffStatus::Assigned, Some(agent)) = (&h.status, h.agent) {
+                *counts.entry(agent).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    pub(super) fn active(&self, agent: &str) -> Result<u32> {
+        Ok(self.actives()?.get(agent).copied().unwrap_or(0))
+    }
+
+    pub(super) fn agent_info(&self, a: &Agent, actives: &HashMap<String, u32>) -> AgentInfo {
+        AgentInfo {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            skills: a.skills.clone(),
+            max_concurrent: a.max_concurrent,
+            status: a.status,
+            active: actives.get(&a.id).copied().unwrap_or(0),
+        }
+    }
+
+    pub fn agents(&self) -> Result<Vec<AgentInfo>> {
+        let actives = self.actives()?;
+        Ok(self.store.agents()?.iter().map(|a| self.agent_info(a, &actives)).collect())
+    }
+
+    /// Logs an agent in; returns a bearer token (stored hashed) and the account.
+    pub async fn login(&self, id: &str, password: &str) -> Result<(String, AgentInfo)> {
+        let agent = self.store.agent(id)?;
+        let stored = agent.as_ref().map_or_else(
+            // Verify against a dummy hash too, so a wrong id costs as long as a wrong password.
+            || format!("pbkdf2-sha256${}$00$00", self.config.password_rounds),
+            |a| a.password_hash.clone(),
+        );
+        let p = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&p, &stored))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let (true, Some(agent)) = (ok, agent) else { return Err(ServiceError::Unauthorized) };
+        let token = auth::new_token();
+        let now = now_ms();
+        let session = Session { agent: agent.id.clone(), created_ms: now, expires_ms: now + self.config.session_hours * 3_600_000 };
+        self.commit(Change { session: Some((auth::token_hash(&token), Some(session))), at_ms: now, ..Default::default() }).await?;
+        Ok((token, self.agent_info(&agent, &self.actives()?)))
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<()> {
+        self.commit(Change { session: Some((auth::token_hash(token), None)), at_ms: now_ms(), ..Default::default() }).await?;
+        Ok(())
+    }
+
+    /// The agent a bearer token belongs to.
+    pub fn authorize_agent(&self, token: &str) -> Result<Agent> {
+        let session = self.store.session(&auth::token_hash(token))?.ok_or(ServiceError::Unauthorized)?;
+        if session.expires_ms < now_ms() {
+            return Err(ServiceError::Unauthorized);
+        }
+        self.store.agent(&session.agent)?.ok_or(ServiceError::Unauthorized)
+    }
+
+    /// Whether `token` is the admin token.
+    pub fn authorize_admin(&self, token: &str) -> Result<()> {
+        if auth::same(&auth::token_hash(token), &self.admin_token_hash) {
+            Ok(())
+        } else {
+            Err(ServiceError::Unauthorized)
+        }
+    }
+
+    pub async fn set_status(&self, agent: &Agent, status: AgentStatus) -> Result<AgentInfo> {
+        let _g = self.assigning.lock().await;
+        let mut a = self.store.agent(&agent.id)?.ok_or_else(|| ServiceError::refused(Code::AgentNotFound, format!("agent {} not found", agent.id)))?;
+        a.status = status;
+        self.commit(Change { agent: Some(a.clone()), at_ms: now_ms(), ..Default::default() }).await?;
+        drop(_g);
+        if status == AgentStatus::Online && self.config.assignment == Assignment::Auto {
+            self.assign_waiting().await?;
+        }
+        Ok(self.agent_info(&a, &self.actives()?))
+    }
+
+    /// Conversations the agent holds.
+    pub fn mine(&self, agent: &Agent) -> Result<Vec<Handoff>> {
+        Ok(self
+            .store
+            .handoffs()?
+            .into_iter()
+            .filter(|h| h.status == HandoffStatus::Assigned && h.agent.as_deref() == Some(&agent.id))
+            .collect())
+    }
+
+    /// A conversation with its handoff and every message, internal notes included.
+    pub fn agent_view(&self, id: &str) -> Result<AgentView> {
+        let conversation = self.load_conversation(id)?;
+        let handoff = self.handoff_of(&conversation)?;
+        let waiting_ms = handoff.as_ref().filter(|h| h.status == HandoffStatus::Queued).map(|h| now_ms().saturating_sub(h.created_ms));
+        let messages = self.store.messages(id, 0, HISTORY_LIMIT)?;
+        Ok(AgentView { conversation, handoff, messages, waiting_ms })
+    }
+
+    /// Runs `f` on a conversation the agent owns, under its lock, and commits the change.
+    pub(super) async fn as_owner(
+        &self,
+        agent: &Agent,
+        conv_id: &str,
+        f: impl FnOnce(&mut Conversation, &mut Handoff, &mut Change) -> Result<()>,
+    ) -> Result<(Conversation, Handoff, Vec<Message>)> {
+        let turn = self.lock(conv_id).await?;
+        let mut conv = self.load_conversation(conv_id)?;
+        if conv.state != (State::WithAgent { agent: agent.id.clone() }) {
+            return Err(ServiceError::refused(Code::NotYourConversation, format!("conversation {conv_id} is not yours (claim it first)")));
+        }
+        let mut h = self
+            .handoff_of(&conv)?
+            .ok_or_else(|| ServiceError::Internal(format!("conversation {conv_id} has an agent but no handoff")))?;
+        let mut change = Change { at_ms: now_ms(), ..Default::default() };
+        f(&mut conv, &mut h, &mut change)?;
+        change.conversation = Some(conv.clone());
+        change.handoffs.push(h.clone());
+        let stored = self.commit(change).await?;
+        drop(turn);
+        Ok((conv, h, stored))
+    }
+
+    /// An agent's message to the visitor.
+    pub async fn agent_message(&self, agent: &Agent, conv_id: &str, text: &str) -> Result<Message> {
+        self.check_text(text)?;
+        let from = Sender::Agent { id: agent.id.clone(), name: agent.name.clone() };
+        let (conv, _, stored) = self
+            .as_owner(agent, conv_id, |_, _, change| {
+                change.messages.push(NewMessage { from, text: text.trim().into(), internal: false, bot: None, client_id: None });
+                Ok(())
+            })
+            .await?;
+        self.publish_visitor_messages(&conv, &stored, None)?;
+        Ok(stored.into_iter().next().expect("the agent's message was stored"))
+    }
+
+    /// An internal note, seen by agents only. Any agent may note a handed-off conversation.
+    pub async fn note(&self, agent: &Agent, conv_id: &str, text: &str) -> Result<Message> {
+        self.check_text(text)?;
+        let turn = self.lock(conv_id).await?;
+        let conv = self.load_conversation(conv_id)?;
+        if conv.handoff.is_none() {
+            return Err(ServiceError::refused(Code::NotHandedOff, format!("conversation {conv_id} was not handed off; notes belong to handed-off conversations")));
+        }
+        let from = Sender::Agent { id: agent.id.clone(), name: agent.name.clone() };
+        let message = NewMessage { from, text: text.trim().into(), internal: true, bot: None, client_id: None };
+        let stored = self.commit(Change { conversation: Some(conv.clone()), messages: vec![message], at_ms: now_ms(), ..Default::default() }).await?;
+        drop(turn);
+        let m = stored.into_iter().next().expect("the note was stored");
+        self.hub.to_agents(&AgentEvent::Message { conversation: conv.id, message: m.clone() });
+        Ok(m)
+    }
+
+    /// Resolves: the conversation returns to the bot and the visitor is asked for a rating.
+    pub async fn resolve(&self, agent: &Agent, conv_id: &str) -> Result<()> {
+        let (conv, h, stored) = self
+            .as_owner(agent, conv_id, |conv, h, change| {
+                h.status = HandoffStatus::Resolved;
+                h.closed_ms = Some(change.at_ms);
+                conv.state = State::Bot;
+                conv.context.rating_requested = true;
+                conv.context.misses = 0;
+                change.messages.push(NewMessage::system(&self.config.dialogue.resolved_text));
+                Ok(())
+            })
+            .await?;
+        self.finish(&conv, &h, &stored).await
+    }
+
+    /// Gives the conversation back to the bot without asking for a rating.
+    pub async fn return_to_bot(&self, agent: &Agent, conv_id: &str) -> Result<()> {
+        let (conv, h, stored) = self
+            .as_owner(agent, conv_id, |conv, h, change| {
+                h.status = HandoffStatus::Returned;
+                h.closed_ms = Some(change.at_ms);
+                conv.state = State::Bot;
+                conv.context.misses = 0;
+                change.messages.push(NewMessage::system(&self.config.dialogue.returned_text));
+                Ok(())
+            })
+            .await?;
+        self.finish(&conv, &h, &stored).await
+    }
+
+    pub(super) async fn finish(&self, conv: &Conversation, h: &Handoff, stored: &[Message]) -> Result<()> {
+        self.publish_visitor_messages(conv, stored, None)?;
+        self.hub.to_visitor(&conv.id, &self.state_event(conv)?);
+        self.hub.to_agents(&AgentEvent::Changed { handoff: h.id, conversation: conv.id.clone(), status: h.status.clone(), agent: h.agent.clone() });
+        if self.config.assignment == Assignment::Auto {
+            self.assign_waiting().await?;
+        }
+        Ok(())
+    }
+
+    /// Ends a conversation for good (e.g. a WeChat user unsubscribed).
+    pub async fn close(&self, conv_id: &str) -> Result<()> {
+        let _turn = self.lock(conv_id).await?;
+        let Some(mut conv) = self.store.conversation(conv_id)? else { return Ok(()) };
+        let mut change = Change { at_ms: now_ms(), ..Default::default() };
+        if let Some(mut h) = self.handoff_of(&conv)? {
+            if matches!(h.status, HandoffStatus::Queued | HandoffStatus::Assigned) {
+                h.status = HandoffStatus::Returned;
+                h.closed_ms = Some(change.at_ms);
+                change.handoffs.push(h);
+            }
+        }
+        conv.state = State::Closed;
+        change.conversation = Some(conv);
+        self.commit(change).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{self, code};
+    use super::*;
+
+    #[tokio::test]
+    async fn accounts_are_checked_and_logins_give_sessions() {
+        let f = testing::service(|_| {}).await;
+        let bad = f.service.put_agent("a b", "A", "password-123", vec![], 2).await.unwrap_err();
+        assert!(bad.to_string().contains("agent id"), "{bad}");
+        assert_eq!(code(f.service.put_agent("a1", "A", "short", vec![], 2).await), Code::InvalidAgent);
+        assert_eq!(code(f.service.put_agent("a1", "A", "password-123", vec![], 0).await), Code::InvalidAgent);
+        let info = f.service.put_agent("a1", "A", "password-123", vec![], 2).await.unwrap();
+        assert_eq!(info.skills, ["general"]);
+        assert_eq!(code(f.service.login("a1", "wrong-password").await), Code::Unauthorized);
+        assert!(matches!(f.service.login("nobody", "password-123").await, Err(ServiceError::Unauthorized)));
+        let (token, _) = f.service.login("a1", "password-123").await.unwrap();
+        assert_eq!(f.service.authorize_agent(&token).unwrap().id, "a1");
+        f.service.logout(&token).await.unwrap();
+        assert!(matches!(f.service.authorize_agent(&token), Err(ServiceError::Unauthorized)));
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_speaks_and_resolving_asks_for_a_rating() {
+        let f = testing::service(|_| {}).await;
+        let a1 = f.agent("a1", true).await;
+        let a2 = f.agent("a2", true).await;
+        let (id, token) = f.visitor().await;
+        assert_eq!(code(f.service.note(&a1, &id, "备注").await), Code::NotHandedOff, "not handed off");
+        f.service.request_human(&id, &token, None).await.unwrap();
+        f.service.claim(&a1, &id).await.unwrap();
+        assert_eq!(code(f.service.agent_message(&a2, &id, "你好").await), Code::NotYourConversation);
+        assert!(f.service.note(&a2, &id, "备注").await.unwrap().internal, "any agent may note");
+        f.service.agent_message(&a1, &id, "您好").await.unwrap();
+        f.service.resolve(&a1, &id).await.unwrap();
+        let conv = f.service.authorize_visitor(&id, &token).unwrap();
+        assert!(conv.context.rating_requested);
+        assert_eq!(conv.state, State::Bot);
+        f.service.rate(&id, &token, 5, Some("很好".into())).await.unwrap();
+        assert!(!f.service.authorize_visitor(&id, &token).unwrap().context.rating_requested);
+        // Notes stay out of the visitor's view.
+        let view = f.service.visitor_view(&conv, 0).unwrap();
+        assert!(view.messages.iter().all(|m| !m.internal));
+    }
+
+    #[tokio::test]
+    async fn closing_returns_an_open_handoff() {
+        let f = testing::service(|_| {}).await;
+        f.agent("a1", true).await;
+        let (id, token) = f.visitor().await;
+        f.service.request_human(&id, &token, None).await.unwrap();
+        f.service.close(&id).await.unwrap();
+        assert!(f.service.queue().unwrap().is_empty());
+        let view = f.service.agent_view(&id).unwrap();
+        assert_eq!(view.conversation.state, State::Closed);
+        assert_eq!(view.handoff.unwrap().status, HandoffStatus::Returned);
+        assert_eq!(code(f.service.agent_view("nope")), Code::ConversationNotFound);
+    }
+}

@@ -1,0 +1,317 @@
+//! Visitors' side of a conversation outside the bot's turn: starting or resuming one,
+//! proving the token, what the widget shows, the 转人工 button, ratings, "did this help"
+//! and the leave-a-message form.
+
+use super::*;
+
+impl Service {
+    /// Starts a conversation, or resumes a verified customer's on a new device.
+    pub async fn start(&self, req: StartRequest) -> Result<Started> {
+        let mut visitor = Visitor {
+            channel: if req.channel.is_empty() { "web".into() } else { req.channel.clone() },
+            user_id: None,
+            verified: false,
+            name: req.name.map(|n| n.chars().take(64).collect()),
+            page: req.page.map(|p| p.chars().take(512).collect()),
+        };
+        if let Some((user, signature)) = &req.identity {
+            let secret = self.config.identity_secret.as_deref().ok_or_else(|| {
+                ServiceError::refused(Code::IdentityNotAccepted, "this site does not accept signed identities (no identity_secret configured)")
+            })?;
+            if user.is_empty() || user.len() > 128 || !auth::verify_identity(secret, user, signature) {
+                return Err(ServiceError::refused(Code::Forbidden, "the identity signature does not match the user id"));
+            }
+            visitor.user_id = Some(user.clone());
+            visitor.verified = true;
+        }
+        let token = auth::new_token();
+        let hash = auth::token_hash(&token);
+        if let Some(user) = &visitor.user_id {
+            if let Some(existing) = self.store.conversation_of_user(user)? {
+                let _turn = self.lock(&existing).await?;
+                if let Some(mut conv) = self.store.conversation(&existing)? {
+                    if conv.state != State::Closed {
+                        conv.token_hashes.push(hash);
+                        // Keep the last few devices; older tokens stop working.
+                        let excess = conv.token_hashes.len().saturating_sub(8);
+                        conv.token_hashes.drain(..excess);
+                        conv.visitor.page = visitor.page.clone().or(conv.visitor.page);
+                        let id = conv.id.clone();
+                        self.commit(Change { conversation: Some(conv), at_ms: now_ms(), ..Default::default() }).await?;
+                        let messages = self.visible_messages(&id, 0)?;
+                        return Ok(Started { id, token, resumed: true, verified: true, messages });
+                    }
+                }
+            }
+        }
+        let now = now_ms();
+        let id = auth::new_id();
+        let conv = Conversation::new(id.clone(), vec![hash], visitor.clone(), now);
+        let identity = visitor.user_id.clone().map(|u| (u, id.clone()));
+        self.commit(Change { conversation: Some(conv), identity, at_ms: now, ..Default::default() }).await?;
+        Ok(Started { id, token, resumed: false, verified: visitor.verified, messages: vec![] })
+    }
+
+    /// The conversation, if `token` is one of its visitor tokens.
+    pub fn authorize_visitor(&self, id: &str, token: &str) -> Result<Conversation> {
+        // Unknown conversation and wrong token look the same: ids are not to be probed.
+        let conv = self.store.conversation(id)?.ok_or(ServiceError::Unauthorized)?;
+        let hash = auth::token_hash(token);
+        let mut ok = false;
+        for h in &conv.token_hashes {
+            ok |= auth::same(h, &hash);
+        }
+        if ok {
+            Ok(conv)
+        } else {
+            Err(ServiceError::Unauthorized)
+        }
+    }
+
+    pub(super) fn visible_messages(&self, id: &str, after: u64) -> Result<Vec<Message>> {
+        Ok(self.store.messages(id, after, HISTORY_LIMIT)?.into_iter().filter(|m| !m.internal).collect())
+    }
+
+    pub(super) fn queue_position(&self, conv: &Conversation) -> Result<Option<usize>> {
+        if conv.state != State::Queued {
+            return Ok(None);
+        }
+        let queued = self.handoff_of(&conv)?.filter(|h| h.status == HandoffStatus::Queued);
+        match queued {
+            Some(h) => Ok(Some(self.store.queue_rank(&h.queue_key())? + 1)),
+            None => Ok(self.store.queue()?.iter().position(|h| h.conversation == conv.id).map(|p| p + 1)),
+        }
+    }
+
+    pub(super) fn agent_name(&self, conv: &Conversation) -> Result<Option<String>> {
+        match &conv.state {
+            State::WithAgent { agent } => Ok(self.store.agent(agent)?.map(|a| a.name)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The visitor's view: state and messages after `after`.
+    pub fn visitor_view(&self, conv: &Conversation, after: u64) -> Result<VisitorView> {
+        Ok(VisitorView {
+            id: conv.id.clone(),
+            state: conv.state.name(),
+            queue_position: self.queue_position(conv)?,
+            agent: self.agent_name(conv)?,
+            rating_requested: conv.context.rating_requested,
+            messages: self.visible_messages(&conv.id, after)?,
+        })
+    }
+
+    pub(super) fn state_event(&self, conv: &Conversation) -> Result<VisitorEvent> {
+        Ok(VisitorEvent::State {
+            state: conv.state.name(),
+            queue_position: self.queue_position(conv)?,
+            agent: self.agent_name(conv)?,
+            rating_requested: conv.context.rating_requested,
+        })
+    }
+
+    pub(super) fn check_text(&self, text: &str) -> Result<()> {
+        if text.trim().is_empty() {
+            return Err(ServiceError::refused(Code::BadRequest, "the message is empty"));
+        }
+        let max = self.config.max_message_chars;
+        let n = text.chars().count();
+        if n > max {
+            return Err(ServiceError::refused(Code::MessageTooLong, format!("the message has {n} characters; at most {max} are allowed")));
+        }
+        Ok(())
+    }
+
+    /// The conversation of a user of another channel (a WeChat OpenID), started when they
+    /// have none open. The channel vouches for the user, so there is no visitor token.
+    pub async fn channel_conversation(&self, channel: &str, user_key: &str) -> Result<String> {
+        if user_key.is_empty() || user_key.len() > 200 {
+            return Err(ServiceError::refused(Code::BadRequest, "a channel user key is 1 to 200 bytes"));
+        }
+        let open = |key: &str| -> Result<Option<String>> {
+            let Some(existing) = self.store.conversation_of_user(key)? else { return Ok(None) };
+            Ok(self.store.conversation(&existing)?.filter(|c| c.state != State::Closed).map(|c| c.id))
+        };
+        if let Some(id) = open(user_key)? {
+            return Ok(id);
+        }
+        // One user's first messages can arrive together: one of them starts the conversation.
+        let _one = self.opening.lock().await;
+        if let Some(id) = open(user_key)? {
+            return Ok(id);
+        }
+        let now = now_ms();
+        let id = auth::new_id();
+        let visitor = Visitor { channel: channel.into(), user_id: Some(user_key.into()), verified: true, name: None, page: None };
+        let conv = Conversation::new(id.clone(), vec![], visitor, now);
+        let identity = Some((user_key.to_string(), id.clone()));
+        self.commit(Change { conversation: Some(conv), identity, at_ms: now, ..Default::default() }).await?;
+        Ok(id)
+    }
+
+    /// The visitor asks for a human with the 转人工 button.
+    pub async fn request_human(&self, id: &str, token: &str, client_id: Option<String>) -> Result<Exchange> {
+        self.visitor_message(id, token, "转人工", client_id).await
+    }
+
+    /// A 1–5 rating after an agent resolved the conversation.
+    pub async fn rate(&self, id: &str, token: &str, score: u8, comment: Option<String>) -> Result<()> {
+        if !(1..=5).contains(&score) {
+            return Err(ServiceError::refused(Code::InvalidRating, format!("a rating is 1 to 5, not {score}")));
+        }
+        let _turn = self.lock(id).await?;
+        let mut conv = self.authorize_visitor(id, token)?;
+        let Some(handoff) = self.handoff_of(&conv)? else {
+            return Err(ServiceError::refused(Code::NotHandedOff, "only a conversation served by an agent can be rated"));
+        };
+        if handoff.status != HandoffStatus::Resolved {
+            return Err(ServiceError::refused(Code::NotResolved, "the conversation can be rated once an agent has resolved it"));
+        }
+        conv.context.rating_requested = false;
+        let now = now_ms();
+        let rating = Rating {
+            conversation: id.into(),
+            handoff: Some(handoff.id),
+            agent: handoff.agent.clone(),
+            score,
+            comment: comment.map(|c| c.chars().take(500).collect()),
+            at_ms: now,
+        };
+        self.commit(Change { conversation: Some(conv.clone()), rating: Some(rating), at_ms: now, ..Default::default() }).await?;
+        self.hub.to_visitor(id, &self.state_event(&conv)?);
+        Ok(())
+    }
+
+    /// "Did this answer help?" under a bot answer.
+    pub async fn feedback(&self, id: &str, token: &str, seq: u64, helpful: bool) -> Result<()> {
+        let _turn = self.lock(id).await?;
+        let conv = self.authorize_visitor(id, token)?;
+        let message = self.store.messages(id, seq.saturating_sub(1), 1)?.into_iter().next().filter(|m| m.seq == seq);
+        let Some(message) = message.filter(|m| m.from == Sender::Bot) else {
+            return Err(ServiceError::refused(Code::MessageNotFound, format!("message {seq} is not a bot message of this conversation")));
+        };
+        let feedback = Feedback {
+            conversation: conv.id.clone(),
+            seq,
+            article: message.bot.and_then(|b| b.article),
+            helpful,
+            at_ms: now_ms(),
+        };
+        self.commit(Change { feedback: Some(feedback), at_ms: now_ms(), ..Default::default() }).await?;
+        Ok(())
+    }
+
+    /// A leave-a-message form: contact and message in one go.
+    pub async fn leave_ticket(&self, id: &str, token: &str, contact: &str, message: &str) -> Result<Ticket> {
+        self.check_text(message)?;
+        if contact.trim().is_empty() || contact.chars().count() > 100 {
+            return Err(ServiceError::refused(Code::InvalidContact, "contact must be 1 to 100 characters (a phone number or an e-mail)"));
+        }
+        let _turn = self.lock(id).await?;
+        let mut conv = self.authorize_visitor(id, token)?;
+        let now = now_ms();
+        let mut change = Change { at_ms: now, ..Default::default() };
+        let said = self.config.dialogue.left_message_text.replace("{message}", message.trim()).replace("{contact}", contact.trim());
+        change.messages.push(NewMessage::visitor(said, None));
+        let reason = conv.context.ticket_reason.take().unwrap_or_else(|| "requested".into());
+        if matches!(conv.state, State::LeavingMessage { .. }) {
+            conv.state = State::Bot;
+        }
+        conv.context.pending_message = None;
+        let mut transcript = self.store.messages(id, 0, HISTORY_LIMIT)?;
+        transcript.extend(predict(&conv, &change.messages, now));
+        let ticket = Ticket {
+            id: self.store.next_id()?,
+            conversation: id.into(),
+            contact: contact.trim().into(),
+            message: message.trim().into(),
+            reason,
+            visitor: conv.visitor.clone(),
+            transcript,
+            created_ms: now,
+        };
+        let said = self.config.dialogue.ticket_text.replace("{contact}", contact.trim()).replace("{message}", &crate::dialogue::policy::quote(message));
+        change.messages.push(NewMessage::bot(said, crate::dialogue::BotMeta { kind: "ticket".into(), ..Default::default() }));
+        change.ticket = Some(ticket.clone());
+        change.conversation = Some(conv.clone());
+        let stored = self.commit(change).await?;
+        self.publish_visitor_messages(&conv, &stored, None)?;
+        Ok(ticket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{self, code};
+    use super::*;
+
+    #[tokio::test]
+    async fn a_visitor_token_opens_only_its_conversation() {
+        let f = testing::service(|_| {}).await;
+        let (id, token) = f.visitor().await;
+        assert_eq!(f.service.authorize_visitor(&id, &token).unwrap().id, id);
+        assert_eq!(code(f.service.authorize_visitor(&id, "wrong")), Code::Unauthorized);
+        let (other, _) = f.visitor().await;
+        assert!(matches!(f.service.authorize_visitor(&other, &token), Err(ServiceError::Unauthorized)));
+        // An unknown id looks like a wrong token: ids are not to be probed.
+        assert!(matches!(f.service.authorize_visitor("nope", &token), Err(ServiceError::Unauthorized)));
+    }
+
+    #[tokio::test]
+    async fn messages_are_checked_for_emptiness_and_length() {
+        let f = testing::service(|c| c.limits.max_message_chars = 5).await;
+        f.service.check_text("你好").unwrap();
+        assert_eq!(code(f.service.check_text(" \n ")), Code::BadRequest);
+        let e = f.service.check_text("一二三四五六").unwrap_err();
+        assert_eq!(e.to_string(), "the message has 6 characters; at most 5 are allowed");
+    }
+
+    #[tokio::test]
+    async fn a_signed_customer_resumes_on_another_device() {
+        let f = testing::service(|_| {}).await;
+        let signed = |sig: &str| StartRequest { identity: Some(("u1".into(), sig.into())), ..Default::default() };
+        assert_eq!(code(f.service.start(signed("00")).await), Code::IdentityNotAccepted, "no secret configured");
+        let f = testing::service(|c| c.identity_secret = Some("s3cret".into())).await;
+        assert_eq!(code(f.service.start(signed("00")).await), Code::Forbidden);
+        let sig = auth::sign_identity("s3cret", "u1");
+        let first = f.service.start(signed(&sig)).await.unwrap();
+        let second = f.service.start(signed(&sig)).await.unwrap();
+        assert!(!first.resumed && second.resumed && second.verified);
+        assert_eq!(first.id, second.id);
+        // Both devices' tokens work.
+        f.service.authorize_visitor(&first.id, &first.token).unwrap();
+        f.service.authorize_visitor(&first.id, &second.token).unwrap();
+    }
+
+    #[tokio::test]
+    async fn ratings_need_a_resolved_handoff_and_a_score_of_one_to_five() {
+        let f = testing::service(|_| {}).await;
+        let (id, token) = f.visitor().await;
+        assert_eq!(code(f.service.rate(&id, &token, 6, None).await), Code::InvalidRating);
+        assert_eq!(code(f.service.rate(&id, &token, 5, None).await), Code::NotHandedOff);
+    }
+
+    #[tokio::test]
+    async fn a_left_message_becomes_a_ticket_with_the_transcript() {
+        let f = testing::service(|_| {}).await;
+        let (id, token) = f.visitor().await;
+        f.service.visitor_message(&id, &token, "怎么开发票", None).await.unwrap();
+        let ticket = f.service.leave_ticket(&id, &token, "13800138000", "请回电").await.unwrap();
+        assert_eq!((ticket.contact.as_str(), ticket.message.as_str(), ticket.reason.as_str()), ("13800138000", "请回电", "requested"));
+        // From the first question to the form's message; the bot's reply is not in it yet.
+        assert_eq!(ticket.transcript[0].text, "怎么开发票");
+        assert_eq!(ticket.transcript.last().unwrap().text, "【留言】请回电（联系方式：13800138000）");
+        assert_eq!(f.service.tickets().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_channel_user_has_one_open_conversation() {
+        let f = testing::service(|_| {}).await;
+        let a = f.service.channel_conversation("wechat", "openid-1").await.unwrap();
+        assert_eq!(f.service.channel_conversation("wechat", "openid-1").await.unwrap(), a);
+        f.service.close(&a).await.unwrap();
+        assert_ne!(f.service.channel_conversation("wechat", "openid-1").await.unwrap(), a, "a closed one is not reused");
+        assert_eq!(code(f.service.channel_conversation("wechat", "").await), Code::BadRequest);
+    }
+}

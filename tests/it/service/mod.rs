@@ -1,0 +1,7 @@
+//! The conversation service over a real server on port 0: HTTP and WebSocket.
+
+mod conversation;
+mod handoff;
+mod security;
+mod pages;
+mod restart;
