@@ -456,6 +456,16 @@ impl Policy<'_> {
         true
     }
 
+    /// What the bot says when it hands off, to kefu's agents or the channel's: a handoff it
+    /// chose after misses must not sound as if the visitor had asked.
+    fn handoff_text(&self, req: &HandoffRequest) -> &String {
+        if req.reason == "repeated_misses" {
+            &self.rules.miss_handoff_text
+        } else {
+            &self.rules.handoff_text
+        }
+    }
+
     /// Queues a handoff when someone can take it; otherwise offers leave-a-message.
     fn hand_off(&self, turn: &Turn<'_>, req: HandoffRequest, out: &mut Outcome) {
         let availability = (turn.availability)(&req.skill);
@@ -463,15 +473,14 @@ impl Policy<'_> {
             Availability::Available => {
                 out.state = State::Queued;
                 out.context.misses = 0;
-                let text = if req.reason == "repeated_misses" { &self.rules.miss_handoff_text } else { &self.rules.handoff_text };
-                out.replies.push((text.clone(), meta("handoff")));
+                out.replies.push((self.handoff_text(&req).clone(), meta("handoff")));
                 out.handoff = Some(req);
             }
             Availability::Elsewhere => {
                 // The bot answers again when the visitor comes back from the channel's agents.
                 out.state = State::Bot;
                 out.context.misses = 0;
-                out.replies.push((self.rules.handoff_text.clone(), meta("handoff")));
+                out.replies.push((self.handoff_text(&req).clone(), meta("handoff")));
                 out.transferred = true;
             }
             Availability::NoAgents | Availability::OutOfHours => {

@@ -268,3 +268,14 @@ fn choices_are_read_in_several_forms() {
     assert_eq!(choice("4", 3), None);
     assert_eq!(choice("2块钱", 3), None);
 }
+
+#[test]
+fn after_misses_a_channel_with_its_own_agents_hears_the_miss_sentence_too() {
+    let f = Fixture::new();
+    let none = reply(Action::None, &[("return", 0.01)]);
+    let elsewhere = |_: &str| Availability::Elsewhere;
+    let first = f.step(&State::Bot, &Context::default(), Turn { availability: &elsewhere, ..turn("量子纠缠是什么", None, Some(&none)) });
+    let second = f.step(&first.state, &first.context, Turn { availability: &elsewhere, ..turn("黑洞呢", None, Some(&none)) });
+    assert!(second.transferred && second.handoff.is_none());
+    assert_eq!(second.replies.last().unwrap().0, f.rules.miss_handoff_text);
+}
