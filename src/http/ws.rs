@@ -129,7 +129,13 @@ async fn visitor_command(s: &AppState, id: &str, token: &str, command: Result<Vi
             match send_message(s, id, token, SendBody { text, client_id: client_id.clone() }).await {
                 // Replies arrive as events; the ack ties the client's id to a sequence.
                 Ok(x) => json!({"type": "ack", "client_id": client_id, "seq": x.message.seq}),
-                Err(e) => json!({"type": "error", "client_id": client_id, "error": e.body()}),
+                Err(e) => {
+                    // No request layer sees a socket's frames: a server fault is logged here.
+                    if let Some(detail) = &e.detail {
+                        tracing::error!(conversation = id, error = %detail, "a WebSocket message failed");
+                    }
+                    json!({"type": "error", "client_id": client_id, "error": e.body()})
+                }
             }
         }
         Ok(VisitorCommand::Typing) => {
