@@ -4,11 +4,12 @@
 //! without a table (answers by words) and with a broken one (refuses to start, naming it).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, LazyLock};
 
-use kefu::knowledge::{self, Engine, Loaded, Ranker};
+use kefu::knowledge::{Engine, Ranker};
 use kefu::semantic::WordTable;
+
+use crate::fixture::{imported, kefu, loaded};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,11 +26,6 @@ fn table() -> Arc<WordTable> {
         Arc::new(WordTable::load(&path).expect("the shipped word table loads"))
     });
     TABLE.clone()
-}
-
-fn loaded() -> &'static Loaded {
-    static LOADED: LazyLock<Loaded> = LazyLock::new(|| knowledge::load(&root().join("knowledge")).expect("the demo knowledge loads"));
-    &LOADED
 }
 
 /// The demo knowledge base with the semantic table and the ranker trained with it.
@@ -79,23 +75,6 @@ fn a_paraphrase_sharing_no_word_with_its_article_finds_it() {
     let lexical = Engine::in_memory(loaded(), Ranker::builtin()).unwrap().ask(query).unwrap();
     let first = lexical.candidates.first().map(|c| c.id.as_str());
     assert_ne!(first, Some(target), "the lexical engine already finds it: pick a harder query");
-}
-
-fn kefu() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("KEFU_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-fn imported() -> tempfile::TempDir {
-    let data = tempfile::tempdir().unwrap();
-    let out = kefu().args(["import", "--from"]).arg(root().join("knowledge")).arg("--data").arg(data.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    data
 }
 
 #[test]
