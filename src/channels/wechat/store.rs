@@ -238,8 +238,15 @@ mod tests {
             assert_eq!(s.prune(now).unwrap(), 1);
             s.outbox.flush().unwrap();
         }
-        // Everything survives a restart, the outbox in order.
-        let store = crate::store::SledStore::open(dir.path()).unwrap();
+        // Everything survives a restart, the outbox in order. sled's flusher thread lets go
+        // of the file lock a moment after the last handle drops: retry the open until it does.
+        let store = (0..200)
+            .find_map(|_| crate::store::SledStore::open(dir.path()).ok().or_else(|| {
+                std::thread::yield_now();
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                None
+            }))
+            .expect("the store reopens once the old handle lets go of its lock");
         let s = WxStore::open(&store).unwrap();
         let texts: Vec<String> = s.outbox().unwrap().into_iter().map(|(_, o)| o.text).collect();
         assert_eq!(texts, ["一", "二", "三"]);
