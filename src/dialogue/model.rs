@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::handoff::Reason;
+
 /// Milliseconds since the Unix epoch; every timestamp kefu stores.
 pub type Millis = u64;
 
@@ -35,16 +37,57 @@ impl State {
         matches!(self, State::Queued | State::WithAgent { .. })
     }
 
-    pub fn name(&self) -> &'static str {
+    /// The state without its data, as the widget and the API name it.
+    pub fn name(&self) -> StateName {
         match self {
-            State::Bot => "bot",
-            State::Clarifying { .. } => "clarifying",
-            State::Collecting { .. } => "collecting",
-            State::LeavingMessage { .. } => "leaving_message",
-            State::Queued => "queued",
-            State::WithAgent { .. } => "with_agent",
-            State::Closed => "closed",
+            State::Bot => StateName::Bot,
+            State::Clarifying { .. } => StateName::Clarifying,
+            State::Collecting { .. } => StateName::Collecting,
+            State::LeavingMessage { .. } => StateName::LeavingMessage,
+            State::Queued => StateName::Queued,
+            State::WithAgent { .. } => StateName::WithAgent,
+            State::Closed => StateName::Closed,
         }
+    }
+}
+
+/// A [`State`]'s name: what clients see (`"state": "queued"`) and switch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateName {
+    Bot,
+    Clarifying,
+    Collecting,
+    LeavingMessage,
+    Queued,
+    WithAgent,
+    Closed,
+}
+
+impl StateName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateName::Bot => "bot",
+            StateName::Clarifying => "clarifying",
+            StateName::Collecting => "collecting",
+            StateName::LeavingMessage => "leaving_message",
+            StateName::Queued => "queued",
+            StateName::WithAgent => "with_agent",
+            StateName::Closed => "closed",
+        }
+    }
+}
+
+impl std::fmt::Display for StateName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Lets tests and callers compare with the wire name: `exchange.state == "queued"`.
+impl PartialEq<&str> for StateName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
@@ -71,7 +114,7 @@ pub struct Context {
     /// A message left while the bot waits for the visitor's contact details.
     pub pending_message: Option<String>,
     /// Why the visitor is leaving a message (the handoff reason that found nobody).
-    pub ticket_reason: Option<String>,
+    pub ticket_reason: Option<Reason>,
 }
 
 /// Which way the visitor reached kefu.

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use super::{BotMeta, Context, Offer, State};
-use crate::handoff::Priority;
+use crate::handoff::{Priority, Reason};
 use crate::knowledge::{Action, Article, Reply};
 use crate::nlu::{self, IntentAction, IntentMatch, Intents, MatchedBy};
 
@@ -129,7 +129,7 @@ pub struct Turn<'a> {
 /// A hand-off the caller must create (and queue).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HandoffRequest {
-    pub reason: String,
+    pub reason: Reason,
     pub detail: String,
     pub priority: Priority,
     pub skill: String,
@@ -141,7 +141,7 @@ pub struct HandoffRequest {
 pub struct TicketRequest {
     pub contact: Option<String>,
     pub message: String,
-    pub reason: String,
+    pub reason: Reason,
 }
 
 /// The result of one turn.
@@ -282,8 +282,11 @@ impl Policy<'_> {
         let knowledge_answer = turn.knowledge.and_then(|r| r.answer()).map(|c| c.confidence);
         if let Some(m) = turn.intent {
             // Rules always win; an example match only beats a confident knowledge answer
-            // when it is at least as sure.
-            let wins = m.by == MatchedBy::Rule || knowledge_answer.is_none_or(|k| m.confidence >= k);
+            // when it is at least as sure, and one that leaves words of the message unmatched
+            // yields to any knowledge reply worth offering.
+            let knowledge_offers = turn.knowledge.is_some_and(|r| r.action != Action::None);
+            let wins = m.by == MatchedBy::Rule
+                || (knowledge_answer.is_none_or(|k| m.confidence >= k) && !(m.partial && knowledge_offers));
             if wins {
                 if let Some(intent) = self.intents.get(&m.intent) {
                     self.run_intent(intent, turn, out);
@@ -311,7 +314,7 @@ impl Policy<'_> {
         if floor > 0.0 && reply.confidence < floor {
             out.unanswered = true;
             let detail = format!("知识库最高置信度 {:.2} 低于下限 {floor:.2}", reply.confidence);
-            self.hand_off(turn, request("low_confidence", detail, None), out);
+            self.hand_off(turn, request(Reason::LowConfidence, detail, None), out);
             return;
         }
         match reply.action {
@@ -366,7 +369,7 @@ impl Policy<'_> {
         let limit = self.rules.miss_limit;
         if limit > 0 && out.context.misses >= limit {
             let detail = format!("连续 {} 个问题机器人没有答上", out.context.misses);
-            self.hand_off(turn, request("repeated_misses", detail, None), out);
+            self.hand_off(turn, request(Reason::RepeatedMisses, detail, None), out);
         } else {
             out.replies.push((self.rules.fallback.clone(), meta("none")));
         }
@@ -451,7 +454,7 @@ impl Policy<'_> {
         } else {
             out.state = State::Bot;
             let detail = format!("多次没有识别出「{}」，访客最后说：{}", slot.name, turn.text);
-            self.hand_off(turn, request("slot_failed", detail, Some(intent.name.clone())), out);
+            self.hand_off(turn, request(Reason::SlotFailed, detail, Some(intent.name.clone())), out);
         }
         true
     }
@@ -459,7 +462,7 @@ impl Policy<'_> {
     /// What the bot says when it hands off, to kefu's agents or the channel's: a handoff it
     /// chose after misses must not sound as if the visitor had asked.
     fn handoff_text(&self, req: &HandoffRequest) -> &String {
-        if req.reason == "repeated_misses" {
+        if req.reason == Reason::RepeatedMisses {
             &self.rules.miss_handoff_text
         } else {
             &self.rules.handoff_text
@@ -499,7 +502,7 @@ impl Policy<'_> {
 
     fn leave_message(&self, asked_contact: bool, turn: &Turn<'_>, out: &mut Outcome) {
         let contact = nlu::slots::contact(turn.text);
-        let reason = out.context.ticket_reason.clone().unwrap_or_else(|| "requested".into());
+        let reason = out.context.ticket_reason.clone().unwrap_or(Reason::Requested);
         let mut message = out.context.pending_message.take().unwrap_or_default();
         if !message.is_empty() {
             message.push('\n');
@@ -525,8 +528,8 @@ impl Policy<'_> {
     }
 }
 
-fn request(reason: &str, detail: String, intent: Option<String>) -> HandoffRequest {
-    HandoffRequest { reason: reason.into(), detail, priority: Priority::Normal, skill: "general".into(), intent }
+fn request(reason: Reason, detail: String, intent: Option<String>) -> HandoffRequest {
+    HandoffRequest { reason, detail, priority: Priority::Normal, skill: "general".into(), intent }
 }
 
 #[cfg(test)]

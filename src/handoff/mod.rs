@@ -45,6 +45,75 @@ pub enum HandoffStatus {
     Returned,
 }
 
+/// Why a conversation reached a human. Stored and sent as a plain string (`"requested"`,
+/// `"repeated_misses"`…); an intent file may name a reason of its own, kept as written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Reason {
+    /// The visitor asked for a human.
+    Requested,
+    Complaint,
+    /// The bot could not answer several questions in a row.
+    RepeatedMisses,
+    /// The best answer was not confident enough to give, on a policy that hands off then.
+    LowConfidence,
+    /// A collecting intent ran out of re-asks for a slot.
+    SlotFailed,
+    /// An intent's own reason.
+    Other(String),
+}
+
+impl Reason {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Reason::Requested => "requested",
+            Reason::Complaint => "complaint",
+            Reason::RepeatedMisses => "repeated_misses",
+            Reason::LowConfidence => "low_confidence",
+            Reason::SlotFailed => "slot_failed",
+            Reason::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for Reason {
+    fn from(s: String) -> Reason {
+        match s.as_str() {
+            "requested" => Reason::Requested,
+            "complaint" => Reason::Complaint,
+            "repeated_misses" => Reason::RepeatedMisses,
+            "low_confidence" => Reason::LowConfidence,
+            "slot_failed" => Reason::SlotFailed,
+            _ => Reason::Other(s),
+        }
+    }
+}
+
+impl From<&str> for Reason {
+    fn from(s: &str) -> Reason {
+        Reason::from(s.to_string())
+    }
+}
+
+impl From<Reason> for String {
+    fn from(r: Reason) -> String {
+        r.as_str().to_string()
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Lets tests compare with the wire name: `handoff.reason == "requested"`.
+impl PartialEq<&str> for Reason {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A candidate article the bot considered, with its confidence, for the agent's summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandidateView {
@@ -58,9 +127,8 @@ pub struct CandidateView {
 pub struct Handoff {
     pub id: u64,
     pub conversation: String,
-    /// Machine-readable reason: "requested", "complaint", "repeated_misses", "low_confidence",
-    /// "slot_failed", or an intent's own.
-    pub reason: String,
+    /// Machine-readable reason.
+    pub reason: Reason,
     /// The reason in words, for the agent.
     pub detail: String,
     pub priority: Priority,
@@ -156,7 +224,7 @@ pub struct Ticket {
     pub conversation: String,
     pub contact: String,
     pub message: String,
-    pub reason: String,
+    pub reason: Reason,
     pub visitor: Visitor,
     pub transcript: Vec<Message>,
     pub created_ms: Millis,
@@ -203,11 +271,22 @@ mod tests {
     }
 
     #[test]
+    fn reasons_keep_their_wire_names() {
+        for name in ["requested", "complaint", "repeated_misses", "low_confidence", "slot_failed", "delivery_lost"] {
+            let r: Reason = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(serde_json::to_value(&r).unwrap(), serde_json::json!(name));
+            assert_eq!(r.as_str(), name);
+        }
+        assert_eq!(Reason::from("delivery_lost"), Reason::Other("delivery_lost".into()));
+        assert_eq!(Reason::from("slot_failed"), Reason::SlotFailed);
+    }
+
+    #[test]
     fn queue_orders_by_priority_then_waiting_time() {
         let base = Handoff {
             id: 1,
             conversation: "c".into(),
-            reason: "requested".into(),
+            reason: Reason::Requested,
             detail: String::new(),
             priority: Priority::Normal,
             skill: "general".into(),

@@ -30,7 +30,7 @@ pub enum IntentAction {
     Collect { template: String },
     /// Hand the conversation to a human.
     Handoff {
-        reason: String,
+        reason: crate::handoff::Reason,
         #[serde(default)]
         priority: Priority,
         #[serde(default = "general")]
@@ -170,6 +170,10 @@ pub struct IntentMatch {
     pub intent: String,
     pub confidence: f32,
     pub by: MatchedBy,
+    /// An example matched, but the message has content words the example lacks (我买的东西
+    /// **坏了**怎么办 against 我买的东西到哪了): it may be another question that merely shares
+    /// words with the example, so the policy lets the knowledge base speak first.
+    pub partial: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -361,7 +365,7 @@ impl Intents {
             .iter()
             .filter(|i| i.fires(&squeezed))
             .max_by_key(|i| i.priority)
-            .map(|i| IntentMatch { intent: i.name.clone(), confidence: 1.0, by: MatchedBy::Rule })
+            .map(|i| IntentMatch { intent: i.name.clone(), confidence: 1.0, by: MatchedBy::Rule, partial: false })
     }
 
     /// The best intent by its examples, when it clears the intent's threshold.
@@ -372,8 +376,17 @@ impl Intents {
         let intent = self.get(&best.id).expect("example articles are named after intents");
         let threshold = intent.threshold.unwrap_or(self.default_threshold);
         let vetoed = intent.vetoed(&squeeze(text));
-        Ok((best.confidence >= threshold && reply.action != Action::None && !vetoed)
-            .then(|| IntentMatch { intent: best.id.clone(), confidence: best.confidence, by: MatchedBy::Example }))
+        if best.confidence < threshold || reply.action == Action::None || vetoed {
+            return Ok(None);
+        }
+        let analyzer = engine.analyzer();
+        let example = analyzer.analyze(&best.matched_question);
+        // ASCII tokens are order numbers, phone numbers and the like: slots, not a topic.
+        let partial = analyzed
+            .terms
+            .iter()
+            .any(|t| !example.terms.contains(t) && !t.is_ascii() && !analyzer.is_function_word(t));
+        Ok(Some(IntentMatch { intent: best.id.clone(), confidence: best.confidence, by: MatchedBy::Example, partial }))
     }
 
     /// Rules first, then examples. `analyzed` is `text` through the analyser the intents were

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::dialogue::Message;
+use crate::dialogue::{Message, StateName};
 use crate::handoff::{Handoff, HandoffStatus};
 
 /// An event for a visitor's widget.
@@ -16,7 +16,7 @@ pub enum VisitorEvent {
     Message { message: Message },
     /// The conversation's state, with the queue position or the agent when there is one.
     State {
-        state: &'static str,
+        state: StateName,
         #[serde(skip_serializing_if = "Option::is_none")]
         queue_position: Option<usize>,
         #[serde(skip_serializing_if = "Option::is_none")]

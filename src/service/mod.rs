@@ -24,9 +24,9 @@ use serde::Serialize;
 use crate::auth;
 use crate::codes::Code;
 use crate::dialogue::{
-    Availability, Conversation, Message, Millis, NewMessage, Outcome, Policy, Rules, Sender, State, Turn, Visitor,
+    Availability, Conversation, Message, Millis, NewMessage, Outcome, Policy, Rules, Sender, State, StateName, Turn, Visitor,
 };
-use crate::handoff::{self, Agent, AgentStatus, Assignment, BusinessHours, CandidateView, Handoff, HandoffStatus, Load, Rating, Ticket};
+use crate::handoff::{self, Agent, AgentStatus, Assignment, BusinessHours, CandidateView, Handoff, HandoffStatus, Load, Rating, Reason, Ticket};
 use crate::knowledge::KnowledgeError;
 use crate::store::{Change, Feedback, Session, Store, StoreError};
 use crate::text::normalize;
@@ -114,7 +114,7 @@ pub struct Started {
 pub struct Exchange {
     pub message: Message,
     pub replies: Vec<Message>,
-    pub state: &'static str,
+    pub state: StateName,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_position: Option<usize>,
     /// True when this was a resend of an already stored message.
@@ -134,7 +134,7 @@ pub struct ChannelExchange {
 #[derive(Debug, Clone, Serialize)]
 pub struct VisitorView {
     pub id: String,
-    pub state: &'static str,
+    pub state: StateName,
     pub queue_position: Option<usize>,
     pub agent: Option<String>,
     pub rating_requested: bool,

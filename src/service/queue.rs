@@ -4,7 +4,6 @@
 use super::*;
 
 impl Service {
-    /// Tells every queued visitor their position.
     /// Tells the queued visitors whose position moved because a handoff entered or left the
     /// queue at `changed` (its queue key): those behind it. The ones ahead keep their place.
     pub(super) fn notify_queue(&self, changed: &Handoff) -> Result<()> {
@@ -13,7 +12,7 @@ impl Service {
         for (i, h) in self.store.queue_from(&key)?.iter().enumerate() {
             self.hub.to_visitor(
                 &h.conversation,
-                &VisitorEvent::State { state: "queued", queue_position: Some(ahead + i + 1), agent: None, rating_requested: false },
+                &VisitorEvent::State { state: StateName::Queued, queue_position: Some(ahead + i + 1), agent: None, rating_requested: false },
             );
         }
         Ok(())

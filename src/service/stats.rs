@@ -67,7 +67,7 @@ pub fn compute(store: &dyn Store, now: Millis) -> Result<Stats> {
     let mut by_reason = BTreeMap::new();
     let mut waits = Vec::new();
     for h in &handoffs {
-        *by_reason.entry(h.reason.clone()).or_insert(0) += 1;
+        *by_reason.entry(h.reason.to_string()).or_insert(0) += 1;
         if let Some(a) = h.assigned_ms {
             waits.push(a.saturating_sub(h.created_ms));
         }

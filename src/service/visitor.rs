@@ -214,7 +214,7 @@ impl Service {
         let mut change = Change { at_ms: now, ..Default::default() };
         let said = self.config.dialogue.left_message_text.replace("{message}", message.trim()).replace("{contact}", contact.trim());
         change.messages.push(NewMessage::visitor(said, None));
-        let reason = conv.context.ticket_reason.take().unwrap_or_else(|| "requested".into());
+        let reason = conv.context.ticket_reason.take().unwrap_or(Reason::Requested);
         if matches!(conv.state, State::LeavingMessage { .. }) {
             conv.state = State::Bot;
         }

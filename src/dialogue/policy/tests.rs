@@ -91,7 +91,7 @@ fn availability_is_asked_once_for_the_skill_the_handoff_needs() {
     };
     let out = f.step(&State::Bot, &Context::default(), Turn { availability: &closed, ..turn("我要转人工！", Some(&m), None) });
     assert_eq!(out.replies[0].0, f.rules.out_of_hours_text);
-    assert_eq!(out.context.ticket_reason.as_deref(), Some("requested"));
+    assert_eq!(out.context.ticket_reason, Some(Reason::Requested));
     assert_eq!(*asked.borrow(), ["general"]);
     // A question the bot answers asks nobody.
     let r = reply(Action::Answer, &[("return", 0.99)]);
