@@ -4,8 +4,9 @@
 #
 #   scripts/compare_speed.sh            # everything; results in target/speed/
 #
-# Measures (a) `kefu import` time and peak memory, (b) `kefu ask --batch` and (c) the
-# Python baseline (scripts/bm25_baseline.py: `index` then a fresh `ask` process), each of
+# Measures (a) `kefu import` time and peak memory, (b) `kefu ask --batch` with the semantic
+# table (models/e5-static.kfv, from scripts/model) and with --no-model, and (c) the Python
+# baseline (scripts/bm25_baseline.py: `index` then a fresh `ask` process), each of
 # (b) and (c) RUNS times alternating, with wall time and peak RSS from /usr/bin/time -v.
 # Prints a table of medians, the Python/kefu ratio, the targets, and a quality sanity check
 # of both outputs with the benchmark scorer.
@@ -71,8 +72,9 @@ timed "$WORK/py-index.time" /dev/null "$PY" scripts/bm25_baseline.py index "$KB"
 
 # Alternating runs, so drift in the shared machine's load hits both sides alike.
 for i in $(seq 1 "$RUNS"); do
-    log "run $i/$RUNS: (b) kefu ask --batch"
+    log "run $i/$RUNS: (b) kefu ask --batch (semantic table), then --no-model"
     timed "$WORK/kefu-ask-$i.time" "$WORK/kefu-results.jsonl" "$KEFU" ask --data "$WORK/data" --batch "$QS"
+    timed "$WORK/kefu-words-$i.time" "$WORK/kefu-words-results.jsonl" "$KEFU" ask --no-model --data "$WORK/data" --batch "$QS"
     log "run $i/$RUNS: (c) baseline ask"
     timed "$WORK/py-ask-$i.time" "$WORK/py-results.jsonl" "$PY" scripts/bm25_baseline.py ask "$WORK/bm25" "$QS"
 done
@@ -111,17 +113,20 @@ print(f"{'(medians)':<28} {'wall s':>9} {'CPU s':>9} {'peak MB':>10}   wall of e
 imp, imp_rss, imp_cpu = row("kefu import", [f"{work}/kefu-import.time"])
 pyi, _, pyi_cpu = row("python index", [f"{work}/py-index.time"])
 ask, ask_rss, ask_cpu = row("kefu ask --batch", [f"{work}/kefu-ask-{i}.time" for i in range(1, runs + 1)])
+wask, wask_rss, wask_cpu = row("kefu ask --batch --no-model", [f"{work}/kefu-words-{i}.time" for i in range(1, runs + 1)])
 pya, _, pya_cpu = row("python ask (jieba+bm25s)", [f"{work}/py-ask-{i}.time" for i in range(1, runs + 1)])
 print()
 print(f"ratio python/kefu, ask end to end: wall {pya / ask:.2f}x, CPU {pya_cpu / ask_cpu:.2f}x   (target >= 5x wall: {'met' if pya / ask >= 5 else 'MISSED'})")
 print(f"ratio python/kefu, index/import:   wall {pyi / imp:.2f}x, CPU {pyi_cpu / imp_cpu:.2f}x")
-print(f"kefu ask peak RSS {ask_rss:.0f} MB (target <= 400 MB: {'met' if ask_rss <= 400 else 'MISSED'})")
+print(f"ratio python/kefu --no-model, ask:  wall {pya / wask:.2f}x, CPU {pya_cpu / wask_cpu:.2f}x; semantic/words wall {ask / wask:.2f}x")
+print(f"kefu ask peak RSS {ask_rss:.0f} MB with the table (target <= 600 MB: {'met' if ask_rss <= 600 else 'MISSED'}), {wask_rss:.0f} MB without")
 print(f"kefu import {imp:.2f} s (target <= 15 s: {'met' if imp <= 15 else 'MISSED'}); peak RSS {imp_rss:.0f} MB")
 EOF
 
 if [ -f "$SCORER" ]; then
     log "quality sanity check on the synthetic queries ($SCORER)"
     printf 'kefu:   '; python3 "$SCORER" "$QS" "$WORK/kefu-results.jsonl"
+    printf 'kefu --no-model: '; python3 "$SCORER" "$QS" "$WORK/kefu-words-results.jsonl"
     printf 'python: '; python3 "$SCORER" "$QS" "$WORK/py-results.jsonl"
 else
     log "scorer $SCORER not found: skipping the quality check"

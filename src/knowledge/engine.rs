@@ -1,6 +1,8 @@
 //! Answering one question: analyse → retrieve → re-rank question by question → calibrate →
 //! decide.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::corpus::Corpus;
@@ -10,7 +12,7 @@ use super::index::KnowledgeIndex;
 use super::load::Loaded;
 use super::model::Ranker;
 use super::{Article, KnowledgeError};
-use crate::semantic::{Space, WordTable};
+use crate::semantic::{Quantized, QueryCodes, Sketches, Space, WordTable};
 use crate::text::{char_bigrams, Analyzed, Analyzer};
 
 /// Index of the query-coverage feature (share of the query's term weight matched).
@@ -32,6 +34,12 @@ pub const RETRIEVE_LIMIT: usize = 20;
 /// How many of the articles nearest in meaning join the lexical candidates: an article that
 /// shares no word with the query can still be found.
 pub const SEMANTIC_CANDIDATES: usize = 5;
+/// The semantic space is fitted on at most this many questions (see `set_semantic`).
+const FIT_SAMPLE: usize = 20_000;
+/// From this many questions on, the nearest articles are looked for among the questions of
+/// the `SKETCH_SHORTLIST` nearest sketches rather than in every vector (see [`Sketches`]).
+const SKETCH_MIN: usize = 50_000;
+const SKETCH_SHORTLIST: usize = 4_000;
 
 /// One ranked article.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -96,10 +104,11 @@ pub struct Engine {
 struct SemanticIndex {
     table: std::sync::Arc<WordTable>,
     space: Space,
-    dims: usize,
-    /// Question `i`'s unit vector is `vectors[i * dims..(i + 1) * dims]` (zero when none of
-    /// its words is known).
-    vectors: Vec<f32>,
+    /// Question `i`'s unit vector is the `i`th (zero when none of its words is known).
+    vectors: Quantized,
+    /// On a base of at least [`SKETCH_MIN`] questions: their sketches, and the article of
+    /// each question.
+    sketches: Option<(Sketches, Vec<u32>)>,
 }
 
 impl SemanticIndex {
@@ -108,9 +117,37 @@ impl SemanticIndex {
         self.table.sentence(&analyzed.terms).map(|v| self.space.project(&v))
     }
 
-    /// Cosine of `query` with every question.
-    fn cosines(&self, query: &[f32]) -> Vec<f32> {
-        self.vectors.chunks_exact(self.dims).map(|q| crate::semantic::dot(q, query)).collect()
+    /// The `k` articles whose best question is nearest `query`, nearest first. Exact on a
+    /// small base; on a large one among the questions of the nearest sketches.
+    fn nearest_articles(&self, query: &[f32], codes: &QueryCodes, ranges: &[(u32, u32)], k: usize) -> Vec<(usize, f32)> {
+        let mut best: Vec<(usize, f32)> = match &self.sketches {
+            None => {
+                let cos = self.vectors.dots(codes);
+                ranges
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.1 > r.0)
+                    .map(|(a, r)| (a, cos[r.0 as usize..r.1 as usize].iter().copied().fold(f32::MIN, f32::max)))
+                    .collect()
+            }
+            Some((sketches, owner)) => {
+                let mut by_article: HashMap<usize, f32> = HashMap::new();
+                for i in sketches.nearest(query, SKETCH_SHORTLIST) {
+                    let c = self.vectors.dot(i as usize, codes);
+                    let e = by_article.entry(owner[i as usize] as usize).or_insert(f32::MIN);
+                    *e = e.max(c);
+                }
+                by_article.into_iter().collect()
+            }
+        };
+        let k = k.min(best.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        best.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
+        best.truncate(k);
+        best.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        best
     }
 }
 
@@ -197,24 +234,37 @@ impl Engine {
     pub fn set_semantic(&mut self, table: Option<std::sync::Arc<WordTable>>) {
         self.semantic = table.map(|table| {
             let dims = table.dims();
-            let raw: Vec<Option<Vec<f32>>> = self
-                .questions
-                .iter()
-                .map(|q| {
-                    let words: Vec<&str> = q.term_ids().iter().map(|&t| self.terms[t as usize].as_str()).collect();
-                    table.sentence(&words)
-                })
-                .collect();
-            let known: Vec<Vec<f32>> = raw.iter().flatten().cloned().collect();
-            let space = Space::fit(&known, dims);
-            let mut vectors = Vec::with_capacity(raw.len() * dims);
-            for v in &raw {
-                match v {
-                    Some(v) => vectors.extend(space.project(v)),
-                    None => vectors.extend(std::iter::repeat_n(0.0, dims)),
+            let sentence = |q: &Prepared| {
+                let words: Vec<&str> = q.term_ids().iter().map(|&t| self.terms[t as usize].as_str()).collect();
+                table.sentence(&words)
+            };
+            // The space (centre, dominant direction) is fitted on at most FIT_SAMPLE questions
+            // spread over the base; embedding a question from the static table costs
+            // microseconds, so the full pass embeds again rather than keeping every f32
+            // vector (154 MB at 100k questions) alive.
+            let step = self.questions.len().div_ceil(FIT_SAMPLE).max(1);
+            let sample: Vec<Vec<f32>> = self.questions.iter().step_by(step).filter_map(sentence).collect();
+            let space = Space::fit(&sample, dims);
+            drop(sample);
+            let mut vectors = Quantized::new(dims);
+            let mut sketches = (self.questions.len() >= SKETCH_MIN).then(|| Sketches::new(dims));
+            let zero = vec![0.0; dims];
+            for q in &self.questions {
+                let v = sentence(q).map(|v| space.project(&v));
+                let v = v.as_deref().unwrap_or(&zero);
+                vectors.push(v);
+                if let Some(s) = &mut sketches {
+                    s.push(v);
                 }
             }
-            SemanticIndex { table, space, dims, vectors }
+            let sketches = sketches.map(|s| {
+                let mut owner = vec![0u32; self.questions.len()];
+                for (a, r) in self.ranges.iter().enumerate() {
+                    owner[r.0 as usize..r.1 as usize].fill(a as u32);
+                }
+                (s, owner)
+            });
+            SemanticIndex { table, space, vectors, sketches }
         });
     }
 
@@ -328,26 +378,14 @@ impl Engine {
         let top = hits.first().map_or(1.0, |h| h.1).max(f32::MIN_POSITIVE);
         // Meaning: every question's cosine, each article's best, and the nearest articles
         // joining the candidates with a retrieval score of 0.
-        let cosines = self.semantic.as_ref().and_then(|s| s.query(analyzed).map(|q| s.cosines(&q)));
+        let semantic = self.semantic.as_ref().and_then(|s| s.query(analyzed).map(|q| (s, s.vectors.prepare(&q), q)));
         let mut nearest_article = None;
-        if let Some(cos) = &cosines {
-            let mut best: Vec<(usize, f32)> = self
-                .ranges
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.1 > r.0)
-                .map(|(a, r)| (a, cos[r.0 as usize..r.1 as usize].iter().copied().fold(f32::MIN, f32::max)))
-                .collect();
-            let k = SEMANTIC_CANDIDATES.min(best.len());
-            if k > 0 {
-                best.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
-                best.truncate(k);
-                best.sort_by(|a, b| b.1.total_cmp(&a.1));
-                nearest_article = Some(best[0].0);
-                for (a, _) in best {
-                    if !hits.iter().any(|h| h.0 as usize == a) {
-                        hits.push((a as u32, 0.0));
-                    }
+        if let Some((s, codes, q)) = &semantic {
+            let best = s.nearest_articles(q, codes, &self.ranges, SEMANTIC_CANDIDATES);
+            nearest_article = best.first().map(|b| b.0);
+            for (a, _) in best {
+                if !hits.iter().any(|h| h.0 as usize == a) {
+                    hits.push((a as u32, 0.0));
                 }
             }
         }
@@ -362,8 +400,8 @@ impl Engine {
                     questions: (start as usize..end as usize)
                         .map(|i| {
                             let mut f = features(&prepared, &self.questions[i], ratio);
-                            if let Some(cos) = &cosines {
-                                f[SEMANTIC_COSINE] = cos[i].max(0.0);
+                            if let Some((s, codes, _)) = &semantic {
+                                f[SEMANTIC_COSINE] = s.vectors.dot(i, codes).max(0.0);
                                 f[SEMANTIC_TOP] = top_flag;
                             }
                             f

@@ -122,6 +122,9 @@ pub struct Prepared {
     content: Vec<f32>,
     content_sum: f32,
     chars: Vec<char>,
+    /// `chars` as one string, for the containment feature: `str::contains` is linear where
+    /// comparing every window was quadratic (a 1 900-character message took 27 ms).
+    joined: String,
     char_set: Vec<char>,
     /// IDF of each character of `char_set`, and their sum.
     char_weights: Vec<f32>,
@@ -171,6 +174,7 @@ impl Prepared {
             terms.iter().zip(&weights).map(|(&id, &w)| if vocab.is_function(id) { 0.0 } else { w }).collect();
         let content_sum = content.iter().sum();
         let chars: Vec<char> = normalized.chars().filter(|c| *c != ' ').collect();
+        let joined: String = chars.iter().collect();
         let mut char_set = chars.clone();
         char_set.sort_unstable();
         char_set.dedup();
@@ -183,7 +187,7 @@ impl Prepared {
         bigrams.dedup();
         let char_weights: Vec<f32> = char_set.iter().map(|&c| vocab.char_idf(c)).collect();
         let char_weight_sum = char_weights.iter().sum();
-        Prepared { terms, weights, weight_sum, content, content_sum, chars, char_set, char_weights, char_weight_sum, bigrams, signals }
+        Prepared { terms, weights, weight_sum, content, content_sum, chars, joined, char_set, char_weights, char_weight_sum, bigrams, signals }
     }
 
     /// Whether nothing matchable is left (only punctuation, emoji…).
@@ -365,7 +369,7 @@ pub fn features(prepared: &PreparedQuery, question: &Prepared, retrieval_ratio: 
     // question, which the ratios above understate.
     f[20] = 1.0 - (-missing_q_sum / 4.0).exp();
     f[21] = 1.0 - (-missing_d_sum / 4.0).exp();
-    f[22] = (contains(&query.chars, &question.chars) || contains(&question.chars, &query.chars)) as u8 as f32;
+    f[22] = (contains(&query.joined, &question.joined) || contains(&question.joined, &query.joined)) as u8 as f32;
     let (lq, ld) = (query.chars.len().min(MAX_LCS_CHARS), question.chars.len().min(MAX_LCS_CHARS));
     f[23] = 1.0 - ratio(prepared.levenshtein(&question.chars[..ld]) as f32, lq.max(ld) as f32);
     let union = query.terms.len() + question.terms.len() - shared_count;
@@ -407,8 +411,8 @@ fn weighted_overlap(a: &[char], weights: &[f32], b: &[char]) -> (usize, f32) {
 }
 
 /// Whether `needle` occurs contiguously in `haystack` (and is not empty).
-fn contains(haystack: &[char], needle: &[char]) -> bool {
-    !needle.is_empty() && needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
+fn contains(haystack: &str, needle: &str) -> bool {
+    !needle.is_empty() && haystack.contains(needle)
 }
 
 fn ratio(a: f32, b: f32) -> f32 {
@@ -487,13 +491,12 @@ mod tests {
 
     #[test]
     fn lcs_and_dice() {
-        let a: Vec<char> = "怎么申请退款".chars().collect();
         let b: Vec<char> = "退款怎么申请".chars().collect();
         assert_eq!(query("怎么申请退款").lcs(&b), 4);
         assert_eq!(dice(overlap(&[1, 2, 3], &[2, 3, 4]), 3, 3), 2.0 * 2.0 / 6.0);
         assert_eq!(dice(0, 0, 0), 0.0);
-        let c: Vec<char> = "申请退款".chars().collect();
-        assert!(contains(&a, &c) && !contains(&c, &a));
+        assert!(contains("怎么申请退款", "申请退款") && !contains("申请退款", "怎么申请退款"));
+        assert!(!contains("申请退款", ""), "an empty text is contained nowhere");
         assert_eq!(query("怎么申请退款").levenshtein(&b), 4);
     }
 
