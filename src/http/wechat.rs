@@ -21,7 +21,7 @@ impl From<WeChatError> for ApiError {
     fn from(e: WeChatError) -> Self {
         let code = match &e {
             WeChatError::UnknownApp(_) => Code::NotFound,
-            WeChatError::Signature | WeChatError::Stale => Code::Unauthorized,
+            WeChatError::Signature | WeChatError::Stale | WeChatError::Replayed => Code::Unauthorized,
             WeChatError::TooLarge(_) => Code::TooLarge,
             WeChatError::Store(_) => Code::Unavailable,
             WeChatError::MissingParameter(_)

@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod crypto;
 pub mod message;
+mod replay;
 pub mod signature;
 pub mod store;
 
@@ -37,6 +38,8 @@ pub enum WeChatError {
     Signature,
     #[error("the timestamp is outside the accepted window (a replay or a wrong clock)")]
     Stale,
+    #[error("this timestamp and nonce were already used with another body (a replayed URL); WeChat never does that")]
+    Replayed,
     #[error("this app is in safe mode: pushes must be encrypted")]
     PlaintextRefused,
     #[error("the body is larger than {0} bytes")]
@@ -114,6 +117,8 @@ pub struct WeChat {
     /// instead of sleeping.
     pub passes: AtomicU64,
     pub waiting: AtomicU64,
+    /// Recent (timestamp, nonce) pairs of each app with their bodies.
+    replays: replay::Replays,
 }
 
 /// How long a failed API send waits before the next attempt, at most.
@@ -144,6 +149,7 @@ impl WeChat {
             tasks: Default::default(),
             passes: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
+            replays: Default::default(),
         })
     }
 
@@ -230,6 +236,13 @@ impl WeChat {
         } else {
             if app.config.mode == Mode::Safe {
                 return Err(WeChatError::PlaintextRefused);
+            }
+            // The signature covers the timestamp and nonce (check() parsed both) but not this
+            // body: one body per signed URL.
+            let timestamp: i64 = Params::get(&p.timestamp, "timestamp")?.parse().map_err(|_| WeChatError::Stale)?;
+            let nonce = Params::get(&p.nonce, "nonce")?;
+            if !self.replays.admit(app_name, timestamp, nonce, body, (now_ms() / 1000) as i64, app.config.timestamp_window_secs) {
+                return Err(WeChatError::Replayed);
             }
             outer
         };

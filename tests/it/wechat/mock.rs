@@ -229,8 +229,11 @@ pub fn signed_query(timestamp: i64, nonce: &str) -> String {
     format!("signature={}&timestamp={ts}&nonce={nonce}", sign(&[TOKEN, &ts, nonce]))
 }
 
+/// A plaintext push, under a nonce of its own as WeChat sends (a signed URL takes one body).
 pub async fn push(server: &Server, app: &str, xml: &str) -> Reply {
-    post_raw(server, app, &signed_query(now(), "486452656"), "text/xml", xml.to_string()).await
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(486452656);
+    let nonce = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string();
+    post_raw(server, app, &signed_query(now(), &nonce), "text/xml", xml.to_string()).await
 }
 
 /// A push in safe mode: the message sealed for `appid`, the envelope signed.

@@ -176,6 +176,28 @@ async fn forged_stale_and_unsigned_pushes_are_refused_and_change_nothing() {
 }
 
 #[tokio::test]
+async fn a_plaintext_signed_url_is_not_replayed_with_another_body() {
+    let (dir, server, _api) = start().await;
+    let query = signed_query(now(), "733001");
+    let first = text_xml("oUser-replay", 3101, "退款多久到账");
+    let r = post_raw(&server, "mp", &query, "text/xml", first.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // WeChat's own retry sends the same URL with the same body: answered as before.
+    let retry = post_raw(&server, "mp", &query, "text/xml", first.clone()).await;
+    assert_eq!((retry.status, retry.field("Content")), (200, r.field("Content")));
+    // Someone who saw the URL posts another message under it, inside the timestamp window.
+    let forged = text_xml("oUser-victim", 3102, "我要退款到这个账户");
+    let r = post_raw(&server, "mp", &query, "text/xml", forged).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "unauthorized");
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("already used with another body"), "{}", r.body);
+    server.stop().await;
+    let users: Vec<String> = wechat_conversations(dir.path()).into_iter().map(|(c, _)| c.visitor.user_id.unwrap_or_default()).collect();
+    assert!(users.iter().any(|u| u.contains("oUser-replay")), "the first push was served: {users:?}");
+    assert!(users.iter().all(|u| !u.contains("oUser-victim")), "the replayed body reached the service: {users:?}");
+}
+
+#[tokio::test]
 async fn three_deliveries_of_one_msgid_are_processed_once_and_answered_alike() {
     let (dir, server, api) = start().await;
     let xml = text_xml("oUser-retry", 3001, "退款多久到账");
