@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::auth;
 use crate::channels::wechat::{WeChat, WeChatError};
 use crate::config::Config;
-use crate::http::{self, AppState, Limiters};
+use crate::http::{self, connections, AppState, Limiters};
 use crate::service::{fingerprint, Brain, BrainError, Service, ServiceError, Sources};
 use crate::store::{SledStore, StoreError};
 
@@ -37,6 +37,8 @@ pub enum StartError {
     WeChat(#[from] WeChatError),
     #[error(transparent)]
     Semantic(#[from] crate::semantic::SemanticError),
+    #[error("cannot listen on {address} for /metrics")]
+    MetricsListen { address: String, source: std::io::Error },
     #[error("the listener has no local address")]
     Listener(#[source] std::io::Error),
     #[error("a start-up task failed")]
@@ -58,6 +60,43 @@ fn write_secret(path: &Path, text: &str) -> Result<(), StartError> {
     f.sync_all().map_err(secret)
 }
 
+/// From here on, what the process creates is its owner's alone (the store's files appear
+/// as sled needs them, snapshots included, so a mode set at open would not cover them).
+fn owner_only() {
+    #[cfg(unix)]
+    // SAFETY: umask only swaps the process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Takes group and other permissions away from the data directory and everything in it
+/// (stores made before kefu did so were created 0644 under umask 022): folders 0700,
+/// files 0600. Links are left alone.
+fn restrict(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::symlink_metadata(dir)?;
+        if meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        let mode = meta.permissions().mode() & 0o7777;
+        let want = if meta.is_dir() { 0o700 } else { mode & 0o700 };
+        if mode != want {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(want))?;
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(dir)? {
+                restrict(&entry?.path())?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
 fn sources_fingerprint(s: &Sources) -> String {
     format!("{:x}-{:x}", fingerprint(&s.knowledge), fingerprint(&s.intents))
 }
@@ -65,7 +104,9 @@ fn sources_fingerprint(s: &Sources) -> String {
 /// Opens everything the service needs in `config.data`.
 pub async fn open_service(config: &Config) -> Result<Service, StartError> {
     let data = config.data.clone();
+    owner_only();
     std::fs::create_dir_all(&data).map_err(|source| StartError::DataDir { path: data.clone(), source })?;
+    restrict(&data).map_err(|source| StartError::DataDir { path: data.clone(), source })?;
     let store = SledStore::open(&data.join("store")).map_err(|source| StartError::Store { path: data.clone(), source })?;
     let sources = Sources {
         knowledge: config.knowledge.clone(),
@@ -134,6 +175,10 @@ pub async fn open_service(config: &Config) -> Result<Service, StartError> {
     Ok(service)
 }
 
+fn a_or(l: &TcpListener) -> String {
+    l.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string())
+}
+
 /// Watches the knowledge and intents for edits (reloading within the interval) and trims
 /// the rate limiters. Runs until aborted.
 async fn background(service: Arc<Service>, limits: Arc<Limiters>, interval: u64, fp_path: PathBuf) {
@@ -169,7 +214,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let config = Arc::new(config);
     let service = Arc::new(open_service(&config).await?);
     let (close_tx, closing) = watch::channel(false);
-    let limits = Arc::new(Limiters::new(&config.limits));
+    let limits = Arc::new(Limiters::new(&config.limits).with_proxies(&config.trusted_proxies));
     let wechat = Arc::new(WeChat::open(service.clone(), &config.wechat)?);
     let state = AppState {
         config: config.clone(),
@@ -180,20 +225,45 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         closing,
     };
     let background =
-        tokio::spawn(background(service.clone(), limits, config.watch_interval_ms, config.data.join(FINGERPRINT_FILE)));
-    let header_timeout = Duration::from_millis(config.limits.request_timeout_ms);
+        tokio::spawn(background(service.clone(), limits.clone(), config.watch_interval_ms, config.data.join(FINGERPRINT_FILE)));
+    let header_timeout = Duration::from_millis(config.limits.header_timeout_ms);
+    let proxies = limits.proxies.clone();
+    let max_connections = match config.limits.max_connections {
+        // Room for the store, the index, upgraded WebSockets and outgoing requests.
+        0 => connections::descriptor_budget(64).unwrap_or(100_000),
+        n => n,
+    };
+    let connections = connections::Connections::new(config.limits.connections_per_address, max_connections, move |ip| proxies.contains(ip));
+    tracing::info!(max_connections, per_address = config.limits.connections_per_address, "connection limits");
     let wechat_tasks = (!wechat.is_empty()).then(|| {
         let relay = tokio::spawn(wechat.clone().relay(service.hub().tap()));
         let sender = tokio::spawn(wechat.clone().send_loop());
         (relay, sender)
     });
+    let metrics_app = http::metrics_app(state.clone());
     let app = http::app(state);
     tracing::info!(address = %listener.local_addr().map_err(StartError::Listener)?, "kefu is serving");
+    // A listener of its own for /metrics, bound before serving so a bad address stops the start.
+    let metrics_listener = match &config.metrics_listen {
+        Some(a) => Some(TcpListener::bind(a).await.map_err(|source| StartError::MetricsListen { address: a.clone(), source })?),
+        None => None,
+    };
+    let mut closed = close_tx.subscribe();
+    let metrics_task = metrics_listener.map(|l| {
+        tracing::info!(address = %a_or(&l), "serving /metrics");
+        let limits = http::ServeLimits { header_timeout, connections: connections::Connections::new(64, 1024, |_| false) };
+        tokio::spawn(http::serve(l, metrics_app, limits, async move {
+            let _ = closed.wait_for(|c| *c).await;
+        }))
+    });
     let signal = async move {
         shutdown.await;
         let _ = close_tx.send(true);
     };
-    http::serve(listener, app, header_timeout, signal).await;
+    http::serve(listener, app, http::ServeLimits { header_timeout, connections }, signal).await;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
     background.abort();
     let _ = background.await;
     if let Some((relay, sender)) = wechat_tasks {

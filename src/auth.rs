@@ -55,6 +55,32 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
     *scheme == "pbkdf2-sha256" && rounds > 0 && same(&hash_with(password, &salt, rounds), stored)
 }
 
+/// Common passwords, one a line (`#` starts a comment), shipped with the binary.
+const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
+
+/// Why a new password is too easy to guess, if it is: one of the common passwords, the
+/// account's own id or name, one character repeated, or a run of consecutive digits or
+/// letters.
+pub fn weak_password(password: &str, id: &str, name: &str) -> Option<&'static str> {
+    let p = password.trim().to_lowercase();
+    if COMMON_PASSWORDS.lines().map(str::trim).any(|l| !l.is_empty() && !l.starts_with('#') && l == p) {
+        return Some("it is one of the most common passwords");
+    }
+    if p == id.trim().to_lowercase() || p == name.trim().to_lowercase() {
+        return Some("it is the account's id or name");
+    }
+    let chars: Vec<char> = p.chars().collect();
+    if chars.windows(2).all(|w| w[0] == w[1]) {
+        return Some("it repeats one character");
+    }
+    let step = |a: char, b: char| b as i64 - a as i64;
+    let run = chars.windows(2).all(|w| step(w[0], w[1]) == 1) || chars.windows(2).all(|w| step(w[0], w[1]) == -1);
+    if run {
+        return Some("it is a run of consecutive characters");
+    }
+    None
+}
+
 /// The signature a website computes for a logged-in customer: hex HMAC-SHA256 of the user id
 /// with the site's secret.
 pub fn sign_identity(secret: &str, user_id: &str) -> String {
@@ -91,6 +117,19 @@ mod tests {
         assert!(verify_password("正确的密码", &stored));
         assert!(!verify_password("错误的密码", &stored));
         assert!(!verify_password("正确的密码", "garbage"));
+    }
+
+    #[test]
+    fn common_and_trivial_passwords_are_refused() {
+        for weak in ["12345678", "Password123", "woaini1314", "qwertyuiop", " 1q2w3e4r ", "zzzzzzzzz", "abcdefghij", "98765432", "xiaowang"] {
+            assert!(weak_password(weak, "xiaowang", "小王").is_some(), "{weak} passed");
+        }
+        assert!(weak_password("小王小王小王小王", "xw", "小王小王小王小王").is_some(), "the name");
+        for fine in ["correct horse battery", "password-123", "宁静致远-2026", "Tr0ub4dor&3x"] {
+            assert_eq!(weak_password(fine, "xiaowang", "小王"), None, "{fine} refused");
+        }
+        let listed = COMMON_PASSWORDS.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
+        assert!(listed >= 200, "{listed} common passwords");
     }
 
     #[test]

@@ -31,6 +31,28 @@ pub struct Limits {
     /// Requests served at once; beyond this the server answers 503 `overloaded` at once
     /// instead of queueing work it cannot finish in time.
     pub max_in_flight: usize,
+    /// A connection must send a complete request (HTTP/1 headers, or any HTTP/2 request)
+    /// within this, and an idle HTTP/1 keep-alive connection is closed after it; an HTTP/2
+    /// peer that does not answer a ping within it is closed too.
+    pub header_timeout_ms: u64,
+    /// Connections one client address may hold open (a trusted proxy's are not counted).
+    pub connections_per_address: usize,
+    /// Connections open at once; 0: the file-descriptor limit less a reserve of 64. At the
+    /// cap the oldest connection that has not sent a request yet is closed for a new one.
+    pub max_connections: usize,
+    /// Failed logins from one address within `login_lockout_secs` before it gets 429.
+    pub login_failures_per_address: u32,
+    /// Failed logins to one account in a row before it is locked for `login_lockout_secs`
+    /// (an admin can unlock it sooner).
+    pub login_failures_per_account: u32,
+    pub login_lockout_secs: u64,
+    /// A visitor's `name` and `page`, in characters.
+    pub max_name_chars: usize,
+    pub max_page_chars: usize,
+    /// A rating's comment, in characters.
+    pub max_comment_chars: usize,
+    /// WebSockets open at once on one conversation.
+    pub sockets_per_conversation: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +68,16 @@ impl Default for Limits {
             conversation_wait_ms: 5_000,
             session_hours: 12,
             max_in_flight: 256,
+            header_timeout_ms: 10_000,
+            connections_per_address: 64,
+            max_connections: 0,
+            login_failures_per_address: 20,
+            login_failures_per_account: 5,
+            login_lockout_secs: 900,
+            max_name_chars: 64,
+            max_page_chars: 2048,
+            max_comment_chars: 500,
+            sockets_per_conversation: 8,
         }
     }
 }
@@ -70,6 +102,14 @@ pub struct Config {
     /// Web origins allowed to call the visitor API from a browser (the widget's sites).
     /// Empty: same origin only.
     pub allowed_origins: Vec<String>,
+    /// Reverse proxies (addresses or CIDRs, `10.0.0.0/8`) whose `X-Forwarded-For` names the
+    /// client; nobody else's is believed. Rate limits and login throttling key on the client.
+    pub trusted_proxies: Vec<String>,
+    /// SHA-256 (hex) of a bearer token that `/metrics` then requires.
+    pub metrics_token_sha256: Option<String>,
+    /// A separate address serving `/metrics` (and `/healthz`) only; the main listener then
+    /// answers 404 on `/metrics`.
+    pub metrics_listen: Option<String>,
     pub assignment: Assignment,
     /// PBKDF2 rounds for new agent passwords.
     pub password_rounds: u32,
@@ -97,6 +137,9 @@ impl Default for Config {
             admin_token_sha256: None,
             identity_secret: None,
             allowed_origins: vec![],
+            trusted_proxies: vec![],
+            metrics_token_sha256: None,
+            metrics_listen: None,
             assignment: Assignment::Claim,
             password_rounds: crate::auth::PASSWORD_ROUNDS,
             watch_interval_ms: 2_000,
@@ -138,6 +181,21 @@ impl Config {
         Ok(config)
     }
 
+    /// Whether a config file (which may hold secrets: WeChat app secrets and AES keys, the
+    /// identity secret) can be read by users other than its owner.
+    pub fn readable_by_others(path: &Path) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            false
+        }
+    }
+
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.into(),
@@ -160,6 +218,9 @@ impl Config {
         env.set("KEFU_ADMIN_TOKEN_SHA256", &mut self.admin_token_sha256)?;
         env.set("KEFU_IDENTITY_SECRET", &mut self.identity_secret)?;
         env.set("KEFU_ALLOWED_ORIGINS", &mut self.allowed_origins)?;
+        env.set("KEFU_TRUSTED_PROXIES", &mut self.trusted_proxies)?;
+        env.set("KEFU_METRICS_TOKEN_SHA256", &mut self.metrics_token_sha256)?;
+        env.set("KEFU_METRICS_LISTEN", &mut self.metrics_listen)?;
         env.set("KEFU_ASSIGNMENT", &mut self.assignment)?;
         env.set("KEFU_PASSWORD_ROUNDS", &mut self.password_rounds)?;
         env.set("KEFU_WATCH_INTERVAL_MS", &mut self.watch_interval_ms)?;
@@ -176,6 +237,16 @@ impl Config {
         env.set("KEFU_LIMITS_CONVERSATION_WAIT_MS", &mut l.conversation_wait_ms)?;
         env.set("KEFU_LIMITS_SESSION_HOURS", &mut l.session_hours)?;
         env.set("KEFU_LIMITS_MAX_IN_FLIGHT", &mut l.max_in_flight)?;
+        env.set("KEFU_LIMITS_HEADER_TIMEOUT_MS", &mut l.header_timeout_ms)?;
+        env.set("KEFU_LIMITS_CONNECTIONS_PER_ADDRESS", &mut l.connections_per_address)?;
+        env.set("KEFU_LIMITS_MAX_CONNECTIONS", &mut l.max_connections)?;
+        env.set("KEFU_LIMITS_LOGIN_FAILURES_PER_ADDRESS", &mut l.login_failures_per_address)?;
+        env.set("KEFU_LIMITS_LOGIN_FAILURES_PER_ACCOUNT", &mut l.login_failures_per_account)?;
+        env.set("KEFU_LIMITS_LOGIN_LOCKOUT_SECS", &mut l.login_lockout_secs)?;
+        env.set("KEFU_LIMITS_MAX_NAME_CHARS", &mut l.max_name_chars)?;
+        env.set("KEFU_LIMITS_MAX_PAGE_CHARS", &mut l.max_page_chars)?;
+        env.set("KEFU_LIMITS_MAX_COMMENT_CHARS", &mut l.max_comment_chars)?;
+        env.set("KEFU_LIMITS_SOCKETS_PER_CONVERSATION", &mut l.sockets_per_conversation)?;
         let d = &mut self.dialogue;
         env.set("KEFU_DIALOGUE_MISS_LIMIT", &mut d.miss_limit)?;
         env.set("KEFU_DIALOGUE_CONFIDENCE_FLOOR", &mut d.confidence_floor)?;
@@ -203,12 +274,34 @@ impl Config {
                 return bad("admin_token_sha256 must be 64 hex digits (the SHA-256 of the token)".into());
             }
         }
+        if let Some(h) = &self.metrics_token_sha256 {
+            if h.len() != 64 || hex::decode(h).is_err() {
+                return bad("metrics_token_sha256 must be 64 hex digits (the SHA-256 of the token)".into());
+            }
+        }
+        if let Some(a) = &self.metrics_listen {
+            if a.parse::<std::net::SocketAddr>().is_err() {
+                return bad(format!("metrics_listen {a:?} is not an address and port such as 127.0.0.1:9090"));
+            }
+        }
+        for p in &self.trusted_proxies {
+            crate::http::parse_proxy(p).map_err(ConfigError::Invalid)?;
+        }
         if self.password_rounds < 1_000 {
             return bad(format!("password_rounds {} is too few (at least 1000)", self.password_rounds));
         }
         let l = &self.limits;
         if l.max_message_chars == 0 || l.max_body_bytes == 0 {
             return bad("limits: max_message_chars and max_body_bytes must be above 0".into());
+        }
+        if l.header_timeout_ms == 0 || l.connections_per_address == 0 {
+            return bad("limits: header_timeout_ms and connections_per_address must be above 0".into());
+        }
+        if l.login_failures_per_address == 0 || l.login_failures_per_account == 0 || l.login_lockout_secs == 0 {
+            return bad("limits: login_failures_per_address, login_failures_per_account and login_lockout_secs must be above 0".into());
+        }
+        if l.max_name_chars == 0 || l.max_page_chars == 0 || l.max_comment_chars == 0 || l.sockets_per_conversation == 0 {
+            return bad("limits: max_name_chars, max_page_chars, max_comment_chars and sockets_per_conversation must be above 0".into());
         }
         if l.max_in_flight == 0 {
             return bad("limits: max_in_flight must be above 0".into());
@@ -238,6 +331,9 @@ impl Config {
             max_message_chars: self.limits.max_message_chars,
             conversation_wait_ms: self.limits.conversation_wait_ms,
             session_hours: self.limits.session_hours,
+            max_name_chars: self.limits.max_name_chars,
+            max_page_chars: self.limits.max_page_chars,
+            max_comment_chars: self.limits.max_comment_chars,
             dialogue: self.dialogue.clone(),
             hours: self.hours.clone(),
         }
@@ -358,6 +454,10 @@ mod tests {
             ("KEFU_ANSWER_THRESHOLD", "0.7"),
             ("KEFU_IDENTITY_SECRET", "123"),
             ("KEFU_PASSWORD_ROUNDS", "5000"),
+            ("KEFU_LIMITS_HEADER_TIMEOUT_MS", "3000"),
+            ("KEFU_LIMITS_LOGIN_FAILURES_PER_ACCOUNT", "3"),
+            ("KEFU_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.5"),
+            ("KEFU_METRICS_LISTEN", "127.0.0.1:9090"),
         ];
         let mut c = Config::default();
         c.apply_env(|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())).unwrap();
@@ -371,7 +471,12 @@ mod tests {
         assert_eq!(c.answer_threshold, Some(0.7));
         assert_eq!(c.identity_secret.as_deref(), Some("123"), "a secret of digits stays a string");
         assert_eq!(c.password_rounds, 5000);
+        assert_eq!((c.limits.header_timeout_ms, c.limits.login_failures_per_account), (3000, 3));
+        assert_eq!(c.trusted_proxies, ["10.0.0.0/8", "192.168.1.5"]);
+        assert_eq!(c.metrics_listen.as_deref(), Some("127.0.0.1:9090"));
         c.validate().unwrap();
+        let bad = Config { trusted_proxies: vec!["10.0.0.0/33".into()], ..Config::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("\"10.0.0.0/33\""), "the bad proxy is named");
         let e = Config::default().apply_env(|n| (n == "KEFU_LIMITS_MAX_BODY_BYTES").then(|| "64k".into())).unwrap_err();
         assert_eq!(e.to_string(), "environment variable KEFU_LIMITS_MAX_BODY_BYTES: \"64k\" is not a whole number");
         let e = Config::default().apply_env(|n| (n == "KEFU_HOURS_DAYS").then(|| "1,x".into())).unwrap_err();

@@ -160,6 +160,9 @@ struct ServeArgs {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = kefu::config::Config::load(args.config.as_deref())?;
+    if let Some(path) = args.config.as_deref().filter(|p| kefu::config::Config::readable_by_others(p)) {
+        tracing::warn!(file = %path.display(), "the config file is readable by other users and may hold secrets; chmod 600 it");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&config.listen)

@@ -1,13 +1,14 @@
 //! Admin endpoints (admin bearer token): reload knowledge and intents, statistics, the
 //! questions the bot could not answer (and adding one to an article, picked from the
-//! article list), agents, tickets.
+//! article list), agents (create, replace, disable, enable, unlock after failed logins),
+//! tickets.
 
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use super::{ApiResult, AppState, Bearer, Json};
+use super::{ApiResult, AppState, Bearer, Json, Path};
 use crate::handoff::Ticket;
 use crate::service::{AgentInfo, ReloadStatus, Stats};
 
@@ -19,6 +20,9 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/similar", post(add_similar))
         .route("/admin/articles", get(articles))
         .route("/admin/agents", get(agents).post(put_agent))
+        .route("/admin/agents/{id}/disable", post(disable))
+        .route("/admin/agents/{id}/enable", post(enable))
+        .route("/admin/agents/{id}/unlock", post(unlock))
         .route("/admin/tickets", get(tickets))
 }
 
@@ -31,7 +35,7 @@ async fn reload(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Rel
     let status = s.service.reload().await;
     match &status.error {
         None => Ok(Json(status)),
-        Some(e) => Err(super::ApiError::new(crate::codes::Code::InvalidKnowledge, e.clone())),
+        Some(e) => Err(super::ApiError::new(crate::codes::Code::InvalidKnowledge, super::redact(&s.config, e))),
     }
 }
 
@@ -56,8 +60,16 @@ struct SimilarBody {
 
 async fn add_similar(State(s): State<AppState>, bearer: Bearer, Json(b): Json<SimilarBody>) -> ApiResult<Json<ReloadStatus>> {
     authorize(&s, &bearer)?;
-    Ok(Json(s.service.add_similar(&b.article, &b.question).await?))
+    match s.service.add_similar(&b.article, &b.question).await {
+        Ok(status) => Ok(Json(status)),
+        Err(e) => {
+            let mut e = super::ApiError::from(e);
+            e.message = super::redact(&s.config, &e.message);
+            Err(e)
+        }
+    }
 }
+
 
 /// Every article's id, title and category: the picker for "add as a similar question".
 async fn articles(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<serde_json::Value>> {
@@ -97,4 +109,25 @@ async fn put_agent(State(s): State<AppState>, bearer: Bearer, Json(b): Json<Agen
 async fn tickets(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<Ticket>>> {
     authorize(&s, &bearer)?;
     Ok(Json(s.service.tickets()?))
+}
+
+/// Disables an agent: its sessions and sockets end at once and it cannot log in.
+async fn disable(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer) -> ApiResult<Json<AgentInfo>> {
+    authorize(&s, &bearer)?;
+    Ok(Json(s.service.set_disabled(&id, true).await?))
+}
+
+async fn enable(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer) -> ApiResult<Json<AgentInfo>> {
+    authorize(&s, &bearer)?;
+    Ok(Json(s.service.set_disabled(&id, false).await?))
+}
+
+/// Lifts the lockout that failed logins put on an account.
+async fn unlock(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer) -> ApiResult<Json<serde_json::Value>> {
+    authorize(&s, &bearer)?;
+    if s.service.store().agent(&id).map_err(crate::service::ServiceError::from)?.is_none() {
+        return Err(super::ApiError::new(crate::codes::Code::AgentNotFound, format!("agent {} not found", id.chars().take(64).collect::<String>())));
+    }
+    let was_locked = s.limits.logins.unlock(&id);
+    Ok(Json(serde_json::json!({"agent": id, "was_locked": was_locked})))
 }

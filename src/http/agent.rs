@@ -3,12 +3,14 @@
 //! Every call but login needs the agent's bearer token.
 
 use axum::extract::State;
+use axum::Extension;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use super::{ws, ApiError, ApiResult, AppState, Bearer, Json, Path, Query};
+use super::limits::Locked;
+use super::{ws, ApiError, ApiResult, AppState, Bearer, ClientAddr, Json, Path, Query};
 use crate::codes::Code;
 use crate::dialogue::Message;
 use crate::handoff::{Agent, AgentStatus, Canned, Handoff};
@@ -47,9 +49,29 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(State(s): State<AppState>, Json(b): Json<LoginBody>) -> ApiResult<Json<serde_json::Value>> {
-    let (token, agent) = s.service.login(&b.id, &b.password).await?;
-    Ok(Json(serde_json::json!({"token": token, "agent": agent})))
+/// Logs in, unless the account or the address has failed too often lately (429 with
+/// `Retry-After`, before the password is even checked).
+async fn login(State(s): State<AppState>, Extension(ClientAddr(ip)): Extension<ClientAddr>, Json(b): Json<LoginBody>) -> ApiResult<Json<serde_json::Value>> {
+    let logins = &s.limits.logins;
+    if let Err(locked) = logins.check(ip, &b.id) {
+        let (wait, message) = match locked {
+            Locked::Account(d) => (d, format!("too many failed logins for agent {}; retry later or ask an admin to unlock it", b.id.chars().take(64).collect::<String>())),
+            Locked::Address(d) => (d, format!("too many failed logins from {ip}; retry later")),
+        };
+        return Err(ApiError { retry_after: Some(wait.as_secs() + 1), ..ApiError::new(Code::LoginLocked, message) });
+    }
+    match s.service.login(&b.id, &b.password).await {
+        Ok((token, agent)) => {
+            logins.succeeded(&b.id);
+            Ok(Json(serde_json::json!({"token": token, "agent": agent})))
+        }
+        Err(e) => {
+            if matches!(e, crate::service::ServiceError::Unauthorized) {
+                logins.failed(ip, &b.id);
+            }
+            Err(e.into())
+        }
+    }
 }
 
 async fn logout(State(s): State<AppState>, bearer: Bearer) -> ApiResult<StatusCode> {

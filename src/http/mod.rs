@@ -5,6 +5,8 @@
 
 mod admin;
 mod agent;
+mod client;
+pub(crate) mod connections;
 mod error;
 mod limits;
 mod pages;
@@ -36,6 +38,7 @@ use crate::codes::Code;
 use crate::config::Config;
 use crate::service::Service;
 pub use error::{ApiError, ApiResult, ErrorDetail};
+pub use client::{parse_proxy, ClientAddr};
 pub use limits::Limiters;
 
 /// JSON object bodies whose rejections use the API's error shape. Only an object is
@@ -155,8 +158,12 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::routes())
         .merge(wechat::routes())
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz));
+    // With a listener of its own, /metrics is not on the public one.
+    if config.metrics_listen.is_none() {
+        app = app.route("/metrics", get(metrics));
+    }
+    let mut app = app
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(Code::MethodNotAllowed, "this endpoint does not take that method")
@@ -180,13 +187,28 @@ pub fn app(state: AppState) -> Router {
 async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let m = &state.metrics;
     m.requests.fetch_add(1, Ordering::Relaxed);
-    let ip = request
+    let mut request = request;
+    let peer = request
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+    let ip = state.limits.proxies.client(peer, request.headers());
+    request.extensions_mut().insert(ClientAddr(ip));
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
     let path = path.as_str();
+    // A declared body over the limit is refused before anyone waits for it (WeChat apps
+    // have limits of their own, checked by their route).
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let max = state.config.limits.max_body_bytes;
+    if declared.is_some_and(|n| n > max as u64) && !path.starts_with("/wechat/") {
+        m.responses_4xx.fetch_add(1, Ordering::Relaxed);
+        let message = format!("the body declares {} bytes; at most {max} are accepted", declared.unwrap_or_default());
+        let mut response = ApiError::new(Code::TooLarge, message).into_response();
+        // The body is not read: the connection cannot carry another request.
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
     // Probes and metrics are exempt: a flood must not make the server look dead.
     let exempt = matches!(path, "/healthz" | "/readyz" | "/metrics");
     // WeChat pushes every user's messages from a few shared addresses: no per-IP limit, but
@@ -227,12 +249,32 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     response
 }
 
+/// The server's own folders out of a message: the knowledge, intents and data folders are
+/// named by their role (`knowledge/faq/x.md`), not by where they sit on the disk.
+pub(crate) fn redact(c: &Config, message: &str) -> String {
+    let mut out = message.to_string();
+    for (dir, name) in [(&c.knowledge, "knowledge"), (&c.intents, "intents"), (&c.data, "data")] {
+        let mut forms = vec![dir.display().to_string()];
+        if let Ok(full) = std::fs::canonicalize(dir) {
+            forms.push(full.display().to_string());
+        }
+        // Longest first, so a path is replaced whole and not through a shorter form.
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        for f in forms.iter().filter(|f| !f.is_empty() && f.as_str() != ".") {
+            out = out.replace(f.as_str(), name);
+        }
+    }
+    out
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    let status = state.service.reload_status();
+    let mut status = state.service.reload_status();
+    // A failed reload's error names files: by their place in the knowledge folder only.
+    status.error = status.error.map(|e| redact(&state.config, &e));
     let store = state.service.store();
     // Readable is not enough: a full disk fails the flush that every acknowledgement waits
     // for, so the probe flushes too (cheap when nothing is pending).
@@ -252,7 +294,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let store_error = store_error.map(|_| "the store cannot read or flush; the log has the details");
     // Serving without the semantic model is ready, but worse: say so where operators look.
     let semantic = match state.service.brain().engine.semantic_table() {
-        Some(t) => serde_json::json!({"loaded": true, "path": t.path().display().to_string(), "words": t.len()}),
+        // The file's name, not where it sits: the probe is public.
+        Some(t) => serde_json::json!({"loaded": true, "file": t.path().file_name().map(|n| n.to_string_lossy().into_owned()), "words": t.len()}),
         None => serde_json::json!({"loaded": false, "note": "no semantic model: answering by words only (build it with scripts/model)"}),
     };
     let body = serde_json::json!({"ready": store_ok, "store_error": store_error, "knowledge": status, "semantic": semantic});
@@ -260,7 +303,22 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// `/metrics` and `/healthz` alone, for `metrics_listen`.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .fallback(|| async { ApiError::not_found_route() })
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>, bearer: Bearer) -> Response {
+    if let Some(want) = &state.config.metrics_token_sha256 {
+        let given = bearer.0.as_deref().map(crate::auth::token_hash).unwrap_or_default();
+        if !crate::auth::same(&given, &want.to_lowercase()) {
+            return ApiError::from(crate::service::ServiceError::Unauthorized).into_response();
+        }
+    }
     let m = &state.metrics;
     let s = &state.service;
     let queue = s.queue().map(|q| q.len()).unwrap_or(0);
@@ -292,14 +350,29 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// How connections are held to account while they are served.
+pub(crate) struct ServeLimits {
+    /// A connection must complete its first request within this, and an HTTP/1 request's
+    /// headers must arrive within it (keep-alive waits included).
+    pub header_timeout: Duration,
+    pub connections: Arc<connections::Connections>,
+}
+
 /// Accepts connections and serves `app` on each until `shutdown`, then lets open requests
 /// finish (for at most 10 s). Not `axum::serve`: it gives HTTP/1 no header-read timer, so a
 /// client trickling its headers (slowloris) held a connection forever. Here headers must
-/// arrive within `header_timeout`; bodies are bounded by the request timeout in [`guard`].
-pub(crate) async fn serve(listener: TcpListener, app: Router, header_timeout: Duration, shutdown: impl Future<Output = ()>) {
+/// arrive within the header timeout; bodies are bounded by the request timeout in [`guard`].
+/// A connection that has sent no complete request within the header timeout is closed
+/// whatever its protocol (hyper's own timer only starts once it knows the connection is
+/// HTTP/1, and HTTP/2 has none: an h2c preface alone held a socket forever), an HTTP/2 peer
+/// that stops answering pings is closed, and [`connections::Connections`] bounds the sockets
+/// per address and in all.
+pub(crate) async fn serve(listener: TcpListener, app: Router, limits: ServeLimits, shutdown: impl Future<Output = ()>) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let header_timeout = limits.header_timeout;
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    builder.http2().timer(TokioTimer::new()).keep_alive_interval(header_timeout).keep_alive_timeout(header_timeout);
     // Every connection holds a receiver: shutdown tells them to finish, then waits for all.
     let (stop_tx, stop_rx) = watch::channel(());
     tokio::pin!(shutdown);
@@ -316,8 +389,18 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, header_timeout: Du
             },
             _ = &mut shutdown => break,
         };
+        let ticket = match limits.connections.accept(peer.ip()) {
+            Ok(t) => Arc::new(t),
+            Err(why) => {
+                // Dropping the stream closes it at once: nothing is read or written.
+                tracing::debug!(peer = %peer, ?why, "connection refused");
+                continue;
+            }
+        };
         let app = app.clone();
+        let served = ticket.clone();
         let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            served.served();
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             tower::ServiceExt::oneshot(app.clone(), request)
         });
@@ -326,10 +409,29 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, header_timeout: Du
         tokio::spawn(async move {
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                _ = stop.changed() => connection.as_mut().graceful_shutdown(),
+            let first_request = tokio::time::sleep(header_timeout);
+            tokio::pin!(first_request);
+            let evicted = ticket.evicted.clone();
+            let mut deadline_passed = false;
+            loop {
+                tokio::select! {
+                    _ = connection.as_mut() => return,
+                    // Checked when it fires: a request may have arrived since the select began.
+                    _ = &mut first_request, if !deadline_passed => {
+                        if !ticket.is_served() {
+                            return;
+                        }
+                        deadline_passed = true;
+                    }
+                    _ = evicted.notified() => {
+                        if !ticket.is_served() {
+                            return;
+                        }
+                    }
+                    _ = stop.changed() => break,
+                }
             }
+            connection.as_mut().graceful_shutdown();
             let _ = connection.await;
         });
     }

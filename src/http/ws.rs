@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocketUpgrade};
 use axum::extract::State;
@@ -20,21 +21,22 @@ use serde_json::json;
 use tokio::sync::{broadcast, watch};
 
 use super::visitor::{send_message, SendBody};
-use super::{agent, json_object, ApiError, ApiResult, AppState, Bearer, Path, Query};
-use crate::service::{AgentEvent, VisitorEvent};
+use super::{json_object, ApiError, ApiResult, AppState, Path, Query};
+use crate::codes::Code;
+use crate::service::{AgentEvent, SessionEnded, VisitorEvent};
 
 /// What a receiver that fell behind gets instead of the events it missed: it reloads history
 /// from its last sequence number.
 const RESYNC: &str = r#"{"type":"resync"}"#;
 
 /// One socket's life: the backlog, then hub events out and the client's commands in, until
-/// either side ends or the server closes. Commands are JSON objects (an array is refused as
+/// either side ends or `stop` resolves (shutdown, or the agent's session ended). Commands are JSON objects (an array is refused as
 /// on HTTP bodies); `on_command` answers each with at most one text. Ends with a close frame.
 pub(crate) async fn pump<S, E, C, F, Fut>(
     socket: S,
     backlog: Vec<String>,
     mut events: broadcast::Receiver<Arc<str>>,
-    mut closing: watch::Receiver<bool>,
+    stop: impl Future<Output = ()>,
     mut on_command: F,
 ) where
     S: Sink<WsMessage> + Stream<Item = Result<WsMessage, E>> + Unpin,
@@ -43,6 +45,7 @@ pub(crate) async fn pump<S, E, C, F, Fut>(
     Fut: Future<Output = Option<String>>,
 {
     let (mut tx, mut rx) = socket.split();
+    tokio::pin!(stop);
     for text in backlog {
         if tx.send(WsMessage::Text(text.into())).await.is_err() {
             return;
@@ -50,7 +53,7 @@ pub(crate) async fn pump<S, E, C, F, Fut>(
     }
     loop {
         let out: Utf8Bytes = tokio::select! {
-            _ = closing.changed() => break,
+            _ = &mut stop => break,
             event = events.recv() => match event {
                 Ok(text) => Utf8Bytes::from(&*text),
                 Err(broadcast::error::RecvError::Lagged(_)) => RESYNC.into(),
@@ -89,6 +92,12 @@ enum VisitorCommand {
     Ping,
 }
 
+/// Resolves when the server begins to shut down.
+async fn shutdown(mut closing: watch::Receiver<bool>) {
+    // An error means the sender is gone: the server is stopping too.
+    let _ = closing.wait_for(|c| *c).await;
+}
+
 pub async fn visitor(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -96,6 +105,10 @@ pub async fn visitor(
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let conv = s.service.authorize_visitor(&id, &q.token)?;
+    let max = s.config.limits.sockets_per_conversation;
+    let slot = s.limits.enter_socket(&id, max).ok_or_else(|| {
+        ApiError::new(Code::TooManySockets, format!("conversation {id} already has {max} WebSockets open; close one first"))
+    })?;
     // Subscribe before reading history, so nothing falls between the two.
     let events = s.service.hub().subscribe_visitor(&id);
     let view = s.service.visitor_view(&conv, q.after)?;
@@ -117,7 +130,8 @@ pub async fn visitor(
     Ok(upgrade.on_upgrade(move |socket| async move {
         s.metrics.websockets.fetch_add(1, Ordering::Relaxed);
         let token = q.token;
-        pump(socket, backlog, events, s.closing.clone(), |command| visitor_command(&s, &id, &token, command)).await;
+        pump(socket, backlog, events, shutdown(s.closing.clone()), |command| visitor_command(&s, &id, &token, command)).await;
+        drop(slot);
         s.service.hub().release_visitor(&id);
         s.metrics.websockets.fetch_sub(1, Ordering::Relaxed);
     }))
@@ -162,13 +176,45 @@ enum AgentCommand {
 }
 
 pub async fn agent(State(s): State<AppState>, Query(q): Query<AgentQuery>, upgrade: WebSocketUpgrade) -> ApiResult<Response> {
-    let me = agent::authorize(&s, &Bearer(Some(q.token)))?;
+    // Watch for the session's end before checking it, so an end between the two is seen.
+    let ended = s.service.sessions_ended();
+    let (me, session) = s.service.agent_session(&q.token)?;
     let events = s.service.hub().subscribe_agents();
+    let stop = session_over(s.clone(), q.token, me.id.clone(), session.expires_ms, ended);
     Ok(upgrade.on_upgrade(move |socket| async move {
         s.metrics.websockets.fetch_add(1, Ordering::Relaxed);
-        pump(socket, vec![], events, s.closing.clone(), |command| agent_command(&s, &me.id, command)).await;
+        pump(socket, vec![], events, stop, |command| agent_command(&s, &me.id, command)).await;
         s.metrics.websockets.fetch_sub(1, Ordering::Relaxed);
     }))
+}
+
+/// Resolves when an agent's socket must close: shutdown, logout, a password reset or a
+/// disabling of the agent, or the session's expiry. The socket streams every visitor's
+/// messages, so it must not outlive the token that opened it.
+async fn session_over(s: AppState, token: String, agent: String, expires_ms: u64, mut ended: broadcast::Receiver<SessionEnded>) {
+    let hash = crate::auth::token_hash(&token);
+    let left = Duration::from_millis(expires_ms.saturating_sub(crate::service::now_ms()));
+    let expiry = tokio::time::sleep(left);
+    tokio::pin!(expiry);
+    let closing = shutdown(s.closing.clone());
+    tokio::pin!(closing);
+    loop {
+        tokio::select! {
+            _ = &mut closing => return,
+            _ = &mut expiry => return,
+            end = ended.recv() => match end {
+                Ok(e) if e.ends(&agent, &hash) => return,
+                Ok(_) => {}
+                // Missed some: ask the store whether this session still stands.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if s.service.agent_session(&token).is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
 }
 
 async fn agent_command(s: &AppState, me: &str, command: Result<AgentCommand, ApiError>) -> Option<String> {
@@ -249,7 +295,7 @@ mod tests {
         let (events, rx) = broadcast::channel(capacity);
         let (close, closing) = watch::channel(false);
         let backlog = backlog.iter().map(|s| s.to_string()).collect();
-        let task = tokio::spawn(pump(Socket { out, incoming }, backlog, rx, closing, |c: Result<Echo, ApiError>| async move {
+        let task = tokio::spawn(pump(Socket { out, incoming }, backlog, rx, shutdown(closing), |c: Result<Echo, ApiError>| async move {
             Some(match c {
                 Ok(e) => e.say,
                 Err(e) => e.code.name().to_string(),

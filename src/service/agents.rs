@@ -18,17 +18,27 @@ impl Service {
         if password.chars().count() < 8 {
             return Err(ServiceError::refused(Code::InvalidAgent, "a password has at least 8 characters"));
         }
+        if let Some(why) = auth::weak_password(password, id, name) {
+            return Err(ServiceError::refused(Code::WeakPassword, format!("the password is too easy to guess: {why}; choose another")));
+        }
         if max_concurrent == 0 || max_concurrent > 100 {
             return Err(ServiceError::refused(Code::InvalidAgent, format!("max_concurrent is 1 to 100, not {max_concurrent}")));
         }
         let skills = if skills.is_empty() { vec!["general".to_string()] } else { skills };
-        let status = self.store.agent(id)?.map_or(AgentStatus::Away, |a| a.status);
+        let existing = self.store.agent(id)?;
+        let status = existing.as_ref().map_or(AgentStatus::Away, |a| a.status);
         let password_hash = {
             let (p, rounds) = (password.to_string(), self.config.password_rounds);
             tokio::task::spawn_blocking(move || auth::hash_password(&p, rounds)).await.map_err(|e| ServiceError::Internal(e.to_string()))?
         };
         let agent = Agent { id: id.into(), name: name.trim().into(), skills, max_concurrent, status, password_hash };
+        // Before the new password is stored: a login that checked the old one is voided.
+        let reset_at = now_ms();
         self.commit(Change { agent: Some(agent.clone()), at_ms: now_ms(), ..Default::default() }).await?;
+        if existing.is_some() {
+            // A new password: whoever logged in with the old one is logged out.
+            self.end_sessions(id, reset_at).await?;
+        }
         Ok(self.agent_info(&agent, &self.actives()?))
     }
 
@@ -55,6 +65,7 @@ impl Service {
             max_concurrent: a.max_concurrent,
             status: a.status,
             active: actives.get(&a.id).copied().unwrap_or(0),
+            disabled: self.access(&a.id).map(|x| x.disabled).unwrap_or(false),
         }
     }
 
@@ -65,6 +76,9 @@ impl Service {
 
     /// Logs an agent in; returns a bearer token (stored hashed) and the account.
     pub async fn login(&self, id: &str, password: &str) -> Result<(String, AgentInfo)> {
+        // Taken before the password is checked: a reset that lands during the check voids
+        // this session too.
+        let now = now_ms();
         let agent = self.store.agent(id)?;
         let stored = agent.as_ref().map_or_else(
             // Verify against a dummy hash too, so a wrong id costs as long as a wrong password.
@@ -76,25 +90,40 @@ impl Service {
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let (true, Some(agent)) = (ok, agent) else { return Err(ServiceError::Unauthorized) };
+        if self.access(&agent.id)?.disabled {
+            return Err(ServiceError::refused(Code::AgentDisabled, format!("agent {} is disabled; an admin can enable it", agent.id)));
+        }
         let token = auth::new_token();
-        let now = now_ms();
         let session = Session { agent: agent.id.clone(), created_ms: now, expires_ms: now + self.config.session_hours * 3_600_000 };
         self.commit(Change { session: Some((auth::token_hash(&token), Some(session))), at_ms: now, ..Default::default() }).await?;
         Ok((token, self.agent_info(&agent, &self.actives()?)))
     }
 
     pub async fn logout(&self, token: &str) -> Result<()> {
-        self.commit(Change { session: Some((auth::token_hash(token), None)), at_ms: now_ms(), ..Default::default() }).await?;
+        let hash = auth::token_hash(token);
+        self.commit(Change { session: Some((hash.clone(), None)), at_ms: now_ms(), ..Default::default() }).await?;
+        let _ = self.sessions_ended.send(access::SessionEnded::Token(hash));
         Ok(())
     }
 
     /// The agent a bearer token belongs to.
     pub fn authorize_agent(&self, token: &str) -> Result<Agent> {
+        Ok(self.agent_session(token)?.0)
+    }
+
+    /// The agent a bearer token belongs to, with its session. A session is void once it
+    /// expires, when the agent is disabled, or when its password was reset after the login.
+    pub fn agent_session(&self, token: &str) -> Result<(Agent, Session)> {
         let session = self.store.session(&auth::token_hash(token))?.ok_or(ServiceError::Unauthorized)?;
         if session.expires_ms < now_ms() {
             return Err(ServiceError::Unauthorized);
         }
-        self.store.agent(&session.agent)?.ok_or(ServiceError::Unauthorized)
+        let access = self.access(&session.agent)?;
+        if access.disabled || session.created_ms < access.sessions_after_ms {
+            return Err(ServiceError::Unauthorized);
+        }
+        let agent = self.store.agent(&session.agent)?.ok_or(ServiceError::Unauthorized)?;
+        Ok((agent, session))
     }
 
     /// Whether `token` is the admin token.

@@ -3,6 +3,7 @@
 //! acknowledged), hands off and assigns, and carries agents' actions. Channels (HTTP,
 //! WebSocket, WeChat) call it; it knows nothing about them.
 
+mod access;
 mod admin;
 mod agents;
 mod brain;
@@ -30,6 +31,7 @@ use crate::handoff::{self, Agent, AgentStatus, Assignment, BusinessHours, Candid
 use crate::knowledge::KnowledgeError;
 use crate::store::{Change, Feedback, Session, Store, StoreError};
 use crate::text::normalize;
+pub use access::SessionEnded;
 pub use brain::{fingerprint, Brain, BrainError, Sources};
 pub use events::{AgentEvent, Hub, VisitorEvent};
 pub use stats::Stats;
@@ -144,10 +146,20 @@ pub struct VisitorView {
 /// A handed-off conversation as an agent sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AgentView {
+    /// Without the visitor's token hashes: an agent has no use for them.
+    #[serde(serialize_with = "without_token_hashes")]
     pub conversation: Conversation,
     pub handoff: Option<Handoff>,
     pub messages: Vec<Message>,
     pub waiting_ms: Option<u64>,
+}
+
+fn without_token_hashes<S: serde::Serializer>(c: &Conversation, s: S) -> std::result::Result<S::Ok, S::Error> {
+    let mut value = serde_json::to_value(c).map_err(serde::ser::Error::custom)?;
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("token_hashes");
+    }
+    value.serialize(s)
 }
 
 /// A queued handoff with its waiting time.
@@ -168,6 +180,8 @@ pub struct AgentInfo {
     pub max_concurrent: u32,
     pub status: AgentStatus,
     pub active: u32,
+    /// A disabled agent cannot log in (see [`Service::set_disabled`]).
+    pub disabled: bool,
 }
 
 /// The outcome of a knowledge/intents reload.
@@ -195,6 +209,10 @@ pub struct ServiceConfig {
     pub conversation_wait_ms: u64,
     /// Agent sessions expire after this many hours.
     pub session_hours: u64,
+    /// A visitor's name and page, and a rating's comment, in characters.
+    pub max_name_chars: usize,
+    pub max_page_chars: usize,
+    pub max_comment_chars: usize,
     pub dialogue: Rules,
     pub hours: BusinessHours,
 }
@@ -213,6 +231,8 @@ pub struct Service {
     reloading: tokio::sync::Mutex<()>,
     /// Serialises starting channel users' conversations (one per user).
     opening: tokio::sync::Mutex<()>,
+    /// Sessions that end (logout, password reset, disabling), for their sockets.
+    sessions_ended: tokio::sync::broadcast::Sender<SessionEnded>,
 }
 
 const HISTORY_LIMIT: usize = 1000;
@@ -239,6 +259,7 @@ impl Service {
             reload: Mutex::new(status),
             reloading: Default::default(),
             opening: Default::default(),
+            sessions_ended: access::channel(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The numbers the admin page shows: auto-resolution, handoffs by reason, messages per hour,
 //! ratings, waiting times, answer feedback and the questions the bot could not answer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -84,7 +84,16 @@ pub fn compute(store: &dyn Store, now: Millis) -> Result<Stats> {
         .collect();
     let mut ratings = [0usize; 5];
     let mut sum = 0u64;
-    let all_ratings = store.ratings().map_err(err)?;
+    // One per resolution, the latest: stores written before ratings were keyed by handoff
+    // may hold several.
+    let mut latest: HashMap<(String, Option<u64>), crate::handoff::Rating> = HashMap::new();
+    for r in store.ratings().map_err(err)? {
+        let key = (r.conversation.clone(), r.handoff);
+        if latest.get(&key).is_none_or(|old| old.at_ms <= r.at_ms) {
+            latest.insert(key, r);
+        }
+    }
+    let all_ratings: Vec<_> = latest.into_values().collect();
     for r in &all_ratings {
         ratings[(r.score.clamp(1, 5) - 1) as usize] += 1;
         sum += r.score as u64;

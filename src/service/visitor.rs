@@ -7,12 +7,19 @@ use super::*;
 impl Service {
     /// Starts a conversation, or resumes a verified customer's on a new device.
     pub async fn start(&self, req: StartRequest) -> Result<Started> {
+        let (max_name, max_page) = (self.config.max_name_chars, self.config.max_page_chars);
+        if let Some(n) = req.name.as_deref().map(|n| n.chars().count()).filter(|n| *n > max_name) {
+            return Err(ServiceError::refused(Code::InvalidVisitor, format!("name has {n} characters; at most {max_name} are allowed")));
+        }
+        if let Some(n) = req.page.as_deref().map(|p| p.chars().count()).filter(|n| *n > max_page) {
+            return Err(ServiceError::refused(Code::InvalidVisitor, format!("page has {n} characters; at most {max_page} are allowed")));
+        }
         let mut visitor = Visitor {
             channel: if req.channel.is_empty() { "web".into() } else { req.channel.clone() },
             user_id: None,
             verified: false,
-            name: req.name.map(|n| n.chars().take(64).collect()),
-            page: req.page.map(|p| p.chars().take(512).collect()),
+            name: req.name,
+            page: req.page,
         };
         if let Some((user, signature)) = &req.identity {
             let secret = self.config.identity_secret.as_deref().ok_or_else(|| {
@@ -160,6 +167,10 @@ impl Service {
         if !(1..=5).contains(&score) {
             return Err(ServiceError::refused(Code::InvalidRating, format!("a rating is 1 to 5, not {score}")));
         }
+        let max = self.config.max_comment_chars;
+        if let Some(n) = comment.as_deref().map(|c| c.chars().count()).filter(|n| *n > max) {
+            return Err(ServiceError::refused(Code::CommentTooLong, format!("the comment has {n} characters; at most {max} are allowed")));
+        }
         let _turn = self.lock(id).await?;
         let mut conv = self.authorize_visitor(id, token)?;
         let Some(handoff) = self.handoff_of(&conv)? else {
@@ -175,7 +186,7 @@ impl Service {
             handoff: Some(handoff.id),
             agent: handoff.agent.clone(),
             score,
-            comment: comment.map(|c| c.chars().take(500).collect()),
+            comment,
             at_ms: now,
         };
         self.commit(Change { conversation: Some(conv.clone()), rating: Some(rating), at_ms: now, ..Default::default() }).await?;
@@ -290,6 +301,45 @@ mod tests {
         let (id, token) = f.visitor().await;
         assert_eq!(code(f.service.rate(&id, &token, 6, None).await), Code::InvalidRating);
         assert_eq!(code(f.service.rate(&id, &token, 5, None).await), Code::NotHandedOff);
+    }
+
+    #[tokio::test]
+    async fn one_rating_counts_per_resolution_and_comments_are_capped() {
+        let f = testing::service(|_| {}).await;
+        let a1 = f.agent("a1", true).await;
+        let (id, token) = f.visitor().await;
+        f.service.request_human(&id, &token, None).await.unwrap();
+        f.service.claim(&a1, &id).await.unwrap();
+        f.service.resolve(&a1, &id).await.unwrap();
+        let long = "好".repeat(501);
+        let e = f.service.rate(&id, &token, 5, Some(long)).await.unwrap_err();
+        assert_eq!(e.code(), Code::CommentTooLong);
+        assert!(e.to_string().contains("501") && e.to_string().contains("500"), "{e}");
+        f.service.rate(&id, &token, 1, Some("很差".into())).await.unwrap();
+        f.service.rate(&id, &token, 5, Some("其实很好".into())).await.unwrap();
+        let stats = f.service.stats().unwrap();
+        assert_eq!(stats.ratings, [0, 0, 0, 0, 1], "the second rating replaced the first");
+        assert_eq!(stats.csat_mean, Some(5.0));
+        assert_eq!(f.service.store().ratings().unwrap().len(), 1);
+        // A second resolution of the same conversation is rated on its own.
+        f.service.request_human(&id, &token, None).await.unwrap();
+        f.service.claim(&a1, &id).await.unwrap();
+        f.service.resolve(&a1, &id).await.unwrap();
+        f.service.rate(&id, &token, 3, None).await.unwrap();
+        assert_eq!(f.service.stats().unwrap().ratings, [0, 0, 1, 0, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_visitor_name_or_page_over_the_limit_is_refused() {
+        let f = testing::service(|_| {}).await;
+        let long_name = StartRequest { name: Some("名".repeat(65)), ..Default::default() };
+        let e = f.service.start(long_name).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidVisitor);
+        assert!(e.to_string().starts_with("name has 65 characters; at most 64"), "{e}");
+        let long_page = StartRequest { page: Some(format!("https://shop.example/{}", "a".repeat(2048))), ..Default::default() };
+        assert_eq!(code(f.service.start(long_page).await), Code::InvalidVisitor);
+        let fine = StartRequest { name: Some("名".repeat(64)), page: Some("https://shop.example/cart".into()), ..Default::default() };
+        f.service.start(fine).await.unwrap();
     }
 
     #[tokio::test]

@@ -441,7 +441,9 @@ fn apply(t: &Trees, changes: &[&Change]) -> Result<Vec<Result<Vec<Message>, Stor
                     tickets.insert(&ticket.id.to_be_bytes(), encode(ticket))?;
                 }
                 if let Some(r) = &change.rating {
-                    ratings.insert(pair_key(&r.conversation, &r.at_ms.to_string()), encode(r))?;
+                    // One rating per resolution: a second one for the same handoff replaces it.
+                    let which = r.handoff.map_or_else(|| r.at_ms.to_string(), |h| format!("handoff-{h}"));
+                    ratings.insert(pair_key(&r.conversation, &which), encode(r))?;
                 }
                 if let Some(f) = &change.feedback {
                     feedback.insert(pair_key(&f.conversation, &f.seq.to_string()), encode(f))?;

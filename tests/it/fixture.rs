@@ -239,6 +239,19 @@ impl Ws {
         }
     }
 
+    /// Whether the server closes the socket within `limit` (events before the close are
+    /// skipped; a close frame, the end of the stream or an error all count as closed).
+    pub async fn closes_within(&mut self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(WsMessage::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     pub async fn send(&mut self, v: Value) {
         self.stream.send(WsMessage::Text(v.to_string().into())).await.unwrap();
     }

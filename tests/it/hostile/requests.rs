@@ -235,6 +235,7 @@ async fn slow_clients_are_cut_off_without_blocking_others() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
     c.limits.request_timeout_ms = 1_000;
+    c.limits.header_timeout_ms = 1_000;
     let server = Server::start(c).await;
     let (id, token) = server.visitor().await;
 

@@ -55,6 +55,9 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/admin/similar", Access::Admin),
     ("GET", "/admin/agents", Access::Admin),
     ("POST", "/admin/agents", Access::Admin),
+    ("POST", "/admin/agents/{id}/disable", Access::Admin),
+    ("POST", "/admin/agents/{id}/enable", Access::Admin),
+    ("POST", "/admin/agents/{id}/unlock", Access::Admin),
     ("GET", "/admin/tickets", Access::Admin),
     ("GET", "/admin/articles", Access::Admin),
     // The pages: static files, public by design (the console pages log in through the API).

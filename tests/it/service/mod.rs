@@ -1,5 +1,6 @@
 //! The conversation service over a real server on port 0: HTTP and WebSocket.
 
+mod access;
 mod conversation;
 mod handoff;
 mod security;

@@ -1,0 +1,142 @@
+//! Agent access beyond the password: an account can be disabled, and every session begun
+//! before a password reset or a disabling is void. Kept in a keyspace of its own (agent
+//! records stay as they are), and announced to the sockets of the sessions that end so that
+//! they close at once instead of streaming on after their token stopped working.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::*;
+
+const KEYSPACE: &str = "agent-access";
+
+/// What is remembered of an agent's access.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct Access {
+    #[serde(default)]
+    pub disabled: bool,
+    /// Sessions created before this are void (a password reset, a disabling).
+    #[serde(default)]
+    pub sessions_after_ms: Millis,
+}
+
+/// A session, or every session of an agent, that has just ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnded {
+    /// One session, by the hash of its token (a logout).
+    Token(String),
+    /// Every session of this agent (a password reset, a disabling).
+    Agent(String),
+}
+
+impl SessionEnded {
+    /// Whether this ends the session `token_hash` of `agent`.
+    pub fn ends(&self, agent: &str, token_hash: &str) -> bool {
+        match self {
+            SessionEnded::Token(t) => t == token_hash,
+            SessionEnded::Agent(a) => a == agent,
+        }
+    }
+}
+
+/// Ended sessions, for the sockets opened under them.
+pub(super) fn channel() -> broadcast::Sender<SessionEnded> {
+    broadcast::channel(256).0
+}
+
+impl Service {
+    pub(super) fn access(&self, agent: &str) -> Result<Access> {
+        let tree = self.store.keyspace(KEYSPACE)?;
+        match tree.get(agent.as_bytes()).map_err(StoreError::from)? {
+            None => Ok(Access::default()),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Corrupt { key: format!("{KEYSPACE}/{agent}"), reason: e.to_string() }.into()),
+        }
+    }
+
+    /// Stores an agent's access durably, then tells its sockets.
+    pub(super) async fn set_access(&self, agent: &str, access: &Access) -> Result<()> {
+        let tree = self.store.keyspace(KEYSPACE)?;
+        let bytes = serde_json::to_vec(access).expect("access records serialise");
+        tree.insert(agent.as_bytes(), bytes).map_err(StoreError::from)?;
+        self.store.durable().await?;
+        let _ = self.sessions_ended.send(SessionEnded::Agent(agent.to_string()));
+        Ok(())
+    }
+
+    /// Voids every session the agent began before `at` (a password reset).
+    pub(super) async fn end_sessions(&self, agent: &str, at: Millis) -> Result<()> {
+        let mut access = self.access(agent)?;
+        access.sessions_after_ms = at;
+        self.set_access(agent, &access).await
+    }
+
+    /// Sessions that end from now on, for a socket to watch its own.
+    pub fn sessions_ended(&self) -> broadcast::Receiver<SessionEnded> {
+        self.sessions_ended.subscribe()
+    }
+
+    /// Disables an agent (its sessions end, it cannot log in, it is set away) or enables it
+    /// again. The conversations it holds stay assigned to it until another agent or an
+    /// admin acts on them.
+    pub async fn set_disabled(&self, id: &str, disabled: bool) -> Result<AgentInfo> {
+        let agent = self.store.agent(id)?.ok_or_else(|| ServiceError::refused(Code::AgentNotFound, format!("agent {id} not found")))?;
+        let mut access = self.access(id)?;
+        access.disabled = disabled;
+        if disabled {
+            access.sessions_after_ms = now_ms();
+        }
+        self.set_access(id, &access).await?;
+        if disabled && agent.status != AgentStatus::Away {
+            return self.set_status(&agent, AgentStatus::Away).await;
+        }
+        Ok(self.agent_info(&agent, &self.actives()?))
+    }
+
+    /// Whether the agent is disabled.
+    pub fn is_disabled(&self, id: &str) -> Result<bool> {
+        Ok(self.access(id)?.disabled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{self, code};
+    use super::*;
+
+    #[tokio::test]
+    async fn a_password_reset_ends_every_session_of_the_agent() {
+        let f = testing::service(|_| {}).await;
+        f.service.put_agent("a1", "A", "password-123", vec![], 2).await.unwrap();
+        let (old, _) = f.service.login("a1", "password-123").await.unwrap();
+        let (other, _) = f.service.login("a1", "password-123").await.unwrap();
+        let mut ended = f.service.sessions_ended();
+        f.service.put_agent("a1", "A", "another-pass-456", vec![], 2).await.unwrap();
+        assert!(ended.recv().await.unwrap().ends("a1", &auth::token_hash(&old)), "the sockets are told");
+        for t in [&old, &other] {
+            assert!(matches!(f.service.authorize_agent(t), Err(ServiceError::Unauthorized)));
+        }
+        assert_eq!(code(f.service.login("a1", "password-123").await), Code::Unauthorized);
+        let (new, _) = f.service.login("a1", "another-pass-456").await.unwrap();
+        assert_eq!(f.service.authorize_agent(&new).unwrap().id, "a1");
+        assert_eq!(code(f.service.put_agent("a1", "A", "qwertyuiop", vec![], 2).await), Code::WeakPassword);
+    }
+
+    #[tokio::test]
+    async fn a_disabled_agent_cannot_log_in_until_enabled() {
+        let f = testing::service(|_| {}).await;
+        f.agent("a1", true).await;
+        let (token, _) = f.service.login("a1", "password-123").await.unwrap();
+        let info = f.service.set_disabled("a1", true).await.unwrap();
+        assert!(info.disabled);
+        assert_eq!(info.status, AgentStatus::Away, "a disabled agent is not offered conversations");
+        assert!(matches!(f.service.authorize_agent(&token), Err(ServiceError::Unauthorized)));
+        let e = f.service.login("a1", "password-123").await.unwrap_err();
+        assert_eq!(e.code(), Code::AgentDisabled);
+        assert!(e.to_string().contains("a1"), "{e}");
+        assert!(!f.service.set_disabled("a1", false).await.unwrap().disabled);
+        assert!(matches!(f.service.authorize_agent(&token), Err(ServiceError::Unauthorized)), "old sessions stay ended");
+        f.service.login("a1", "password-123").await.unwrap();
+        assert_eq!(code(f.service.set_disabled("nobody", true).await), Code::AgentNotFound);
+    }
+}
