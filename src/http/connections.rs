@@ -1,8 +1,8 @@
 //! Open connections, counted per client address and in all, so that idle sockets cannot use
 //! up the server's file descriptors: an address over `limits.connections_per_address` is
-//! refused at accept, and at `max` connections the oldest one that has not yet sent a
-//! complete request makes room for the newcomer (a probe of `/healthz` is always accepted
-//! while any idle socket can be let go).
+//! refused at accept, and at `max` connections an idle one (no complete request yet) of the
+//! address holding the most connections makes room for the newcomer, so a probe of
+//! `/healthz` is accepted, and kept, while a few addresses' idle sockets can be let go.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -20,6 +20,9 @@ pub enum Refused {
     Full,
 }
 
+/// Connections that may be over the cap while evicted ones close.
+const LEAVING: usize = 16;
+
 pub struct Connections {
     per_address: usize,
     max: usize,
@@ -34,9 +37,45 @@ struct Inner {
     next: u64,
     open: usize,
     by_address: HashMap<IpAddr, usize>,
-    /// Connections that have not completed a request yet, oldest first, each with the bell
-    /// that tells it to close.
-    waiting: BTreeMap<u64, Arc<Notify>>,
+    /// Connections that have not completed a request yet, by address, oldest first, each
+    /// with the bell that tells it to close.
+    waiting: HashMap<IpAddr, BTreeMap<u64, Arc<Notify>>>,
+}
+
+impl Inner {
+    /// Tells one idle connection to go: the oldest of the address that holds the most
+    /// connections, so that a flood from a few addresses gives up its own sockets and not a
+    /// health check's. False when no connection is idle, or when the newcomer's address holds
+    /// as many as any (then the newcomer is refused).
+    fn evict(&mut self, newcomer: IpAddr) -> bool {
+        let by_address = &self.by_address;
+        let held = |ip: &IpAddr| by_address.get(ip).copied().unwrap_or(0);
+        let Some(ip) = self.waiting.iter().filter(|(_, w)| !w.is_empty()).max_by_key(|(ip, _)| held(ip)).map(|(ip, _)| *ip) else {
+            return false;
+        };
+        // The newcomer's own address holds as many: it is the one refused, and nothing waits
+        // for a descriptor to be freed.
+        if held(&newcomer) >= held(&ip) {
+            return false;
+        }
+        let list = self.waiting.get_mut(&ip).expect("the address was just found");
+        if let Some((_, bell)) = list.pop_first() {
+            bell.notify_one();
+        }
+        if list.is_empty() {
+            self.waiting.remove(&ip);
+        }
+        true
+    }
+
+    fn forget_waiting(&mut self, ip: IpAddr, id: u64) {
+        if let Some(list) = self.waiting.get_mut(&ip) {
+            list.remove(&id);
+            if list.is_empty() {
+                self.waiting.remove(&ip);
+            }
+        }
+    }
 }
 
 /// One accepted connection; dropping it gives its places back.
@@ -61,17 +100,18 @@ impl Connections {
         if here >= self.per_address && !(self.exempt)(ip) {
             return Err(Refused::PerAddress);
         }
-        if inner.open >= self.max {
-            // Let the oldest idle socket go; its descriptor is freed as its task ends.
-            let Some((_, bell)) = inner.waiting.pop_first() else { return Err(Refused::Full) };
-            bell.notify_one();
+        // At the cap an idle socket goes; its descriptor is freed as its task ends, so while
+        // a few are still on their way out the newcomer is refused instead (otherwise a burst
+        // of connections would run the process out of descriptors before any has gone).
+        if inner.open >= self.max && (inner.open >= self.max + LEAVING || !inner.evict(ip)) {
+            return Err(Refused::Full);
         }
         inner.next += 1;
         let id = inner.next;
         inner.open += 1;
         *inner.by_address.entry(ip).or_insert(0) += 1;
         let evicted = Arc::new(Notify::new());
-        inner.waiting.insert(id, evicted.clone());
+        inner.waiting.entry(ip).or_default().insert(id, evicted.clone());
         Ok(Ticket { id, ip, connections: self.clone(), served: AtomicBool::new(false), evicted })
     }
 
@@ -88,7 +128,7 @@ impl Ticket {
         if self.served.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.connections.inner.lock().expect("connections lock poisoned").waiting.remove(&self.id);
+        self.connections.inner.lock().expect("connections lock poisoned").forget_waiting(self.ip, self.id);
     }
 }
 
@@ -103,7 +143,7 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         let mut inner = self.connections.inner.lock().expect("connections lock poisoned");
         inner.open -= 1;
-        inner.waiting.remove(&self.id);
+        inner.forget_waiting(self.ip, self.id);
         if let Some(n) = inner.by_address.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -155,24 +195,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn at_the_cap_the_oldest_idle_connection_makes_room() {
-        let c = Connections::new(10, 3, |_| false);
+    async fn at_the_cap_the_biggest_holders_oldest_idle_connection_makes_room() {
+        let c = Connections::new(10, 4, |_| false);
+        let probe = c.accept(ip(1)).unwrap();
         let old = c.accept(ip(2)).unwrap();
         let busy = c.accept(ip(2)).unwrap();
         busy.served();
         let _young = c.accept(ip(2)).unwrap();
-        let bell = old.evicted.clone();
-        let rung = bell.notified();
-        let newcomer = c.accept(ip(1)).expect("room is made");
-        tokio::time::timeout(std::time::Duration::from_secs(1), rung).await.expect("the oldest idle connection is told to go");
+        let rung = old.evicted.notified();
+        let newcomer = c.accept(ip(3)).expect("room is made");
+        let wait = std::time::Duration::from_secs(1);
+        tokio::time::timeout(wait, rung).await.expect("the biggest holder's oldest idle connection is told to go");
         drop(old);
-        assert_eq!(c.open(), 3);
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), probe.evicted.notified()).await.is_err(), "the lone probe stays");
+        // At the cap, the biggest holder's newcomer is refused rather than make room.
+        assert_eq!(c.accept(ip(2)).err(), Some(Refused::Full));
         drop(newcomer);
-        // Only served connections left but one: the idle one goes, then nothing can.
-        let _ = c.accept(ip(1)).unwrap();
+        // Served connections are never told to go: with none idle, nothing can come in.
         let full = Connections::new(10, 1, |_| false);
         let only = full.accept(ip(2)).unwrap();
         only.served();
         assert_eq!(full.accept(ip(1)).err(), Some(Refused::Full));
+        assert_eq!(c.open(), 3);
     }
 }
