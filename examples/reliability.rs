@@ -94,6 +94,14 @@ enum Phase {
         #[arg(long, default_value = "0")]
         server_cpu: String,
     },
+    /// Sockets that send nothing, more than the server's descriptors (`ulimit -n 256`), from
+    /// one address and from several, reconnecting when closed: `/healthz` answers throughout.
+    IdleFlood {
+        #[arg(long, default_value_t = 15)]
+        secs: u64,
+        #[arg(long, default_value_t = 700)]
+        sockets: usize,
+    },
 }
 
 /// One line of the summary table.
@@ -121,6 +129,7 @@ async fn main() -> ExitCode {
         Phase::Order => "ordering",
         Phase::Soak { .. } => "soak",
         Phase::Overload { .. } => "overload",
+        Phase::IdleFlood { .. } => "idle-connection flood",
     };
     let result = match cli.phase {
         Phase::Kill { cycles } => kill_cycles(&env, cycles, &mut rng).await,
@@ -130,6 +139,7 @@ async fn main() -> ExitCode {
         Phase::Order => order(&env).await,
         Phase::Soak { secs, server_cpu } => soak(&env, secs, &server_cpu).await,
         Phase::Overload { secs, clients, server_cpu } => overload(&env, secs, clients, &server_cpu).await,
+        Phase::IdleFlood { secs, sockets } => idle_flood(&env, secs, sockets).await,
     };
     match result {
         Ok(row) => {
@@ -185,6 +195,8 @@ struct ServerSpec {
     /// More tables, after `[limits]`.
     extra_toml: String,
     cpu: Option<String>,
+    /// A lowered file-descriptor limit (`ulimit -n`) for the server.
+    nofile: Option<u32>,
     log: PathBuf,
 }
 
@@ -192,7 +204,7 @@ impl Env {
     fn spec(&self, name: &str) -> Result<ServerSpec> {
         let dir = self.work.join(name);
         std::fs::create_dir_all(&dir)?;
-        Ok(ServerSpec { data: dir.join("data"), knowledge: abs(&self.repo.join("knowledge"))?, limits: String::new(), extra_toml: String::new(), cpu: None, log: dir.join("server.log") })
+        Ok(ServerSpec { data: dir.join("data"), knowledge: abs(&self.repo.join("knowledge"))?, limits: String::new(), extra_toml: String::new(), cpu: None, nofile: None, log: dir.join("server.log") })
     }
 
     /// Starts `kefu serve` and waits for its address (it prints it once listening).
@@ -213,14 +225,17 @@ impl Env {
             ),
         )?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&spec.log)?;
-        let mut cmd = match &spec.cpu {
-            Some(cpu) => {
-                let mut c = Command::new("taskset");
-                c.args(["-c", cpu]).arg(&self.bin);
-                c
-            }
-            None => Command::new(&self.bin),
-        };
+        // [sh -c 'ulimit -n N && exec "$@"' sh] [taskset -c CPU] kefu
+        let mut program: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(n) = spec.nofile {
+            program.extend(["sh".into(), "-c".into(), format!("ulimit -n {n} && exec \"$@\"").into(), "sh".into()]);
+        }
+        if let Some(cpu) = &spec.cpu {
+            program.extend(["taskset".into(), "-c".into(), cpu.into()]);
+        }
+        program.push(self.bin.clone().into());
+        let mut cmd = Command::new(&program[0]);
+        cmd.args(&program[1..]);
         let mut child = cmd
             .args(["serve", "--config"])
             .arg(&config)
@@ -1590,5 +1605,89 @@ async fn overload(env: &Env, secs: u64, clients: usize, server_cpu: &str) -> Res
         ),
         lost: "0".into(),
         ok,
+    })
+}
+
+// ------------------------------------------------------------------------- idle-connection flood
+
+/// The descriptor limit the flooded server runs under.
+const FLOOD_NOFILE: u32 = 256;
+
+async fn idle_flood(env: &Env, secs: u64, sockets: usize) -> Result<Row> {
+    let mut spec = env.spec("idle-flood")?;
+    let _ = std::fs::remove_dir_all(&spec.data);
+    spec.nofile = Some(FLOOD_NOFILE);
+    let k = env.start(&spec)?;
+    let addr: std::net::SocketAddr = k.base.trim_start_matches("http://").parse()?;
+    k.ready().await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (connects, closed_by_server) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    // The probe's case, 300 from one address, and the rest spread over ten, under the
+    // per-address limit: together more sockets than the server has descriptors. Each one
+    // sends nothing and reconnects when the server closes it.
+    let mut attackers = Vec::new();
+    for i in 0..sockets {
+        let from: std::net::IpAddr = if i < 300 { "127.0.0.2".parse()? } else { format!("127.0.1.{}", 1 + i % 10).parse()? };
+        let (stop, connects, closed) = (stop.clone(), connects.clone(), closed_by_server.clone());
+        attackers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let socket = match tokio::net::TcpSocket::new_v4().and_then(|s| s.bind(std::net::SocketAddr::new(from, 0)).map(|_| s)) {
+                    Ok(s) => s,
+                    Err(_) => break,
+                };
+                let Ok(Ok(mut stream)) = tokio::time::timeout(Duration::from_secs(2), socket.connect(addr)).await else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                connects.fetch_add(1, Ordering::Relaxed);
+                let mut buf = [0u8; 1024];
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    match tokio::time::timeout(Duration::from_millis(500), tokio::io::AsyncReadExt::read(&mut stream, &mut buf)).await {
+                        Err(_) | Ok(Ok(1..)) => continue,
+                        Ok(_) => {
+                            closed.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                }
+                // A refused or evicted socket comes back a second later: this phase holds idle
+                // sockets; a flood of new connections is the overload phase's (and a firewall's).
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }));
+    }
+    // A fresh connection for every probe, as a load balancer's health check makes.
+    let probe = reqwest::Client::builder().timeout(Duration::from_secs(5)).pool_max_idle_per_host(0).build()?;
+    let (mut ok, mut failed, mut lat) = (0u64, 0u64, Vec::new());
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(secs) {
+        let t = Instant::now();
+        match probe.get(format!("{}/healthz", k.base)).send().await {
+            Ok(r) if r.status() == 200 => ok += 1,
+            _ => failed += 1,
+        }
+        lat.push(t.elapsed().as_micros() as u32);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for a in attackers {
+        let _ = tokio::time::timeout(Duration::from_secs(5), a).await;
+    }
+    lat.sort_unstable();
+    let (p50, p99, max) = (percentile(&lat, 0.5), percentile(&lat, 0.99), lat.last().copied().unwrap_or(0) as f64 / 1000.0);
+    let (connects, closed) = (connects.load(Ordering::Relaxed), closed_by_server.load(Ordering::Relaxed));
+    let ok_all = failed == 0 && ok > 0 && max < 2_000.0;
+    eprintln!("idle flood: {sockets} idle sockets for {secs} s under ulimit -n {FLOOD_NOFILE}: {connects} connections made, {closed} closed by the server");
+    eprintln!("  /healthz: {ok} ok, {failed} failed; p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms");
+    Ok(Row {
+        phase: "idle-connection flood",
+        tried: format!("{sockets} sockets that send nothing (300 from one address, the rest from 10 others), reconnecting when closed, for {secs} s; server under ulimit -n {FLOOD_NOFILE}; /healthz probed every 100 ms on a fresh connection"),
+        amount: format!("{connects} idle connections made, {closed} closed by the server; {} probes", ok + failed),
+        held: format!("{}: /healthz {ok} ok, {failed} failed; p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms", if ok_all { "yes" } else { "NO" }),
+        lost: "0".into(),
+        ok: ok_all,
     })
 }
