@@ -70,10 +70,25 @@ fn owner_only() {
     }
 }
 
-/// Takes group and other permissions away from the data directory and everything in it
-/// (stores made before kefu did so were created 0644 under umask 022): folders 0700,
-/// files 0600. Links are left alone.
-fn restrict(dir: &Path) -> std::io::Result<()> {
+/// Makes the data directory 0700, which alone keeps others out of everything in it, and
+/// takes group and other permissions from what kefu keeps there (stores made before kefu did
+/// so were created 0644 under umask 022): its files and the `store` and `knowledge` trees.
+/// Anything else an operator put in the folder keeps its modes (the folder guards it).
+fn restrict_data(data: &Path) -> std::io::Result<()> {
+    restrict(data, false)?;
+    for entry in std::fs::read_dir(data)? {
+        let entry = entry?;
+        let ours = entry.file_type()?.is_file() || matches!(entry.file_name().to_str(), Some("store" | "knowledge"));
+        if ours {
+            restrict(&entry.path(), true)?;
+        }
+    }
+    Ok(())
+}
+
+/// Folders 0700, files without group and other bits; `deep` for everything inside too.
+/// Links are left alone.
+fn restrict(dir: &Path, deep: bool) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -86,14 +101,14 @@ fn restrict(dir: &Path) -> std::io::Result<()> {
         if mode != want {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(want))?;
         }
-        if meta.is_dir() {
+        if meta.is_dir() && deep {
             for entry in std::fs::read_dir(dir)? {
-                restrict(&entry?.path())?;
+                restrict(&entry?.path(), true)?;
             }
         }
     }
     #[cfg(not(unix))]
-    let _ = dir;
+    let _ = (dir, deep);
     Ok(())
 }
 
@@ -106,7 +121,7 @@ pub async fn open_service(config: &Config) -> Result<Service, StartError> {
     let data = config.data.clone();
     owner_only();
     std::fs::create_dir_all(&data).map_err(|source| StartError::DataDir { path: data.clone(), source })?;
-    restrict(&data).map_err(|source| StartError::DataDir { path: data.clone(), source })?;
+    restrict_data(&data).map_err(|source| StartError::DataDir { path: data.clone(), source })?;
     let store = SledStore::open(&data.join("store")).map_err(|source| StartError::Store { path: data.clone(), source })?;
     let sources = Sources {
         knowledge: config.knowledge.clone(),

@@ -135,3 +135,25 @@ async fn the_router_answers_unknown_routes_and_methods_in_the_same_shape() {
     let response = app(api.state.clone()).oneshot(req).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
+
+#[tokio::test]
+async fn an_agent_socket_ends_with_its_session_expiry_or_logout() {
+    use std::time::Duration;
+    let api = api().await;
+    api.fixture.agent("a1", true).await;
+    let service = &api.fixture.service;
+    let (token, _) = service.login("a1", "password-123").await.unwrap();
+    let now = crate::service::now_ms();
+    // A session that expires in 200 ms: its socket's watch ends then, by itself.
+    let expiring = super::ws::session_over(api.state.clone(), token.clone(), "a1".into(), now + 200, service.sessions_ended());
+    tokio::time::timeout(Duration::from_secs(5), expiring).await.expect("the watch ends at the expiry");
+    // One that lasts: the watch waits, until the logout.
+    let lasting = super::ws::session_over(api.state.clone(), token.clone(), "a1".into(), now + 3_600_000, service.sessions_ended());
+    tokio::pin!(lasting);
+    assert!(tokio::time::timeout(Duration::from_millis(300), &mut lasting).await.is_err(), "ended before its time");
+    let (other, _) = service.login("a1", "password-123").await.unwrap();
+    service.logout(&other).await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(300), &mut lasting).await.is_err(), "another session's logout ended it");
+    service.logout(&token).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), &mut lasting).await.expect("the watch ends at the logout");
+}

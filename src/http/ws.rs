@@ -191,7 +191,7 @@ pub async fn agent(State(s): State<AppState>, Query(q): Query<AgentQuery>, upgra
 /// Resolves when an agent's socket must close: shutdown, logout, a password reset or a
 /// disabling of the agent, or the session's expiry. The socket streams every visitor's
 /// messages, so it must not outlive the token that opened it.
-async fn session_over(s: AppState, token: String, agent: String, expires_ms: u64, mut ended: broadcast::Receiver<SessionEnded>) {
+pub(crate) async fn session_over(s: AppState, token: String, agent: String, expires_ms: u64, mut ended: broadcast::Receiver<SessionEnded>) {
     let hash = crate::auth::token_hash(&token);
     let left = Duration::from_millis(expires_ms.saturating_sub(crate::service::now_ms()));
     let expiry = tokio::time::sleep(left);

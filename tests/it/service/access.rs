@@ -98,12 +98,13 @@ fn open_to_others(dir: &Path) -> Vec<String> {
 async fn the_data_directory_is_private_and_a_readable_config_is_warned_about() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    // A store made before kefu restricted it: a world-readable file in a 0755 folder.
-    std::fs::create_dir_all(data.join("old")).unwrap();
-    std::fs::write(data.join("old/transcript"), "x").unwrap();
-    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(data.join("old"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(data.join("old/transcript"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    // A data directory made before kefu restricted it: 0755 folders, world-readable files.
+    std::fs::create_dir_all(data.join("store/old")).unwrap();
+    std::fs::write(data.join("store/old/notes"), "x").unwrap();
+    std::fs::write(data.join("admin-token"), "t").unwrap();
+    for (path, mode) in [("", 0o755), ("store", 0o755), ("store/old", 0o755), ("store/old/notes", 0o644), ("admin-token", 0o644)] {
+        std::fs::set_permissions(data.join(path), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
     let repo = crate::fixture::repo();
     let config = dir.path().join("kefu.toml");
     std::fs::write(
