@@ -86,6 +86,9 @@
     sock.onclose = function () {
       if (ws === sock) ws = null;
       if (!token) return;
+      // The server closes the socket when the session ends (logout elsewhere, a password
+      // reset, a disabled account): a refresh finds out (401 shows the login again).
+      refresh();
       setTimeout(connect, Math.min(30000, 500 * Math.pow(2, attempt++)));
     };
   }
