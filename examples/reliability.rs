@@ -215,12 +215,15 @@ impl Env {
             &config,
             format!(
                 "listen = \"127.0.0.1:0\"\ndata = {:?}\nknowledge = {:?}\nintents = {:?}\nwatch_interval_ms = 0\npassword_rounds = 1000\n\
-                 admin_token_sha256 = {:?}\n[limits]\n{}\nip_per_second = 1000000\nip_burst = 1000000\nconversation_per_second = 1000000\nconversation_burst = 1000000\n{}",
+                 admin_token_sha256 = {:?}\n[limits]\n{}\nip_per_second = 1000000\nip_burst = 1000000\nconversation_per_second = 1000000\nconversation_burst = 1000000\n{}{}",
                 abs(&spec.data).unwrap_or(spec.data.clone()),
                 spec.knowledge,
                 abs(&self.repo.join("intents"))?,
                 kefu::auth::token_hash(ADMIN_TOKEN),
                 spec.limits,
+                // The driver is one address standing in for many clients; a phase that tests
+                // the per-address limit sets it itself.
+                if spec.limits.contains("connections_per_address") { "" } else { "connections_per_address = 1000000\n" },
                 spec.extra_toml,
             ),
         )?;
@@ -1617,6 +1620,8 @@ async fn idle_flood(env: &Env, secs: u64, sockets: usize) -> Result<Row> {
     let mut spec = env.spec("idle-flood")?;
     let _ = std::fs::remove_dir_all(&spec.data);
     spec.nofile = Some(FLOOD_NOFILE);
+    // The default share per address (the other phases lift it: one driver, many clients).
+    spec.limits = "connections_per_address = 64\n".into();
     let k = env.start(&spec)?;
     let addr: std::net::SocketAddr = k.base.trim_start_matches("http://").parse()?;
     k.ready().await?;

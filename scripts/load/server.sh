@@ -1,7 +1,7 @@
 # Sourced by the load scripts (scripts/load.sh, scripts/wechat_load.sh): builds the release
 # binaries, picks the cores, and starts `kefu serve` pinned to its core with the shipped
-# knowledge and the per-IP and per-conversation limits lifted (one load generator on one
-# address would measure the limits, not the service).
+# knowledge and the per-IP, per-conversation and per-address connection limits lifted (one
+# load generator on one address would measure the limits, not the service).
 #
 #   load_build EXAMPLE...        cargo build --release --bin kefu --example EXAMPLE...
 #   load_start_server PORT [EXTRA_TOML]   sets WORK, SERVER (pid), SERVER_CPU, LOAD_CPU
@@ -30,6 +30,7 @@ ip_per_second = 1000000
 ip_burst = 1000000
 conversation_per_second = 1000000
 conversation_burst = 1000000
+connections_per_address = 1000000
 $extra
 TOML
   KEFU_LOG=warn taskset -c $SERVER_CPU target/release/kefu serve --config "$WORK/kefu.toml" > "$WORK/server.out" 2>&1 &

@@ -88,6 +88,20 @@ pub struct Ticket {
     pub evicted: Arc<Notify>,
 }
 
+/// A connection's place, as a request extension: an upgraded connection (a WebSocket)
+/// keeps it for as long as it lives, since hyper's connection task ends at the upgrade.
+#[derive(Clone)]
+pub struct Held {
+    /// Never read: dropping the last one gives the place back.
+    _place: Arc<Ticket>,
+}
+
+impl Held {
+    pub fn new(ticket: Arc<Ticket>) -> Held {
+        Held { _place: ticket }
+    }
+}
+
 impl Connections {
     pub fn new(per_address: usize, max: usize, exempt: impl Fn(IpAddr) -> bool + Send + Sync + 'static) -> Arc<Connections> {
         Arc::new(Connections { per_address, max: max.max(1), exempt: Box::new(exempt), inner: Mutex::default() })

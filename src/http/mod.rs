@@ -402,6 +402,8 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, limits: ServeLimit
         let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
             served.served();
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            // A WebSocket keeps this, so its connection still counts once hyper hands it over.
+            request.extensions_mut().insert(connections::Held::new(served.clone()));
             tower::ServiceExt::oneshot(app.clone(), request)
         });
         let builder = builder.clone();

@@ -14,6 +14,7 @@ use std::time::Duration;
 use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -21,6 +22,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, watch};
 
 use super::visitor::{send_message, SendBody};
+use super::connections::Held;
 use super::{json_object, ApiError, ApiResult, AppState, Path, Query};
 use crate::codes::Code;
 use crate::service::{AgentEvent, SessionEnded, VisitorEvent};
@@ -102,6 +104,7 @@ pub async fn visitor(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<VisitorQuery>,
+    held: Option<Extension<Held>>,
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let conv = s.service.authorize_visitor(&id, &q.token)?;
@@ -131,7 +134,7 @@ pub async fn visitor(
         s.metrics.websockets.fetch_add(1, Ordering::Relaxed);
         let token = q.token;
         pump(socket, backlog, events, shutdown(s.closing.clone()), |command| visitor_command(&s, &id, &token, command)).await;
-        drop(slot);
+        drop((slot, held));
         s.service.hub().release_visitor(&id);
         s.metrics.websockets.fetch_sub(1, Ordering::Relaxed);
     }))
@@ -175,7 +178,7 @@ enum AgentCommand {
     Ping,
 }
 
-pub async fn agent(State(s): State<AppState>, Query(q): Query<AgentQuery>, upgrade: WebSocketUpgrade) -> ApiResult<Response> {
+pub async fn agent(State(s): State<AppState>, Query(q): Query<AgentQuery>, held: Option<Extension<Held>>, upgrade: WebSocketUpgrade) -> ApiResult<Response> {
     // Watch for the session's end before checking it, so an end between the two is seen.
     let ended = s.service.sessions_ended();
     let (me, session) = s.service.agent_session(&q.token)?;
@@ -184,6 +187,7 @@ pub async fn agent(State(s): State<AppState>, Query(q): Query<AgentQuery>, upgra
     Ok(upgrade.on_upgrade(move |socket| async move {
         s.metrics.websockets.fetch_add(1, Ordering::Relaxed);
         pump(socket, vec![], events, stop, |command| agent_command(&s, &me.id, command)).await;
+        drop(held);
         s.metrics.websockets.fetch_sub(1, Ordering::Relaxed);
     }))
 }

@@ -1,7 +1,8 @@
 //! Idle and half-sent connections: sockets that send nothing, an h2c preface alone, HTTP/2
 //! HEADERS never finished, are closed within the header timeout; one address cannot hold more
 //! than its share; and with a lowered descriptor limit (`ulimit -n 256`, the binary in a
-//! shell) hundreds of idle sockets do not stop `/healthz` from answering.
+//! shell) hundreds of idle sockets do not stop `/healthz` from answering. WebSockets keep
+//! counting against their address after the upgrade.
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
@@ -204,4 +205,31 @@ async fn healthz_answers_while_idle_sockets_outnumber_the_descriptors() {
     eprintln!("700 idle sockets against ulimit -n 256: slowest of 10 /healthz {slowest:?}");
     drop(idle);
     drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_count_against_their_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.limits.connections_per_address = 3;
+    let server = Server::start(c).await;
+    let (id, token) = server.visitor().await;
+    let url = format!("ws://{}/api/v1/conversations/{id}/ws?token={token}", server.addr);
+    let from: IpAddr = "127.0.0.3".parse().unwrap();
+    let open = || async {
+        let stream = connect_from(from, server.addr).await?;
+        tokio_tungstenite::client_async(url.as_str(), stream).await.map(|(ws, _)| ws).map_err(std::io::Error::other)
+    };
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        sockets.push(open().await.expect("within the address's share"));
+    }
+    assert!(open().await.is_err(), "a fourth connection from the address, its WebSockets counted");
+    drop(sockets.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open().await.is_err() {
+        assert!(Instant::now() < deadline, "a closed WebSocket did not give its place back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
 }
