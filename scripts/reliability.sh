@@ -91,7 +91,7 @@ tests() {
 }
 tests "bad input (proptest)" "analyser, lexicon, Markdown/JSONL/CSV loaders, intents, arbitrary bytes on disk: no panic, errors name file:line" --test it props::
 tests "WeChat requests" "forged signatures, stale timestamps, wrong appid, replayed MsgIds, malformed XML, DTDs and entity expansion, huge bodies; property tests of the XML/JSON parsers, signature check and AES decryption" --test it wechat
-tests "hostile requests" "invalid UTF-8, control chars, 10 MB bodies, nested JSON, non-objects, header and token tampering, other visitors' ids, slowloris, every agent/admin route without a token, secrets in debug logs" --test it hostile::
+tests "hostile requests" "invalid UTF-8, control chars, 10 MB bodies, nested JSON, non-objects, header and token tampering, other visitors' ids, slowloris, every agent/admin route without a token, secrets in debug logs; idle and half-sent connections (HTTP/1, h2c), per-address connections, ulimit -n 256, oversize Content-Length, login throttling, weak passwords, trusted proxies, name/page/socket/metrics limits, paths in errors" --test it hostile::
 
 echo
 echo "| phase | what was tried | how much | what held | data lost |"
