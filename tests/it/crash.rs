@@ -2,13 +2,14 @@
 //! acknowledged is there, with the same sequence number and text.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+
+use crate::fixture::spawn_server;
 
 /// The server process, killed (SIGKILL) when dropped, so a failing assertion leaves nothing
 /// running.
@@ -22,17 +23,10 @@ impl Drop for Server {
 }
 
 fn start(config: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env("KEFU_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| panic!("no address in {line:?}"));
-    (Server(child), addr.to_string())
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
+    cmd.args(["serve", "--config", config.to_str().unwrap()]).env("KEFU_LOG", "warn").stderr(Stdio::inherit());
+    let (child, addr) = spawn_server(cmd);
+    (Server(child), addr)
 }
 
 /// What the server acknowledged: (conversation, seq) → text.

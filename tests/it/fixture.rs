@@ -55,6 +55,23 @@ pub fn kefu() -> Command {
     cmd
 }
 
+/// Starts `cmd` (a `kefu serve`, perhaps wrapped in `sh -c`) with its stdout piped and
+/// returns it with the address it prints once listening; panics, stopping it, if none comes.
+pub fn spawn_server(mut cmd: Command) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().expect("the kefu binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout is piped")).read_line(&mut line).expect("kefu's stdout is readable");
+    match line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()) {
+        Some(addr) => (child, addr.to_string()),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kefu printed no address: {line:?}");
+        }
+    }
+}
+
 /// Runs `kefu` with `args`.
 pub fn run(args: &[&str]) -> Output {
     kefu().args(args).output().expect("the kefu binary runs")

@@ -4,7 +4,6 @@
 //! shell) hundreds of idle sockets do not stop `/healthz` from answering. WebSockets keep
 //! counting against their address after the upgrade.
 
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::fixture::{config, Server};
+use crate::fixture::{config, spawn_server, Server};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// An empty SETTINGS frame.
@@ -161,20 +160,16 @@ async fn healthz_answers_while_idle_sockets_outnumber_the_descriptors() {
     );
     let config = dir.path().join("kefu.toml");
     std::fs::write(&config, toml).unwrap();
-    let mut child = Command::new("sh")
-        .arg("-c")
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
         .arg("ulimit -n 256 && exec \"$0\" serve --config \"$1\"")
         .arg(env!("CARGO_BIN_EXE_kefu"))
         .arg(&config)
         .env("KEFU_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        .stderr(Stdio::null());
+    let (child, addr) = spawn_server(cmd);
     let server = Limited(child);
-    let addr: SocketAddr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line:?}"));
+    let addr: SocketAddr = addr.parse().unwrap_or_else(|e| panic!("{addr:?}: {e}"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while healthz(addr).await.is_err() {
         assert!(Instant::now() < deadline, "the server did not come up");

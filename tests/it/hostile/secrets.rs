@@ -9,6 +9,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+use crate::fixture::spawn_server;
+
 const ADMIN: &str = "secret-admin-token-5f2b9c7e1d";
 const IDENTITY_SECRET: &str = "secret-identity-key-8a1c3e5f7b";
 const PASSWORD: &str = "secret-agent-password-3d6f9a";
@@ -35,17 +37,9 @@ async fn secrets_never_appear_in_debug_logs() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env("KEFU_LOG", "trace")
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
+    cmd.args(["serve", "--config", config.to_str().unwrap()]).env("KEFU_LOG", "trace").env("RUST_LOG", "trace").stderr(Stdio::piped());
+    let (mut child, addr) = spawn_server(cmd);
     // The log, whole at the end, and line by line meanwhile so the test can wait for a line.
     let stderr = child.stderr.take().unwrap();
     let (lines_tx, lines) = std::sync::mpsc::channel::<String>();

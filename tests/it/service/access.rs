@@ -2,7 +2,6 @@
 //! disabling each close the agent's WebSocket at once (it streams every visitor's messages)
 //! and its token stops working. And what kefu keeps on disk is its owner's alone.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -10,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::fixture::{config, Server, ADMIN_TOKEN};
+use crate::fixture::{config, spawn_server, Server, ADMIN_TOKEN};
 
 const CLOSE: Duration = Duration::from_secs(5);
 
@@ -118,16 +117,9 @@ async fn the_data_directory_is_private_and_a_readable_config_is_warned_about() {
     )
     .unwrap();
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env("KEFU_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
+    cmd.args(["serve", "--config", config.to_str().unwrap()]).env("KEFU_LOG", "warn").stderr(Stdio::piped());
+    let (child, addr) = spawn_server(cmd);
     // Write something through the service (a conversation, an agent), then stop cleanly.
     let http = reqwest::Client::new();
     let r = http.post(format!("http://{addr}/api/v1/conversations")).json(&json!({})).send().await.unwrap();
