@@ -173,7 +173,7 @@ pub async fn open_service(config: &Config) -> Result<Service, StartError> {
         }
     };
     let service = Service::new(config.service(), Arc::new(store), brain, sources, admin_hash);
-    if service.store().agents().map_err(|e| StartError::FirstAgent(e.into()))?.is_empty() {
+    if service.store().agents().await.map_err(|e| StartError::FirstAgent(e.into()))?.is_empty() {
         // A fresh install gets one agent so the console can be tried at once.
         let path = data.join("agent-password");
         let password = match std::fs::read_to_string(&path) {

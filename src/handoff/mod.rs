@@ -146,20 +146,6 @@ pub struct Handoff {
     pub closed_ms: Option<Millis>,
 }
 
-impl Handoff {
-    /// The queue key: priority first (high before normal), then waiting time, then id.
-    pub fn queue_key(&self) -> [u8; 17] {
-        let mut key = [0u8; 17];
-        key[0] = match self.priority {
-            Priority::High => 0,
-            Priority::Normal => 1,
-        };
-        key[1..9].copy_from_slice(&self.created_ms.to_be_bytes());
-        key[9..17].copy_from_slice(&self.id.to_be_bytes());
-        key
-    }
-}
-
 /// Online or away; only online agents are offered conversations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -279,32 +265,5 @@ mod tests {
         }
         assert_eq!(Reason::from("delivery_lost"), Reason::Other("delivery_lost".into()));
         assert_eq!(Reason::from("slot_failed"), Reason::SlotFailed);
-    }
-
-    #[test]
-    fn queue_orders_by_priority_then_waiting_time() {
-        let base = Handoff {
-            id: 1,
-            conversation: "c".into(),
-            reason: Reason::Requested,
-            detail: String::new(),
-            priority: Priority::Normal,
-            skill: "general".into(),
-            intent: None,
-            slots: BTreeMap::new(),
-            candidates: vec![],
-            visitor: Visitor::default(),
-            transcript: vec![],
-            created_ms: 1_000,
-            status: HandoffStatus::Queued,
-            agent: None,
-            assigned_ms: None,
-            closed_ms: None,
-        };
-        let older = Handoff { id: 2, created_ms: 500, ..base.clone() };
-        let urgent = Handoff { id: 3, created_ms: 2_000, priority: Priority::High, ..base.clone() };
-        let mut keys = [base.queue_key(), older.queue_key(), urgent.queue_key()];
-        keys.sort();
-        assert_eq!(keys, [urgent.queue_key(), older.queue_key(), base.queue_key()]);
     }
 }

@@ -41,12 +41,12 @@ async fn reload(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Rel
 
 async fn stats(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Stats>> {
     authorize(&s, &bearer)?;
-    Ok(Json(s.service.stats()?))
+    Ok(Json(s.service.stats().await?))
 }
 
 async fn unanswered(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<serde_json::Value>> {
     authorize(&s, &bearer)?;
-    let list = s.service.store().unanswered(200).map_err(crate::service::ServiceError::from)?;
+    let list = s.service.store().unanswered(200).await.map_err(crate::service::ServiceError::from)?;
     let items: Vec<_> = list.into_iter().map(|(q, n)| serde_json::json!({"question": q, "count": n})).collect();
     Ok(Json(serde_json::json!({"questions": items})))
 }
@@ -82,7 +82,7 @@ async fn articles(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<s
 
 async fn agents(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<AgentInfo>>> {
     authorize(&s, &bearer)?;
-    Ok(Json(s.service.agents()?))
+    Ok(Json(s.service.agents().await?))
 }
 
 #[derive(Deserialize)]
@@ -108,7 +108,7 @@ async fn put_agent(State(s): State<AppState>, bearer: Bearer, Json(b): Json<Agen
 
 async fn tickets(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<Ticket>>> {
     authorize(&s, &bearer)?;
-    Ok(Json(s.service.tickets()?))
+    Ok(Json(s.service.tickets().await?))
 }
 
 /// Disables an agent: its sessions and sockets end at once and it cannot log in.
@@ -125,7 +125,7 @@ async fn enable(State(s): State<AppState>, Path(id): Path<String>, bearer: Beare
 /// Lifts the lockout that failed logins put on an account.
 async fn unlock(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer) -> ApiResult<Json<serde_json::Value>> {
     authorize(&s, &bearer)?;
-    if s.service.store().agent(&id).map_err(crate::service::ServiceError::from)?.is_none() {
+    if s.service.store().agent(&id).await.map_err(crate::service::ServiceError::from)?.is_none() {
         return Err(super::ApiError::new(crate::codes::Code::AgentNotFound, format!("agent {} not found", id.chars().take(64).collect::<String>())));
     }
     let was_locked = s.limits.logins.unlock(&id);

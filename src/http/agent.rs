@@ -38,8 +38,8 @@ pub fn routes() -> Router<AppState> {
         .route("/agent/ws", get(ws::agent))
 }
 
-pub(super) fn authorize(s: &AppState, bearer: &Bearer) -> ApiResult<Agent> {
-    Ok(s.service.authorize_agent(bearer.token()?)?)
+pub(super) async fn authorize(s: &AppState, bearer: &Bearer) -> ApiResult<Agent> {
+    Ok(s.service.authorize_agent(bearer.token()?).await?)
 }
 
 #[derive(Deserialize)]
@@ -75,14 +75,14 @@ async fn login(State(s): State<AppState>, Extension(ClientAddr(ip)): Extension<C
 }
 
 async fn logout(State(s): State<AppState>, bearer: Bearer) -> ApiResult<StatusCode> {
-    authorize(&s, &bearer)?;
+    authorize(&s, &bearer).await?;
     s.service.logout(bearer.token()?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn me(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<AgentInfo>> {
-    let agent = authorize(&s, &bearer)?;
-    Ok(Json(s.service.agents()?.into_iter().find(|a| a.id == agent.id).expect("an authorised agent exists")))
+    let agent = authorize(&s, &bearer).await?;
+    Ok(Json(s.service.agents().await?.into_iter().find(|a| a.id == agent.id).expect("an authorised agent exists")))
 }
 
 #[derive(Deserialize)]
@@ -92,32 +92,32 @@ struct StatusBody {
 }
 
 async fn status(State(s): State<AppState>, bearer: Bearer, Json(b): Json<StatusBody>) -> ApiResult<Json<AgentInfo>> {
-    let agent = authorize(&s, &bearer)?;
+    let agent = authorize(&s, &bearer).await?;
     Ok(Json(s.service.set_status(&agent, b.status).await?))
 }
 
 async fn queue(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<QueueEntry>>> {
-    authorize(&s, &bearer)?;
-    Ok(Json(s.service.queue()?))
+    authorize(&s, &bearer).await?;
+    Ok(Json(s.service.queue().await?))
 }
 
 async fn mine(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<Handoff>>> {
-    let agent = authorize(&s, &bearer)?;
-    Ok(Json(s.service.mine(&agent)?))
+    let agent = authorize(&s, &bearer).await?;
+    Ok(Json(s.service.mine(&agent).await?))
 }
 
 async fn agents(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<AgentInfo>>> {
-    authorize(&s, &bearer)?;
-    Ok(Json(s.service.agents()?))
+    authorize(&s, &bearer).await?;
+    Ok(Json(s.service.agents().await?))
 }
 
 async fn view(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer) -> ApiResult<Json<AgentView>> {
-    authorize(&s, &bearer)?;
-    Ok(Json(s.service.agent_view(&id)?))
+    authorize(&s, &bearer).await?;
+    Ok(Json(s.service.agent_view(&id).await?))
 }
 
 async fn claim(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer) -> ApiResult<Json<AgentView>> {
-    let agent = authorize(&s, &bearer)?;
+    let agent = authorize(&s, &bearer).await?;
     Ok(Json(s.service.claim(&agent, &id).await?))
 }
 
@@ -128,17 +128,17 @@ struct TextBody {
 }
 
 async fn send(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer, Json(b): Json<TextBody>) -> ApiResult<Json<Message>> {
-    let agent = authorize(&s, &bearer)?;
+    let agent = authorize(&s, &bearer).await?;
     Ok(Json(s.service.agent_message(&agent, &id, &b.text).await?))
 }
 
 async fn note(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer, Json(b): Json<TextBody>) -> ApiResult<Json<Message>> {
-    let agent = authorize(&s, &bearer)?;
+    let agent = authorize(&s, &bearer).await?;
     Ok(Json(s.service.note(&agent, &id, &b.text).await?))
 }
 
 async fn resolve(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer) -> ApiResult<StatusCode> {
-    let agent = authorize(&s, &bearer)?;
+    let agent = authorize(&s, &bearer).await?;
     s.service.resolve(&agent, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -150,19 +150,19 @@ struct TransferBody {
 }
 
 async fn transfer(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer, Json(b): Json<TransferBody>) -> ApiResult<StatusCode> {
-    let agent = authorize(&s, &bearer)?;
+    let agent = authorize(&s, &bearer).await?;
     s.service.transfer(&agent, &id, &b.to).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn return_to_bot(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer) -> ApiResult<StatusCode> {
-    let agent = authorize(&s, &bearer)?;
+    let agent = authorize(&s, &bearer).await?;
     s.service.return_to_bot(&agent, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn canned(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Vec<Canned>>> {
-    authorize(&s, &bearer)?;
+    authorize(&s, &bearer).await?;
     Ok(Json(s.service.brain().canned.clone()))
 }
 
@@ -178,7 +178,7 @@ const ARTICLE_RESULTS: usize = 8;
 /// Knowledge articles to insert into a reply, found by the bot's own engine (so an agent's
 /// search reads questions the way the bot does); without `q`, the first articles.
 async fn articles(State(s): State<AppState>, Query(q): Query<ArticleQuery>, bearer: Bearer) -> ApiResult<Json<serde_json::Value>> {
-    authorize(&s, &bearer)?;
+    authorize(&s, &bearer).await?;
     let query = q.q.trim();
     let max = s.config.limits.max_message_chars;
     if query.chars().count() > max {

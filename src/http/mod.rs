@@ -278,7 +278,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.service.store();
     // Readable is not enough: a full disk fails the flush that every acknowledgement waits
     // for, so the probe flushes too (cheap when nothing is pending).
-    let store_error = match store.conversation_count() {
+    let store_error = match store.conversation_count().await {
         Err(e) => Some(e.to_string()),
         Ok(_) => match tokio::time::timeout(Duration::from_secs(2), store.durable()).await {
             Ok(Ok(())) => None,
@@ -321,7 +321,7 @@ async fn metrics(State(state): State<AppState>, bearer: Bearer) -> Response {
     }
     let m = &state.metrics;
     let s = &state.service;
-    let queue = s.queue().map(|q| q.len()).unwrap_or(0);
+    let queue = s.queue().await.map(|q| q.len()).unwrap_or(0);
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let brain = s.brain();
     let text = format!(

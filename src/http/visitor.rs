@@ -74,13 +74,13 @@ struct After {
 }
 
 async fn view(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer) -> ApiResult<Json<VisitorView>> {
-    let conv = s.service.authorize_visitor(&id, bearer.token()?)?;
-    Ok(Json(s.service.visitor_view(&conv, u64::MAX)?))
+    let conv = s.service.authorize_visitor(&id, bearer.token()?).await?;
+    Ok(Json(s.service.visitor_view(&conv, u64::MAX).await?))
 }
 
 async fn history(State(s): State<AppState>, Path(id): Path<String>, Query(q): Query<After>, bearer: Bearer) -> ApiResult<Json<VisitorView>> {
-    let conv = s.service.authorize_visitor(&id, bearer.token()?)?;
-    Ok(Json(s.service.visitor_view(&conv, q.after)?))
+    let conv = s.service.authorize_visitor(&id, bearer.token()?).await?;
+    Ok(Json(s.service.visitor_view(&conv, q.after).await?))
 }
 
 #[derive(Deserialize)]

@@ -107,14 +107,14 @@ pub async fn visitor(
     held: Option<Extension<Held>>,
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    let conv = s.service.authorize_visitor(&id, &q.token)?;
+    let conv = s.service.authorize_visitor(&id, &q.token).await?;
     let max = s.config.limits.sockets_per_conversation;
     let slot = s.limits.enter_socket(&id, max).ok_or_else(|| {
         ApiError::new(Code::TooManySockets, format!("conversation {id} already has {max} WebSockets open; close one first"))
     })?;
     // Subscribe before reading history, so nothing falls between the two.
     let events = s.service.hub().subscribe_visitor(&id);
-    let view = s.service.visitor_view(&conv, q.after)?;
+    let view = s.service.visitor_view(&conv, q.after).await?;
     let mut backlog: Vec<String> = view
         .messages
         .iter()
@@ -181,7 +181,7 @@ enum AgentCommand {
 pub async fn agent(State(s): State<AppState>, Query(q): Query<AgentQuery>, held: Option<Extension<Held>>, upgrade: WebSocketUpgrade) -> ApiResult<Response> {
     // Watch for the session's end before checking it, so an end between the two is seen.
     let ended = s.service.sessions_ended();
-    let (me, session) = s.service.agent_session(&q.token)?;
+    let (me, session) = s.service.agent_session(&q.token).await?;
     let events = s.service.hub().subscribe_agents();
     let stop = session_over(s.clone(), q.token, me.id.clone(), session.expires_ms, ended);
     Ok(upgrade.on_upgrade(move |socket| async move {
@@ -211,7 +211,7 @@ pub(crate) async fn session_over(s: AppState, token: String, agent: String, expi
                 Ok(_) => {}
                 // Missed some: ask the store whether this session still stands.
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if s.service.agent_session(&token).is_err() {
+                    if s.service.agent_session(&token).await.is_err() {
                         return;
                     }
                 }
@@ -225,7 +225,7 @@ async fn agent_command(s: &AppState, me: &str, command: Result<AgentCommand, Api
     match command {
         Ok(AgentCommand::Typing { conversation }) => {
             // Only the owner's typing reaches the visitor; a store error is logged, not guessed.
-            match s.service.store().conversation(&conversation) {
+            match s.service.store().conversation(&conversation).await {
                 Ok(Some(c)) if c.state == (crate::dialogue::State::WithAgent { agent: me.to_string() }) => {
                     s.service.hub().to_visitor(&conversation, &VisitorEvent::Typing);
                 }

@@ -1,5 +1,5 @@
 //! Agent access beyond the password: an account can be disabled, and every session begun
-//! before a password reset or a disabling is void. Kept in a keyspace of its own (agent
+//! before a password reset or a disabling is void. Kept in a record space of its own (agent
 //! records stay as they are), and announced to the sockets of the sessions that end so that
 //! they close at once instead of streaming on after their token stopped working.
 
@@ -45,9 +45,8 @@ pub(super) fn channel() -> broadcast::Sender<SessionEnded> {
 }
 
 impl Service {
-    pub(super) fn access(&self, agent: &str) -> Result<Access> {
-        let tree = self.store.keyspace(KEYSPACE)?;
-        match tree.get(agent.as_bytes()).map_err(StoreError::from)? {
+    pub(super) async fn access(&self, agent: &str) -> Result<Access> {
+        match self.store.record(KEYSPACE, agent).await? {
             None => Ok(Access::default()),
             Some(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| StoreError::Corrupt { key: format!("{KEYSPACE}/{agent}"), reason: e.to_string() }.into()),
@@ -56,9 +55,8 @@ impl Service {
 
     /// Stores an agent's access durably, then tells its sockets.
     pub(super) async fn set_access(&self, agent: &str, access: &Access) -> Result<()> {
-        let tree = self.store.keyspace(KEYSPACE)?;
         let bytes = serde_json::to_vec(access).expect("access records serialise");
-        tree.insert(agent.as_bytes(), bytes).map_err(StoreError::from)?;
+        self.store.set_record(KEYSPACE, agent, Some(bytes)).await?;
         self.store.durable().await?;
         let _ = self.sessions_ended.send(SessionEnded::Agent(agent.to_string()));
         Ok(())
@@ -66,7 +64,7 @@ impl Service {
 
     /// Voids every session the agent began before `at` (a password reset).
     pub(super) async fn end_sessions(&self, agent: &str, at: Millis) -> Result<()> {
-        let mut access = self.access(agent)?;
+        let mut access = self.access(agent).await?;
         access.sessions_after_ms = at;
         self.set_access(agent, &access).await
     }
@@ -80,8 +78,8 @@ impl Service {
     /// again. The conversations it holds stay assigned to it until another agent or an
     /// admin acts on them.
     pub async fn set_disabled(&self, id: &str, disabled: bool) -> Result<AgentInfo> {
-        let agent = self.store.agent(id)?.ok_or_else(|| ServiceError::refused(Code::AgentNotFound, format!("agent {id} not found")))?;
-        let mut access = self.access(id)?;
+        let agent = self.store.agent(id).await?.ok_or_else(|| ServiceError::refused(Code::AgentNotFound, format!("agent {id} not found")))?;
+        let mut access = self.access(id).await?;
         access.disabled = disabled;
         if disabled {
             access.sessions_after_ms = now_ms();
@@ -90,12 +88,12 @@ impl Service {
         if disabled && agent.status != AgentStatus::Away {
             return self.set_status(&agent, AgentStatus::Away).await;
         }
-        Ok(self.agent_info(&agent, &self.actives()?))
+        Ok(self.agent_info(&agent, &self.actives().await?).await)
     }
 
     /// Whether the agent is disabled.
-    pub fn is_disabled(&self, id: &str) -> Result<bool> {
-        Ok(self.access(id)?.disabled)
+    pub async fn is_disabled(&self, id: &str) -> Result<bool> {
+        Ok(self.access(id).await?.disabled)
     }
 }
 
@@ -114,11 +112,11 @@ mod tests {
         f.service.put_agent("a1", "A", "another-pass-456", vec![], 2).await.unwrap();
         assert!(ended.recv().await.unwrap().ends("a1", &auth::token_hash(&old)), "the sockets are told");
         for t in [&old, &other] {
-            assert!(matches!(f.service.authorize_agent(t), Err(ServiceError::Unauthorized)));
+            assert!(matches!(f.service.authorize_agent(t).await, Err(ServiceError::Unauthorized)));
         }
         assert_eq!(code(f.service.login("a1", "password-123").await), Code::Unauthorized);
         let (new, _) = f.service.login("a1", "another-pass-456").await.unwrap();
-        assert_eq!(f.service.authorize_agent(&new).unwrap().id, "a1");
+        assert_eq!(f.service.authorize_agent(&new).await.unwrap().id, "a1");
         assert_eq!(code(f.service.put_agent("a1", "A", "qwertyuiop", vec![], 2).await), Code::WeakPassword);
     }
 
@@ -130,12 +128,12 @@ mod tests {
         let info = f.service.set_disabled("a1", true).await.unwrap();
         assert!(info.disabled);
         assert_eq!(info.status, AgentStatus::Away, "a disabled agent is not offered conversations");
-        assert!(matches!(f.service.authorize_agent(&token), Err(ServiceError::Unauthorized)));
+        assert!(matches!(f.service.authorize_agent(&token).await, Err(ServiceError::Unauthorized)));
         let e = f.service.login("a1", "password-123").await.unwrap_err();
         assert_eq!(e.code(), Code::AgentDisabled);
         assert!(e.to_string().contains("a1"), "{e}");
         assert!(!f.service.set_disabled("a1", false).await.unwrap().disabled);
-        assert!(matches!(f.service.authorize_agent(&token), Err(ServiceError::Unauthorized)), "old sessions stay ended");
+        assert!(matches!(f.service.authorize_agent(&token).await, Err(ServiceError::Unauthorized)), "old sessions stay ended");
         f.service.login("a1", "password-123").await.unwrap();
         assert_eq!(code(f.service.set_disabled("nobody", true).await), Code::AgentNotFound);
     }

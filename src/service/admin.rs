@@ -44,12 +44,12 @@ impl Service {
         &self.sources
     }
 
-    pub fn stats(&self) -> Result<Stats> {
-        stats::compute(&*self.store, now_ms())
+    pub async fn stats(&self) -> Result<Stats> {
+        stats::compute(&*self.store, now_ms()).await
     }
 
-    pub fn tickets(&self) -> Result<Vec<Ticket>> {
-        Ok(self.store.tickets()?)
+    pub async fn tickets(&self) -> Result<Vec<Ticket>> {
+        Ok(self.store.tickets().await?)
     }
 
     /// Adds a question to an article's similar questions (from the unanswered list): writes

@@ -25,7 +25,7 @@ impl Service {
             return Err(ServiceError::refused(Code::InvalidAgent, format!("max_concurrent is 1 to 100, not {max_concurrent}")));
         }
         let skills = if skills.is_empty() { vec!["general".to_string()] } else { skills };
-        let existing = self.store.agent(id)?;
+        let existing = self.store.agent(id).await?;
         let status = existing.as_ref().map_or(AgentStatus::Away, |a| a.status);
         let password_hash = {
             let (p, rounds) = (password.to_string(), self.config.password_rounds);
@@ -39,13 +39,13 @@ impl Service {
             // A new password: whoever logged in with the old one is logged out.
             self.end_sessions(id, reset_at).await?;
         }
-        Ok(self.agent_info(&agent, &self.actives()?))
+        Ok(self.agent_info(&agent, &self.actives().await?).await)
     }
 
-    /// Conversations each agent holds now, from one pass over the handoffs.
-    pub(super) fn actives(&self) -> Result<HashMap<String, u32>> {
+    /// Conversations each agent holds now, from the store's index of assigned handoffs.
+    pub(super) async fn actives(&self) -> Result<HashMap<String, u32>> {
         let mut counts = HashMap::new();
-        for h in self.store.handoffs()? {
+        for h in self.store.assigned(None).await? {
             if let (HandoffStatus::Assigned, Some(agent)) = (&h.status, h.agent) {
                 *counts.entry(agent).or_insert(0) += 1;
             }
@@ -53,11 +53,11 @@ impl Service {
         Ok(counts)
     }
 
-    pub(super) fn active(&self, agent: &str) -> Result<u32> {
-        Ok(self.actives()?.get(agent).copied().unwrap_or(0))
+    pub(super) async fn active(&self, agent: &str) -> Result<u32> {
+        Ok(self.store.assigned(Some(agent)).await?.len() as u32)
     }
 
-    pub(super) fn agent_info(&self, a: &Agent, actives: &HashMap<String, u32>) -> AgentInfo {
+    pub(super) async fn agent_info(&self, a: &Agent, actives: &HashMap<String, u32>) -> AgentInfo {
         AgentInfo {
             id: a.id.clone(),
             name: a.name.clone(),
@@ -65,13 +65,17 @@ impl Service {
             max_concurrent: a.max_concurrent,
             status: a.status,
             active: actives.get(&a.id).copied().unwrap_or(0),
-            disabled: self.access(&a.id).map(|x| x.disabled).unwrap_or(false),
+            disabled: self.access(&a.id).await.map(|x| x.disabled).unwrap_or(false),
         }
     }
 
-    pub fn agents(&self) -> Result<Vec<AgentInfo>> {
-        let actives = self.actives()?;
-        Ok(self.store.agents()?.iter().map(|a| self.agent_info(a, &actives)).collect())
+    pub async fn agents(&self) -> Result<Vec<AgentInfo>> {
+        let actives = self.actives().await?;
+        let mut out = Vec::new();
+        for a in self.store.agents().await? {
+            out.push(self.agent_info(&a, &actives).await);
+        }
+        Ok(out)
     }
 
     /// Logs an agent in; returns a bearer token (stored hashed) and the account.
@@ -79,7 +83,7 @@ impl Service {
         // Taken before the password is checked: a reset that lands during the check voids
         // this session too.
         let now = now_ms();
-        let agent = self.store.agent(id)?;
+        let agent = self.store.agent(id).await?;
         let stored = agent.as_ref().map_or_else(
             // Verify against a dummy hash too, so a wrong id costs as long as a wrong password.
             || format!("pbkdf2-sha256${}$00$00", self.config.password_rounds),
@@ -90,13 +94,13 @@ impl Service {
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let (true, Some(agent)) = (ok, agent) else { return Err(ServiceError::Unauthorized) };
-        if self.access(&agent.id)?.disabled {
+        if self.access(&agent.id).await?.disabled {
             return Err(ServiceError::refused(Code::AgentDisabled, format!("agent {} is disabled; an admin can enable it", agent.id)));
         }
         let token = auth::new_token();
         let session = Session { agent: agent.id.clone(), created_ms: now, expires_ms: now + self.config.session_hours * 3_600_000 };
         self.commit(Change { session: Some((auth::token_hash(&token), Some(session))), at_ms: now, ..Default::default() }).await?;
-        Ok((token, self.agent_info(&agent, &self.actives()?)))
+        Ok((token, self.agent_info(&agent, &self.actives().await?).await))
     }
 
     pub async fn logout(&self, token: &str) -> Result<()> {
@@ -107,22 +111,22 @@ impl Service {
     }
 
     /// The agent a bearer token belongs to.
-    pub fn authorize_agent(&self, token: &str) -> Result<Agent> {
-        Ok(self.agent_session(token)?.0)
+    pub async fn authorize_agent(&self, token: &str) -> Result<Agent> {
+        Ok(self.agent_session(token).await?.0)
     }
 
     /// The agent a bearer token belongs to, with its session. A session is void once it
     /// expires, when the agent is disabled, or when its password was reset after the login.
-    pub fn agent_session(&self, token: &str) -> Result<(Agent, Session)> {
-        let session = self.store.session(&auth::token_hash(token))?.ok_or(ServiceError::Unauthorized)?;
+    pub async fn agent_session(&self, token: &str) -> Result<(Agent, Session)> {
+        let session = self.store.session(&auth::token_hash(token)).await?.ok_or(ServiceError::Unauthorized)?;
         if session.expires_ms < now_ms() {
             return Err(ServiceError::Unauthorized);
         }
-        let access = self.access(&session.agent)?;
+        let access = self.access(&session.agent).await?;
         if access.disabled || session.created_ms < access.sessions_after_ms {
             return Err(ServiceError::Unauthorized);
         }
-        let agent = self.store.agent(&session.agent)?.ok_or(ServiceError::Unauthorized)?;
+        let agent = self.store.agent(&session.agent).await?.ok_or(ServiceError::Unauthorized)?;
         Ok((agent, session))
     }
 
@@ -137,32 +141,27 @@ impl Service {
 
     pub async fn set_status(&self, agent: &Agent, status: AgentStatus) -> Result<AgentInfo> {
         let _g = self.assigning.lock().await;
-        let mut a = self.store.agent(&agent.id)?.ok_or_else(|| ServiceError::refused(Code::AgentNotFound, format!("agent {} not found", agent.id)))?;
+        let mut a = self.store.agent(&agent.id).await?.ok_or_else(|| ServiceError::refused(Code::AgentNotFound, format!("agent {} not found", agent.id)))?;
         a.status = status;
         self.commit(Change { agent: Some(a.clone()), at_ms: now_ms(), ..Default::default() }).await?;
         drop(_g);
         if status == AgentStatus::Online && self.config.assignment == Assignment::Auto {
             self.assign_waiting().await?;
         }
-        Ok(self.agent_info(&a, &self.actives()?))
+        Ok(self.agent_info(&a, &self.actives().await?).await)
     }
 
     /// Conversations the agent holds.
-    pub fn mine(&self, agent: &Agent) -> Result<Vec<Handoff>> {
-        Ok(self
-            .store
-            .handoffs()?
-            .into_iter()
-            .filter(|h| h.status == HandoffStatus::Assigned && h.agent.as_deref() == Some(&agent.id))
-            .collect())
+    pub async fn mine(&self, agent: &Agent) -> Result<Vec<Handoff>> {
+        Ok(self.store.assigned(Some(&agent.id)).await?)
     }
 
     /// A conversation with its handoff and every message, internal notes included.
-    pub fn agent_view(&self, id: &str) -> Result<AgentView> {
-        let conversation = self.load_conversation(id)?;
-        let handoff = self.handoff_of(&conversation)?;
+    pub async fn agent_view(&self, id: &str) -> Result<AgentView> {
+        let conversation = self.load_conversation(id).await?;
+        let handoff = self.handoff_of(&conversation).await?;
         let waiting_ms = handoff.as_ref().filter(|h| h.status == HandoffStatus::Queued).map(|h| now_ms().saturating_sub(h.created_ms));
-        let messages = self.store.messages(id, 0, HISTORY_LIMIT)?;
+        let messages = self.store.messages(id, 0, HISTORY_LIMIT).await?;
         Ok(AgentView { conversation, handoff, messages, waiting_ms })
     }
 
@@ -174,12 +173,12 @@ impl Service {
         f: impl FnOnce(&mut Conversation, &mut Handoff, &mut Change) -> Result<()>,
     ) -> Result<(Conversation, Handoff, Vec<Message>)> {
         let turn = self.lock(conv_id).await?;
-        let mut conv = self.load_conversation(conv_id)?;
+        let mut conv = self.load_conversation(conv_id).await?;
         if conv.state != (State::WithAgent { agent: agent.id.clone() }) {
             return Err(ServiceError::refused(Code::NotYourConversation, format!("conversation {conv_id} is not yours (claim it first)")));
         }
         let mut h = self
-            .handoff_of(&conv)?
+            .handoff_of(&conv).await?
             .ok_or_else(|| ServiceError::Internal(format!("conversation {conv_id} has an agent but no handoff")))?;
         let mut change = Change { at_ms: now_ms(), ..Default::default() };
         f(&mut conv, &mut h, &mut change)?;
@@ -200,7 +199,7 @@ impl Service {
                 Ok(())
             })
             .await?;
-        self.publish_visitor_messages(&conv, &stored, None)?;
+        self.publish_visitor_messages(&conv, &stored, None).await?;
         Ok(stored.into_iter().next().expect("the agent's message was stored"))
     }
 
@@ -208,7 +207,7 @@ impl Service {
     pub async fn note(&self, agent: &Agent, conv_id: &str, text: &str) -> Result<Message> {
         self.check_text(text)?;
         let turn = self.lock(conv_id).await?;
-        let conv = self.load_conversation(conv_id)?;
+        let conv = self.load_conversation(conv_id).await?;
         if conv.handoff.is_none() {
             return Err(ServiceError::refused(Code::NotHandedOff, format!("conversation {conv_id} was not handed off; notes belong to handed-off conversations")));
         }
@@ -253,8 +252,8 @@ impl Service {
     }
 
     pub(super) async fn finish(&self, conv: &Conversation, h: &Handoff, stored: &[Message]) -> Result<()> {
-        self.publish_visitor_messages(conv, stored, None)?;
-        self.hub.to_visitor(&conv.id, &self.state_event(conv)?);
+        self.publish_visitor_messages(conv, stored, None).await?;
+        self.hub.to_visitor(&conv.id, &self.state_event(conv).await?);
         self.hub.to_agents(&AgentEvent::Changed { handoff: h.id, conversation: conv.id.clone(), status: h.status.clone(), agent: h.agent.clone() });
         if self.config.assignment == Assignment::Auto {
             self.assign_waiting().await?;
@@ -265,9 +264,9 @@ impl Service {
     /// Ends a conversation for good (e.g. a WeChat user unsubscribed).
     pub async fn close(&self, conv_id: &str) -> Result<()> {
         let _turn = self.lock(conv_id).await?;
-        let Some(mut conv) = self.store.conversation(conv_id)? else { return Ok(()) };
+        let Some(mut conv) = self.store.conversation(conv_id).await? else { return Ok(()) };
         let mut change = Change { at_ms: now_ms(), ..Default::default() };
-        if let Some(mut h) = self.handoff_of(&conv)? {
+        if let Some(mut h) = self.handoff_of(&conv).await? {
             if matches!(h.status, HandoffStatus::Queued | HandoffStatus::Assigned) {
                 h.status = HandoffStatus::Returned;
                 h.closed_ms = Some(change.at_ms);
@@ -298,9 +297,9 @@ mod tests {
         assert_eq!(code(f.service.login("a1", "wrong-password").await), Code::Unauthorized);
         assert!(matches!(f.service.login("nobody", "password-123").await, Err(ServiceError::Unauthorized)));
         let (token, _) = f.service.login("a1", "password-123").await.unwrap();
-        assert_eq!(f.service.authorize_agent(&token).unwrap().id, "a1");
+        assert_eq!(f.service.authorize_agent(&token).await.unwrap().id, "a1");
         f.service.logout(&token).await.unwrap();
-        assert!(matches!(f.service.authorize_agent(&token), Err(ServiceError::Unauthorized)));
+        assert!(matches!(f.service.authorize_agent(&token).await, Err(ServiceError::Unauthorized)));
     }
 
     #[tokio::test]
@@ -316,13 +315,13 @@ mod tests {
         assert!(f.service.note(&a2, &id, "备注").await.unwrap().internal, "any agent may note");
         f.service.agent_message(&a1, &id, "您好").await.unwrap();
         f.service.resolve(&a1, &id).await.unwrap();
-        let conv = f.service.authorize_visitor(&id, &token).unwrap();
+        let conv = f.service.authorize_visitor(&id, &token).await.unwrap();
         assert!(conv.context.rating_requested);
         assert_eq!(conv.state, State::Bot);
         f.service.rate(&id, &token, 5, Some("很好".into())).await.unwrap();
-        assert!(!f.service.authorize_visitor(&id, &token).unwrap().context.rating_requested);
+        assert!(!f.service.authorize_visitor(&id, &token).await.unwrap().context.rating_requested);
         // Notes stay out of the visitor's view.
-        let view = f.service.visitor_view(&conv, 0).unwrap();
+        let view = f.service.visitor_view(&conv, 0).await.unwrap();
         assert!(view.messages.iter().all(|m| !m.internal));
     }
 
@@ -333,10 +332,10 @@ mod tests {
         let (id, token) = f.visitor().await;
         f.service.request_human(&id, &token, None).await.unwrap();
         f.service.close(&id).await.unwrap();
-        assert!(f.service.queue().unwrap().is_empty());
-        let view = f.service.agent_view(&id).unwrap();
+        assert!(f.service.queue().await.unwrap().is_empty());
+        let view = f.service.agent_view(&id).await.unwrap();
         assert_eq!(view.conversation.state, State::Closed);
         assert_eq!(view.handoff.unwrap().status, HandoffStatus::Returned);
-        assert_eq!(code(f.service.agent_view("nope")), Code::ConversationNotFound);
+        assert_eq!(code(f.service.agent_view("nope").await), Code::ConversationNotFound);
     }
 }

@@ -271,8 +271,8 @@ impl Service {
         &self.hub
     }
 
-    pub fn store(&self) -> &dyn Store {
-        &*self.store
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     pub fn brain(&self) -> Arc<Brain> {
@@ -293,14 +293,17 @@ impl Service {
     }
 
     /// The conversation `id`, or `NotFound` naming it.
-    fn load_conversation(&self, id: &str) -> Result<Conversation> {
-        self.store.conversation(id)?.ok_or_else(|| ServiceError::refused(Code::ConversationNotFound, format!("conversation {id} not found")))
+    async fn load_conversation(&self, id: &str) -> Result<Conversation> {
+        self.store.conversation(id).await?.ok_or_else(|| ServiceError::refused(Code::ConversationNotFound, format!("conversation {id} not found")))
     }
 
     /// The conversation's latest handoff, if it was ever handed off. A store error is an
     /// error, never "not handed off".
-    fn handoff_of(&self, conv: &Conversation) -> Result<Option<Handoff>> {
-        Ok(conv.handoff.map(|h| self.store.handoff(h)).transpose()?.flatten())
+    async fn handoff_of(&self, conv: &Conversation) -> Result<Option<Handoff>> {
+        match conv.handoff {
+            Some(h) => Ok(self.store.handoff(h).await?),
+            None => Ok(None),
+        }
     }
 }
 

@@ -46,16 +46,16 @@ fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     (!sorted.is_empty()).then(|| sorted[((sorted.len() - 1) as f64 * p).round() as usize])
 }
 
-pub fn compute(store: &dyn Store, now: Millis) -> Result<Stats> {
+pub async fn compute(store: &dyn Store, now: Millis) -> Result<Stats> {
     let err = |e: StoreError| ServiceError::from(e);
-    let handoffs = store.handoffs().map_err(err)?;
-    let tickets = store.tickets().map_err(err)?;
+    let handoffs = store.handoffs().await.map_err(err)?;
+    let tickets = store.tickets().await.map_err(err)?;
     let mut needed_human: std::collections::HashSet<&str> = handoffs.iter().map(|h| h.conversation.as_str()).collect();
     needed_human.extend(tickets.iter().map(|t| t.conversation.as_str()));
     let mut conversations = 0;
     let mut engaged = 0;
     let mut auto_resolved = 0;
-    for c in store.conversations().map_err(err)? {
+    for c in store.conversations().await.map_err(err)? {
         conversations += 1;
         if c.last_seq > 0 {
             engaged += 1;
@@ -75,7 +75,7 @@ pub fn compute(store: &dyn Store, now: Millis) -> Result<Stats> {
     waits.sort_unstable();
     let hour_now = now / 3_600_000;
     let messages_per_hour = store
-        .counters()
+        .counters().await
         .map_err(err)?
         .messages_per_hour
         .into_iter()
@@ -87,7 +87,7 @@ pub fn compute(store: &dyn Store, now: Millis) -> Result<Stats> {
     // One per resolution, the latest: stores written before ratings were keyed by handoff
     // may hold several.
     let mut latest: HashMap<(String, Option<u64>), crate::handoff::Rating> = HashMap::new();
-    for r in store.ratings().map_err(err)? {
+    for r in store.ratings().await.map_err(err)? {
         let key = (r.conversation.clone(), r.handoff);
         if latest.get(&key).is_none_or(|old| old.at_ms <= r.at_ms) {
             latest.insert(key, r);
@@ -98,7 +98,7 @@ pub fn compute(store: &dyn Store, now: Millis) -> Result<Stats> {
         ratings[(r.score.clamp(1, 5) - 1) as usize] += 1;
         sum += r.score as u64;
     }
-    let feedback = store.feedback().map_err(err)?;
+    let feedback = store.feedback().await.map_err(err)?;
     Ok(Stats {
         conversations,
         engaged,
@@ -116,7 +116,7 @@ pub fn compute(store: &dyn Store, now: Millis) -> Result<Stats> {
         feedback_helpful: feedback.iter().filter(|f| f.helpful).count(),
         feedback_unhelpful: feedback.iter().filter(|f| !f.helpful).count(),
         unanswered: store
-            .unanswered(50)
+            .unanswered(50).await
             .map_err(err)?
             .into_iter()
             .map(|(question, count)| Unanswered { question, count })

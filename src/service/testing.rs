@@ -56,11 +56,11 @@ impl Fixture {
     /// An agent account, online when `online`.
     pub async fn agent(&self, id: &str, online: bool) -> Agent {
         self.service.put_agent(id, id, "password-123", vec![], 2).await.unwrap();
-        let agent = self.service.store().agent(id).unwrap().unwrap();
+        let agent = self.service.store().agent(id).await.unwrap().unwrap();
         if online {
             self.service.set_status(&agent, AgentStatus::Online).await.unwrap();
         }
-        self.service.store().agent(id).unwrap().unwrap()
+        self.service.store().agent(id).await.unwrap().unwrap()
     }
 }
 

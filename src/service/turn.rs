@@ -7,11 +7,11 @@ use crate::nlu;
 
 impl Service {
     /// Whether someone could take a handoff needing `skill` now.
-    pub(super) fn availability(&self, skill: &str) -> Result<Availability> {
+    pub(super) async fn availability(&self, skill: &str) -> Result<Availability> {
         if !self.config.hours.is_open(now_ms()) {
             return Ok(Availability::OutOfHours);
         }
-        let agents = self.store.agents()?;
+        let agents = self.store.agents().await?;
         let loads: Vec<Load<'_>> = agents.iter().map(|a| Load { agent: a, active: 0 }).collect();
         Ok(if handoff::anyone_online(&loads, skill) { Availability::Available } else { Availability::NoAgents })
     }
@@ -58,17 +58,17 @@ impl Service {
         // cannot commit until this one has, and waiting for it would only delay both.
         let hint = self.store.expect_commit();
         let mut conv = match token {
-            Some(token) => self.authorize_visitor(id, token)?,
-            None => self.load_conversation(id)?,
+            Some(token) => self.authorize_visitor(id, token).await?,
+            None => self.load_conversation(id).await?,
         };
         if let Some(c) = &client_id {
-            if let Some(first) = self.store.message_by_client_id(id, c)? {
+            if let Some(first) = self.store.message_by_client_id(id, c).await? {
                 let replies = self
-                    .visible_messages(id, first.seq)?
+                    .visible_messages(id, first.seq).await?
                     .into_iter()
                     .take_while(|m| m.from != Sender::Visitor)
                     .collect();
-                let queue_position = self.queue_position(&conv)?;
+                let queue_position = self.queue_position(&conv).await?;
                 let exchange = Exchange { message: first, replies, state: conv.state.name(), queue_position, duplicate: true };
                 return Ok((exchange, false));
             }
@@ -84,90 +84,71 @@ impl Service {
         let state_before = conv.state.name();
         let mut transferred = false;
         if !conv.state.human_owned() {
-            let (outcome, candidates) = cpu_bound(|| self.bot_turn(&conv, text, humans_elsewhere))?;
+            let (outcome, candidates) = self.bot_turn(&conv, text, humans_elsewhere).await?;
             rated = outcome.rating.is_some();
             transferred = outcome.transferred;
-            new_handoff = self.apply_outcome(&mut conv, outcome, candidates, text, &mut change)?;
+            new_handoff = self.apply_outcome(&mut conv, outcome, candidates, text, &mut change).await?;
         }
         change.conversation = Some(conv.clone());
         drop(hint);
         let stored = self.commit(change).await?;
         drop(turn);
-        self.publish_visitor_messages(&conv, &stored, new_handoff.as_ref())?;
+        self.publish_visitor_messages(&conv, &stored, new_handoff.as_ref()).await?;
         // The widget shows controls by state (e.g. the leave-a-message form): announce a new
         // state that the messages' publication did not (it covers handoffs only).
         let announced = new_handoff.is_some() || conv.state.human_owned();
         if rated || (!announced && conv.state.name() != state_before) {
-            self.hub.to_visitor(&conv.id, &self.state_event(&conv)?);
+            self.hub.to_visitor(&conv.id, &self.state_event(&conv).await?);
         }
         if let Some(h) = &new_handoff {
             self.hub.to_agents(&AgentEvent::Handoff { handoff: h.clone() });
             if self.config.assignment == Assignment::Auto {
                 self.assign_waiting().await?;
             }
-            self.notify_queue(h)?;
+            self.notify_queue(h).await?;
         }
         // Only an automatic assignment can have moved the conversation on since the commit.
         let auto_assigned = new_handoff.is_some() && self.config.assignment == Assignment::Auto;
-        let conv = if auto_assigned { self.store.conversation(id)?.unwrap_or(conv) } else { conv };
+        let conv = if auto_assigned { self.store.conversation(id).await?.unwrap_or(conv) } else { conv };
         let mut stored = stored.into_iter();
         let message = stored.next().expect("the visitor's message was stored");
         let exchange = Exchange {
             message,
             replies: stored.collect(),
             state: conv.state.name(),
-            queue_position: self.queue_position(&conv)?,
+            queue_position: self.queue_position(&conv).await?,
             duplicate: false,
         };
         Ok((exchange, transferred))
     }
 
-    /// Runs the matchers and the policy for one message (CPU only; no writes). Also returns
-    /// the knowledge candidates, for a handoff's summary.
-    pub(super) fn bot_turn(&self, conv: &Conversation, text: &str, humans_elsewhere: bool) -> Result<(Outcome, Vec<CandidateView>)> {
+    /// Runs the matchers and the policy for one message (no writes). Also returns the
+    /// knowledge candidates, for a handoff's summary.
+    ///
+    /// The matchers are CPU work and run once, off the async workers. The policy is pure and
+    /// cheap: it is run once with nobody asked about, and only if it wanted a human is the
+    /// store read for who is available and the policy run again with the answer, so that a
+    /// plain answer costs no store read and the policy never waits on one.
+    pub(super) async fn bot_turn(&self, conv: &Conversation, text: &str, humans_elsewhere: bool) -> Result<(Outcome, Vec<CandidateView>)> {
         let brain = self.brain();
-        // One analysis serves the intents and the knowledge: they share the analyser.
-        let analyzed = brain.engine.analyzer().analyze(text);
-        let intent = brain.intents.recognise(text, &analyzed)?;
-        let knowledge = brain.engine.ask_analyzed(&analyzed)?;
-        // A follow-up ("那运费呢？") is read with the topic of the last answered article: the
-        // content words of its question. The old article itself is not a candidate (a
-        // follow-up asks something new), and the confidence is decided afresh.
-        let followup = match (&conv.context.last_article, knowledge.answer()) {
-            (Some(last), None) => match (nlu::followup(text), brain.article(last)) {
-                (Some(f), Some(a)) => {
-                    let mut reply = brain.ask(&f.query(&nlu::followup::topic(brain.engine.analyzer(), &a.title)))?;
-                    reply.candidates.retain(|c| &c.id != last);
-                    reply.confidence = reply.candidates.first().map_or(0.0, |c| c.confidence);
-                    reply.action = brain.engine.thresholds().decide(reply.confidence);
-                    Some(reply)
-                }
-                _ => None,
-            },
-            _ => None,
-        };
-        let find = |id: &str| brain.article(id);
-        let policy = Policy { rules: &self.config.dialogue, intents: &brain.intents, article: &find };
-        // Hours and agents are read only when the policy wants a human, for the skill it
-        // wants. A store error there fails the turn; it is not taken for "nobody is online".
-        let failed = std::cell::RefCell::new(None);
-        let availability = |skill: &str| {
-            if humans_elsewhere {
-                return Availability::Elsewhere;
+        let read = cpu_bound(|| read_message(&brain, conv, text))?;
+        let wanted = std::cell::RefCell::new(None);
+        let outcome = self.decide(&brain, conv, text, &read, &|skill: &str| {
+            wanted.borrow_mut().get_or_insert_with(|| skill.to_string());
+            Availability::NoAgents
+        });
+        let outcome = match wanted.into_inner() {
+            None => outcome,
+            Some(_) if humans_elsewhere => self.decide(&brain, conv, text, &read, &|_: &str| Availability::Elsewhere),
+            Some(skill) => {
+                // Hours and agents are read for the skill the policy wants. A store error
+                // fails the turn; it is not taken for "nobody is online".
+                let available = self.availability(&skill).await?;
+                self.decide(&brain, conv, text, &read, &|_: &str| available)
             }
-            self.availability(skill).unwrap_or_else(|e| {
-                failed.borrow_mut().get_or_insert(e);
-                Availability::NoAgents
-            })
         };
-        let turn = Turn {
-            text,
-            intent: intent.as_ref(),
-            knowledge: Some(&knowledge),
-            followup: followup.as_ref(),
-            availability: &availability,
-        };
-        let candidates = knowledge
+        let candidates = read
+            .knowledge
             .candidates
             .iter()
             .take(5)
@@ -175,15 +156,31 @@ impl Service {
                 brain.article(&c.id).map(|a| CandidateView { article: a.id.clone(), title: a.title.clone(), confidence: c.confidence })
             })
             .collect();
-        let outcome = policy.step(&conv.state, &conv.context, &turn);
-        match failed.into_inner() {
-            Some(e) => Err(e),
-            None => Ok((outcome, candidates)),
-        }
+        Ok((outcome, candidates))
+    }
+
+    /// The conversation so far, with the messages `change` is about to store.
+    async fn transcript(&self, conv: &Conversation, change: &Change) -> Result<Vec<Message>> {
+        let mut t = self.store.messages(&conv.id, 0, HISTORY_LIMIT).await?;
+        t.extend(predict(conv, &change.messages, change.at_ms));
+        Ok(t)
+    }
+
+    fn decide(&self, brain: &Brain, conv: &Conversation, text: &str, read: &Read, availability: &dyn Fn(&str) -> Availability) -> Outcome {
+        let find = |id: &str| brain.article(id);
+        let policy = Policy { rules: &self.config.dialogue, intents: &brain.intents, article: &find };
+        let turn = Turn {
+            text,
+            intent: read.intent.as_ref(),
+            knowledge: Some(&read.knowledge),
+            followup: read.followup.as_ref(),
+            availability,
+        };
+        policy.step(&conv.state, &conv.context, &turn)
     }
 
     /// Applies a policy outcome to the conversation and the change; returns a new handoff.
-    pub(super) fn apply_outcome(
+    pub(super) async fn apply_outcome(
         &self,
         conv: &mut Conversation,
         outcome: Outcome,
@@ -204,7 +201,7 @@ impl Service {
             }
         }
         if let Some(score) = rating {
-            let last = self.handoff_of(conv)?;
+            let last = self.handoff_of(conv).await?;
             change.rating = Some(Rating {
                 conversation: conv.id.clone(),
                 handoff: last.as_ref().map(|h| h.id),
@@ -214,26 +211,21 @@ impl Service {
                 at_ms: change.at_ms,
             });
         }
-        let transcript = |conv: &Conversation, change: &Change| -> Result<Vec<Message>> {
-            let mut t = self.store.messages(&conv.id, 0, HISTORY_LIMIT)?;
-            t.extend(predict(conv, &change.messages, change.at_ms));
-            Ok(t)
-        };
         if let Some(t) = ticket {
             change.ticket = Some(Ticket {
-                id: self.store.next_id()?,
+                id: self.store.next_id().await?,
                 conversation: conv.id.clone(),
                 contact: t.contact.unwrap_or_default(),
                 message: t.message,
                 reason: t.reason,
                 visitor: conv.visitor.clone(),
-                transcript: transcript(conv, change)?,
+                transcript: self.transcript(conv, change).await?,
                 created_ms: change.at_ms,
             });
         }
         let Some(req) = handoff else { return Ok(None) };
         let h = Handoff {
-            id: self.store.next_id()?,
+            id: self.store.next_id().await?,
             conversation: conv.id.clone(),
             reason: req.reason,
             detail: req.detail,
@@ -243,7 +235,7 @@ impl Service {
             slots: conv.context.slots.clone(),
             candidates,
             visitor: conv.visitor.clone(),
-            transcript: transcript(conv, change)?,
+            transcript: self.transcript(conv, change).await?,
             created_ms: change.at_ms,
             status: HandoffStatus::Queued,
             agent: None,
@@ -255,7 +247,7 @@ impl Service {
         Ok(Some(h))
     }
 
-    pub(super) fn publish_visitor_messages(&self, conv: &Conversation, stored: &[Message], new_handoff: Option<&Handoff>) -> Result<()> {
+    pub(super) async fn publish_visitor_messages(&self, conv: &Conversation, stored: &[Message], new_handoff: Option<&Handoff>) -> Result<()> {
         for m in stored {
             self.hub.to_visitor(&conv.id, &VisitorEvent::Message { message: m.clone() });
         }
@@ -266,7 +258,7 @@ impl Service {
             }
         }
         if new_handoff.is_some() || conv.state.human_owned() {
-            self.hub.to_visitor(&conv.id, &self.state_event(conv)?);
+            self.hub.to_visitor(&conv.id, &self.state_event(conv).await?);
         }
         Ok(())
     }
@@ -276,6 +268,37 @@ impl Service {
 /// queued on this worker thread move to another one meanwhile: without it a long message
 /// delayed unrelated conversations on the same worker (the ordering phase of
 /// `scripts/reliability.sh` saw 1.3 s). Single-threaded runtimes (unit tests) just run it.
+/// What the matchers made of one message.
+struct Read {
+    intent: Option<crate::nlu::IntentMatch>,
+    knowledge: crate::knowledge::Reply,
+    followup: Option<crate::knowledge::Reply>,
+}
+
+fn read_message(brain: &Brain, conv: &Conversation, text: &str) -> Result<Read> {
+    // One analysis serves the intents and the knowledge: they share the analyser.
+    let analyzed = brain.engine.analyzer().analyze(text);
+    let intent = brain.intents.recognise(text, &analyzed)?;
+    let knowledge = brain.engine.ask_analyzed(&analyzed)?;
+    // A follow-up ("那运费呢？") is read with the topic of the last answered article: the
+    // content words of its question. The old article itself is not a candidate (a follow-up
+    // asks something new), and the confidence is decided afresh.
+    let followup = match (&conv.context.last_article, knowledge.answer()) {
+        (Some(last), None) => match (nlu::followup(text), brain.article(last)) {
+            (Some(f), Some(a)) => {
+                let mut reply = brain.ask(&f.query(&nlu::followup::topic(brain.engine.analyzer(), &a.title)))?;
+                reply.candidates.retain(|c| &c.id != last);
+                reply.confidence = reply.candidates.first().map_or(0.0, |c| c.confidence);
+                reply.action = brain.engine.thresholds().decide(reply.confidence);
+                Some(reply)
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    Ok(Read { intent, knowledge, followup })
+}
+
 fn cpu_bound<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
@@ -333,7 +356,7 @@ mod tests {
         let x = f.service.request_human(&id, &token, None).await.unwrap();
         assert_eq!(x.state, "leaving_message");
         assert_eq!(x.replies[0].text, f.service.config().dialogue.no_agents_text);
-        assert!(f.service.queue().unwrap().is_empty());
+        assert!(f.service.queue().await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -344,7 +367,7 @@ mod tests {
         f.service.visitor_message(&id, &token, "怎么开发票", None).await.unwrap();
         let x = f.service.request_human(&id, &token, None).await.unwrap();
         assert_eq!((x.state.as_str(), x.queue_position), ("queued", Some(1)));
-        let queue = f.service.queue().unwrap();
+        let queue = f.service.queue().await.unwrap();
         assert_eq!(queue.len(), 1);
         assert_eq!(queue[0].handoff.reason, "requested");
         // The agent reads the whole transcript, the bot's reply to 转人工 included.
@@ -360,8 +383,8 @@ mod tests {
         let x = f.service.channel_message(&id, "转人工", None, true).await.unwrap();
         assert!(x.transferred);
         assert_eq!(x.exchange.state, "bot", "the bot answers again when the user comes back");
-        assert!(f.service.queue().unwrap().is_empty());
-        assert!(f.service.store().conversation(&id).unwrap().unwrap().handoff.is_none());
+        assert!(f.service.queue().await.unwrap().is_empty());
+        assert!(f.service.store().conversation(&id).await.unwrap().unwrap().handoff.is_none());
     }
 
     #[tokio::test]

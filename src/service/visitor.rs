@@ -34,9 +34,9 @@ impl Service {
         let token = auth::new_token();
         let hash = auth::token_hash(&token);
         if let Some(user) = &visitor.user_id {
-            if let Some(existing) = self.store.conversation_of_user(user)? {
+            if let Some(existing) = self.store.conversation_of_user(user).await? {
                 let _turn = self.lock(&existing).await?;
-                if let Some(mut conv) = self.store.conversation(&existing)? {
+                if let Some(mut conv) = self.store.conversation(&existing).await? {
                     if conv.state != State::Closed {
                         conv.token_hashes.push(hash);
                         // Keep the last few devices; older tokens stop working.
@@ -45,7 +45,7 @@ impl Service {
                         conv.visitor.page = visitor.page.clone().or(conv.visitor.page);
                         let id = conv.id.clone();
                         self.commit(Change { conversation: Some(conv), at_ms: now_ms(), ..Default::default() }).await?;
-                        let messages = self.visible_messages(&id, 0)?;
+                        let messages = self.visible_messages(&id, 0).await?;
                         return Ok(Started { id, token, resumed: true, verified: true, messages });
                     }
                 }
@@ -60,9 +60,9 @@ impl Service {
     }
 
     /// The conversation, if `token` is one of its visitor tokens.
-    pub fn authorize_visitor(&self, id: &str, token: &str) -> Result<Conversation> {
+    pub async fn authorize_visitor(&self, id: &str, token: &str) -> Result<Conversation> {
         // Unknown conversation and wrong token look the same: ids are not to be probed.
-        let conv = self.store.conversation(id)?.ok_or(ServiceError::Unauthorized)?;
+        let conv = self.store.conversation(id).await?.ok_or(ServiceError::Unauthorized)?;
         let hash = auth::token_hash(token);
         let mut ok = false;
         for h in &conv.token_hashes {
@@ -75,45 +75,45 @@ impl Service {
         }
     }
 
-    pub(super) fn visible_messages(&self, id: &str, after: u64) -> Result<Vec<Message>> {
-        Ok(self.store.messages(id, after, HISTORY_LIMIT)?.into_iter().filter(|m| !m.internal).collect())
+    pub(super) async fn visible_messages(&self, id: &str, after: u64) -> Result<Vec<Message>> {
+        Ok(self.store.messages(id, after, HISTORY_LIMIT).await?.into_iter().filter(|m| !m.internal).collect())
     }
 
-    pub(super) fn queue_position(&self, conv: &Conversation) -> Result<Option<usize>> {
+    pub(super) async fn queue_position(&self, conv: &Conversation) -> Result<Option<usize>> {
         if conv.state != State::Queued {
             return Ok(None);
         }
-        let queued = self.handoff_of(&conv)?.filter(|h| h.status == HandoffStatus::Queued);
+        let queued = self.handoff_of(&conv).await?.filter(|h| h.status == HandoffStatus::Queued);
         match queued {
-            Some(h) => Ok(Some(self.store.queue_rank(&h.queue_key())? + 1)),
-            None => Ok(self.store.queue()?.iter().position(|h| h.conversation == conv.id).map(|p| p + 1)),
+            Some(h) => Ok(Some(self.store.queue_ahead(&h).await? + 1)),
+            None => Ok(self.store.queue().await?.iter().position(|h| h.conversation == conv.id).map(|p| p + 1)),
         }
     }
 
-    pub(super) fn agent_name(&self, conv: &Conversation) -> Result<Option<String>> {
+    pub(super) async fn agent_name(&self, conv: &Conversation) -> Result<Option<String>> {
         match &conv.state {
-            State::WithAgent { agent } => Ok(self.store.agent(agent)?.map(|a| a.name)),
+            State::WithAgent { agent } => Ok(self.store.agent(agent).await?.map(|a| a.name)),
             _ => Ok(None),
         }
     }
 
     /// The visitor's view: state and messages after `after`.
-    pub fn visitor_view(&self, conv: &Conversation, after: u64) -> Result<VisitorView> {
+    pub async fn visitor_view(&self, conv: &Conversation, after: u64) -> Result<VisitorView> {
         Ok(VisitorView {
             id: conv.id.clone(),
             state: conv.state.name(),
-            queue_position: self.queue_position(conv)?,
-            agent: self.agent_name(conv)?,
+            queue_position: self.queue_position(conv).await?,
+            agent: self.agent_name(conv).await?,
             rating_requested: conv.context.rating_requested,
-            messages: self.visible_messages(&conv.id, after)?,
+            messages: self.visible_messages(&conv.id, after).await?,
         })
     }
 
-    pub(super) fn state_event(&self, conv: &Conversation) -> Result<VisitorEvent> {
+    pub(super) async fn state_event(&self, conv: &Conversation) -> Result<VisitorEvent> {
         Ok(VisitorEvent::State {
             state: conv.state.name(),
-            queue_position: self.queue_position(conv)?,
-            agent: self.agent_name(conv)?,
+            queue_position: self.queue_position(conv).await?,
+            agent: self.agent_name(conv).await?,
             rating_requested: conv.context.rating_requested,
         })
     }
@@ -136,16 +136,12 @@ impl Service {
         if user_key.is_empty() || user_key.len() > 200 {
             return Err(ServiceError::refused(Code::BadRequest, "a channel user key is 1 to 200 bytes"));
         }
-        let open = |key: &str| -> Result<Option<String>> {
-            let Some(existing) = self.store.conversation_of_user(key)? else { return Ok(None) };
-            Ok(self.store.conversation(&existing)?.filter(|c| c.state != State::Closed).map(|c| c.id))
-        };
-        if let Some(id) = open(user_key)? {
+        if let Some(id) = self.open_conversation_of(user_key).await? {
             return Ok(id);
         }
         // One user's first messages can arrive together: one of them starts the conversation.
         let _one = self.opening.lock().await;
-        if let Some(id) = open(user_key)? {
+        if let Some(id) = self.open_conversation_of(user_key).await? {
             return Ok(id);
         }
         let now = now_ms();
@@ -155,6 +151,12 @@ impl Service {
         let identity = Some((user_key.to_string(), id.clone()));
         self.commit(Change { conversation: Some(conv), identity, at_ms: now, ..Default::default() }).await?;
         Ok(id)
+    }
+
+    /// The open conversation of a channel's user, if any.
+    async fn open_conversation_of(&self, user_key: &str) -> Result<Option<String>> {
+        let Some(existing) = self.store.conversation_of_user(user_key).await? else { return Ok(None) };
+        Ok(self.store.conversation(&existing).await?.filter(|c| c.state != State::Closed).map(|c| c.id))
     }
 
     /// The visitor asks for a human with the 转人工 button.
@@ -172,8 +174,8 @@ impl Service {
             return Err(ServiceError::refused(Code::CommentTooLong, format!("the comment has {n} characters; at most {max} are allowed")));
         }
         let _turn = self.lock(id).await?;
-        let mut conv = self.authorize_visitor(id, token)?;
-        let Some(handoff) = self.handoff_of(&conv)? else {
+        let mut conv = self.authorize_visitor(id, token).await?;
+        let Some(handoff) = self.handoff_of(&conv).await? else {
             return Err(ServiceError::refused(Code::NotHandedOff, "only a conversation served by an agent can be rated"));
         };
         if handoff.status != HandoffStatus::Resolved {
@@ -190,15 +192,15 @@ impl Service {
             at_ms: now,
         };
         self.commit(Change { conversation: Some(conv.clone()), rating: Some(rating), at_ms: now, ..Default::default() }).await?;
-        self.hub.to_visitor(id, &self.state_event(&conv)?);
+        self.hub.to_visitor(id, &self.state_event(&conv).await?);
         Ok(())
     }
 
     /// "Did this answer help?" under a bot answer.
     pub async fn feedback(&self, id: &str, token: &str, seq: u64, helpful: bool) -> Result<()> {
         let _turn = self.lock(id).await?;
-        let conv = self.authorize_visitor(id, token)?;
-        let message = self.store.messages(id, seq.saturating_sub(1), 1)?.into_iter().next().filter(|m| m.seq == seq);
+        let conv = self.authorize_visitor(id, token).await?;
+        let message = self.store.messages(id, seq.saturating_sub(1), 1).await?.into_iter().next().filter(|m| m.seq == seq);
         let Some(message) = message.filter(|m| m.from == Sender::Bot) else {
             return Err(ServiceError::refused(Code::MessageNotFound, format!("message {seq} is not a bot message of this conversation")));
         };
@@ -220,7 +222,7 @@ impl Service {
             return Err(ServiceError::refused(Code::InvalidContact, "contact must be 1 to 100 characters (a phone number or an e-mail)"));
         }
         let _turn = self.lock(id).await?;
-        let mut conv = self.authorize_visitor(id, token)?;
+        let mut conv = self.authorize_visitor(id, token).await?;
         let now = now_ms();
         let mut change = Change { at_ms: now, ..Default::default() };
         let said = self.config.dialogue.left_message_text.replace("{message}", message.trim()).replace("{contact}", contact.trim());
@@ -230,10 +232,10 @@ impl Service {
             conv.state = State::Bot;
         }
         conv.context.pending_message = None;
-        let mut transcript = self.store.messages(id, 0, HISTORY_LIMIT)?;
+        let mut transcript = self.store.messages(id, 0, HISTORY_LIMIT).await?;
         transcript.extend(predict(&conv, &change.messages, now));
         let ticket = Ticket {
-            id: self.store.next_id()?,
+            id: self.store.next_id().await?,
             conversation: id.into(),
             contact: contact.trim().into(),
             message: message.trim().into(),
@@ -247,7 +249,7 @@ impl Service {
         change.ticket = Some(ticket.clone());
         change.conversation = Some(conv.clone());
         let stored = self.commit(change).await?;
-        self.publish_visitor_messages(&conv, &stored, None)?;
+        self.publish_visitor_messages(&conv, &stored, None).await?;
         Ok(ticket)
     }
 }
@@ -261,12 +263,12 @@ mod tests {
     async fn a_visitor_token_opens_only_its_conversation() {
         let f = testing::service(|_| {}).await;
         let (id, token) = f.visitor().await;
-        assert_eq!(f.service.authorize_visitor(&id, &token).unwrap().id, id);
-        assert_eq!(code(f.service.authorize_visitor(&id, "wrong")), Code::Unauthorized);
+        assert_eq!(f.service.authorize_visitor(&id, &token).await.unwrap().id, id);
+        assert_eq!(code(f.service.authorize_visitor(&id, "wrong").await), Code::Unauthorized);
         let (other, _) = f.visitor().await;
-        assert!(matches!(f.service.authorize_visitor(&other, &token), Err(ServiceError::Unauthorized)));
+        assert!(matches!(f.service.authorize_visitor(&other, &token).await, Err(ServiceError::Unauthorized)));
         // An unknown id looks like a wrong token: ids are not to be probed.
-        assert!(matches!(f.service.authorize_visitor("nope", &token), Err(ServiceError::Unauthorized)));
+        assert!(matches!(f.service.authorize_visitor("nope", &token).await, Err(ServiceError::Unauthorized)));
     }
 
     #[tokio::test]
@@ -291,8 +293,8 @@ mod tests {
         assert!(!first.resumed && second.resumed && second.verified);
         assert_eq!(first.id, second.id);
         // Both devices' tokens work.
-        f.service.authorize_visitor(&first.id, &first.token).unwrap();
-        f.service.authorize_visitor(&first.id, &second.token).unwrap();
+        f.service.authorize_visitor(&first.id, &first.token).await.unwrap();
+        f.service.authorize_visitor(&first.id, &second.token).await.unwrap();
     }
 
     #[tokio::test]
@@ -317,16 +319,16 @@ mod tests {
         assert!(e.to_string().contains("501") && e.to_string().contains("500"), "{e}");
         f.service.rate(&id, &token, 1, Some("很差".into())).await.unwrap();
         f.service.rate(&id, &token, 5, Some("其实很好".into())).await.unwrap();
-        let stats = f.service.stats().unwrap();
+        let stats = f.service.stats().await.unwrap();
         assert_eq!(stats.ratings, [0, 0, 0, 0, 1], "the second rating replaced the first");
         assert_eq!(stats.csat_mean, Some(5.0));
-        assert_eq!(f.service.store().ratings().unwrap().len(), 1);
+        assert_eq!(f.service.store().ratings().await.unwrap().len(), 1);
         // A second resolution of the same conversation is rated on its own.
         f.service.request_human(&id, &token, None).await.unwrap();
         f.service.claim(&a1, &id).await.unwrap();
         f.service.resolve(&a1, &id).await.unwrap();
         f.service.rate(&id, &token, 3, None).await.unwrap();
-        assert_eq!(f.service.stats().unwrap().ratings, [0, 0, 1, 0, 1]);
+        assert_eq!(f.service.stats().await.unwrap().ratings, [0, 0, 1, 0, 1]);
     }
 
     #[tokio::test]
@@ -352,7 +354,7 @@ mod tests {
         // From the first question to the form's message; the bot's reply is not in it yet.
         assert_eq!(ticket.transcript[0].text, "怎么开发票");
         assert_eq!(ticket.transcript.last().unwrap().text, "【留言】请回电（联系方式：13800138000）");
-        assert_eq!(f.service.tickets().unwrap().len(), 1);
+        assert_eq!(f.service.tickets().await.unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -1,10 +1,12 @@
 //! Durable storage of conversations, messages, handoffs, tickets, agents and ratings.
 //!
-//! The dialogue and handoff code see only the narrow [`Store`] trait, so a server database
-//! can replace sled later. Every change of one step is a [`Change`], applied atomically and
+//! The dialogue and handoff code see only the narrow [`Store`] trait, with two backends:
+//! sled on the local disk (one node, the default) and PostgreSQL (several nodes sharing one
+//! database). Both pass one conformance suite (`tests/it/store`). Every change of one step is a [`Change`], applied atomically and
 //! made durable before [`Store::commit`] resolves; nothing is acknowledged to a client before
 //! that.
 
+mod postgres;
 mod sled_store;
 
 use std::future::Future;
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dialogue::{Conversation, Message, Millis, NewMessage};
 use crate::handoff::{Agent, Handoff, Rating, Ticket};
+pub use postgres::PgStore;
 pub use sled_store::SledStore;
 
 /// A logged-in agent's session, keyed by the SHA-256 of its bearer token.
@@ -69,8 +72,12 @@ pub struct Counters {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The storage cannot take writes or answer now (disk full or read-only, the database
+    /// unreachable or restarting): the service answers 503 and the client retries.
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
     #[error("storage failed: {0}")]
-    Sled(#[from] sled::Error),
+    Failed(String),
     #[error("stored record {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("conversation {0} changed under a step (a concurrent writer)")]
@@ -80,9 +87,9 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the disk refused the write (full, read-only): the service answers 503.
+    /// Whether the storage refused for now (the service answers 503).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Sled(sled::Error::Io(_)) | StoreError::WriterGone)
+        matches!(self, StoreError::Unavailable(_) | StoreError::WriterGone)
     }
 }
 
@@ -109,51 +116,75 @@ impl Drop for CommitHint {
     }
 }
 
+/// An atomic read-modify-write of one record: given the stored bytes (if any), the bytes to
+/// store (`None` deletes). An error leaves the record as it was.
+pub type Update<'a> = &'a (dyn Fn(Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError> + Send + Sync);
+
 /// What the rest of kefu needs from storage.
+///
+/// Reads are async: on a server database each is a network round trip, and a blocking read
+/// would hold a tokio worker (and every conversation queued on it) for that long. sled
+/// answers from memory, so its futures are ready at once and cost one allocation.
+#[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
-    fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
     /// Messages with `seq > after`, oldest first, at most `limit`.
-    fn messages(&self, conversation: &str, after: u64, limit: usize) -> Result<Vec<Message>, StoreError>;
+    async fn messages(&self, conversation: &str, after: u64, limit: usize) -> Result<Vec<Message>, StoreError>;
     /// The stored message a client sent under `client_id`, if any (resends are stored once).
-    fn message_by_client_id(&self, conversation: &str, client_id: &str) -> Result<Option<Message>, StoreError>;
+    async fn message_by_client_id(&self, conversation: &str, client_id: &str) -> Result<Option<Message>, StoreError>;
     /// The conversation of a verified visitor id.
-    fn conversation_of_user(&self, user_id: &str) -> Result<Option<String>, StoreError>;
-    fn handoff(&self, id: u64) -> Result<Option<Handoff>, StoreError>;
-    /// Queued handoffs, by priority then waiting time.
-    fn queue(&self) -> Result<Vec<Handoff>, StoreError>;
-    /// How many handoffs are queued ahead of `key` (a [`Handoff::queue_key`]). Reads keys
-    /// only: positions are asked for on every queued visitor's message and every queue change,
-    /// and loading every queued handoff (transcripts included) each time was quadratic.
-    fn queue_rank(&self, key: &[u8]) -> Result<usize, StoreError>;
-    /// Queued handoffs from `key` on, in queue order: the ones whose position a change at
-    /// `key` moved.
-    fn queue_from(&self, key: &[u8]) -> Result<Vec<Handoff>, StoreError>;
-    fn handoffs(&self) -> Result<Vec<Handoff>, StoreError>;
-    fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError>;
-    fn agents(&self) -> Result<Vec<Agent>, StoreError>;
-    fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError>;
-    fn tickets(&self) -> Result<Vec<Ticket>, StoreError>;
-    fn ratings(&self) -> Result<Vec<Rating>, StoreError>;
-    fn feedback(&self) -> Result<Vec<Feedback>, StoreError>;
+    async fn conversation_of_user(&self, user_id: &str) -> Result<Option<String>, StoreError>;
+    async fn handoff(&self, id: u64) -> Result<Option<Handoff>, StoreError>;
+    /// Queued handoffs, by priority then waiting time (then id).
+    async fn queue(&self) -> Result<Vec<Handoff>, StoreError>;
+    /// How many handoffs are queued ahead of `handoff`'s place (whether or not it is queued
+    /// itself). Counts only: positions are asked for on every queued visitor's message and
+    /// every queue change, and loading every queued handoff each time was quadratic.
+    async fn queue_ahead(&self, handoff: &Handoff) -> Result<usize, StoreError>;
+    /// Queued handoffs from `handoff`'s place on, in queue order: the ones whose position a
+    /// change there moved.
+    async fn queue_from(&self, handoff: &Handoff) -> Result<Vec<Handoff>, StoreError>;
+    /// Handoffs assigned now, to `agent` or (with `None`) to anyone; read from an index, not
+    /// by loading every handoff.
+    async fn assigned(&self, agent: Option<&str>) -> Result<Vec<Handoff>, StoreError>;
+    async fn handoffs(&self) -> Result<Vec<Handoff>, StoreError>;
+    async fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError>;
+    async fn agents(&self) -> Result<Vec<Agent>, StoreError>;
+    async fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError>;
+    async fn tickets(&self) -> Result<Vec<Ticket>, StoreError>;
+    async fn ratings(&self) -> Result<Vec<Rating>, StoreError>;
+    async fn feedback(&self) -> Result<Vec<Feedback>, StoreError>;
     /// Unanswered questions with their counts, most frequent first.
-    fn unanswered(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
-    fn counters(&self) -> Result<Counters, StoreError>;
-    fn conversations(&self) -> Result<Vec<Conversation>, StoreError>;
-    fn conversation_count(&self) -> Result<usize, StoreError>;
-    /// A fresh id for handoffs and tickets, unique for the life of the store.
-    fn next_id(&self) -> Result<u64, StoreError>;
-    /// Applies a change atomically and resolves, once it is on disk, with the messages it
-    /// stored. Concurrent commits share one transaction and one flush.
+    async fn unanswered(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
+    async fn counters(&self) -> Result<Counters, StoreError>;
+    async fn conversations(&self) -> Result<Vec<Conversation>, StoreError>;
+    async fn conversation_count(&self) -> Result<usize, StoreError>;
+    /// A fresh id for handoffs and tickets, unique for the life of the store (and across
+    /// every node sharing it).
+    async fn next_id(&self) -> Result<u64, StoreError>;
+    /// Applies a change atomically and resolves, once it is durable, with the messages it
+    /// stored. A change whose conversation moved on since it was read is refused with
+    /// [`StoreError::Conflict`] and writes nothing.
     fn commit(&self, change: Change) -> Committed;
     /// Announces a commit to come; see [`CommitHint`].
     fn expect_commit(&self) -> CommitHint;
-    /// Resolves once everything written before the call (a channel's keyspace records
-    /// included) is on disk. Concurrent callers share one flush.
+    /// Resolves once every record written before the call is durable. Concurrent callers
+    /// share one flush.
     fn durable(&self) -> Durable;
-    /// A keyspace of its own, in the same database, for a channel's records (WeChat's
-    /// deliveries, users and outbox), so that [`Store::durable`] covers them too. Channels
-    /// must not flush sled themselves: a sled flush holds its process-wide concurrency lock
-    /// while it waits, and extra flushes beside the service's transactions deadlocked the
-    /// server under load.
-    fn keyspace(&self, name: &str) -> Result<sled::Tree, StoreError>;
+
+    // Records of a channel or module (WeChat's deliveries, users and outbox; agents' access),
+    // by `space` and string key, kept in the same database so that [`Store::durable`] covers
+    // them. Writes are durable once `durable` resolves after them.
+
+    async fn record(&self, space: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores (`Some`) or deletes (`None`) a record.
+    async fn set_record(&self, space: &str, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError>;
+    /// Stores `value` unless the key already has a record; whether it stored. With several
+    /// nodes on one database exactly one claim of a key wins.
+    async fn claim_record(&self, space: &str, key: &str, value: Vec<u8>) -> Result<bool, StoreError>;
+    /// Changes one record atomically (no other writer of that key runs in between) and
+    /// returns what was stored.
+    async fn update_record(&self, space: &str, key: &str, update: Update<'_>) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Records whose key starts with `prefix`, in key order (byte order of the UTF-8 keys).
+    async fn records(&self, space: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 }

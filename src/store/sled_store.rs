@@ -12,9 +12,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 use tokio::sync::oneshot;
 
-use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Session, Store, StoreError};
+use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Session, Store, StoreError, Update};
 use crate::dialogue::{Conversation, Message};
-use crate::handoff::{Agent, Handoff, HandoffStatus, Rating, Ticket};
+use crate::handoff::{Agent, Handoff, HandoffStatus, Priority, Rating, Ticket};
 
 /// sled's page cache, in bytes.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
@@ -81,6 +81,44 @@ struct Trees {
     feedback: sled::Tree,
     unanswered: sled::Tree,
     counters: sled::Tree,
+    /// `agent \0 handoff id` for every assigned handoff: an agent's load without a scan.
+    assigned: sled::Tree,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> StoreError {
+        match e {
+            // The disk refused (full, read-only): for now, not for good.
+            sled::Error::Io(e) => StoreError::Unavailable(e.to_string()),
+            other => StoreError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// Queue keys sort by priority, then arrival, then id: the queue's order.
+fn queue_key(h: &Handoff) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = match h.priority {
+        Priority::High => 0,
+        Priority::Normal => 1,
+    };
+    key[1..9].copy_from_slice(&h.created_ms.to_be_bytes());
+    key[9..17].copy_from_slice(&h.id.to_be_bytes());
+    key
+}
+
+fn assigned_key(agent: &str, id: u64) -> Vec<u8> {
+    let mut key = agent.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// Marks a store whose `assigned` index is complete (older stores are indexed at open).
+const ASSIGNED_INDEXED: &[u8] = b"index:assigned";
+
+fn record_tree(space: &str) -> String {
+    format!("channel:{space}")
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -146,7 +184,19 @@ impl SledStore {
             feedback: tree("feedback")?,
             unanswered: tree("unanswered")?,
             counters: tree("counters")?,
+            assigned: tree("assigned")?,
         };
+        if trees.counters.get(ASSIGNED_INDEXED)?.is_none() {
+            for kv in trees.handoffs.iter() {
+                let (k, v) = kv?;
+                let h: Handoff = decode(&k, &v)?;
+                if let (HandoffStatus::Assigned, Some(agent)) = (&h.status, &h.agent) {
+                    trees.assigned.insert(assigned_key(agent, h.id), &h.id.to_be_bytes())?;
+                }
+            }
+            trees.counters.insert(ASSIGNED_INDEXED, &[1])?;
+            db.flush()?;
+        }
         // Why one writer: sled seals and writes its log buffer for every transaction, waking
         // its whole I/O thread pool each time; at one transaction per message that cost
         // more CPU than answering the message. Batching concurrent changes into one
@@ -157,13 +207,25 @@ impl SledStore {
         let writer_thread = std::thread::Builder::new()
             .name("kefu-writer".into())
             .spawn(move || write_loop(writer_db, writer_trees, jobs, writer_announced))
-            .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+            .map_err(|e| StoreError::Failed(format!("cannot start the writer thread: {e}")))?;
         let inner = Inner { db, trees, writer: Some(writer), writer_thread: Some(writer_thread), announced };
         Ok(SledStore { inner: Arc::new(inner) })
     }
 
     fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
         tree.get(key)?.map(|v| decode(key, &v)).transpose()
+    }
+
+    /// Queued handoffs from queue key `from` on.
+    fn queued_from(&self, from: &[u8]) -> Result<Vec<Handoff>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.inner.trees.queue.range(from.to_vec()..) {
+            let (_, id) = kv?;
+            if let Some(h) = Self::get::<Handoff>(&self.inner.trees.handoffs, &id)? {
+                out.push(h);
+            }
+        }
+        Ok(out)
     }
 
     fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
@@ -174,12 +236,13 @@ impl SledStore {
     }
 }
 
+#[async_trait::async_trait]
 impl Store for SledStore {
-    fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
         Self::get(&self.inner.trees.conversations, id.as_bytes())
     }
 
-    fn messages(&self, conversation: &str, after: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
+    async fn messages(&self, conversation: &str, after: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
         let start = message_key(conversation, after.saturating_add(1));
         let end = message_key(conversation, u64::MAX);
         self.inner.trees.messages.range(start..=end).take(limit).map(|kv| {
@@ -188,36 +251,41 @@ impl Store for SledStore {
         }).collect()
     }
 
-    fn message_by_client_id(&self, conversation: &str, client_id: &str) -> Result<Option<Message>, StoreError> {
+    async fn message_by_client_id(&self, conversation: &str, client_id: &str) -> Result<Option<Message>, StoreError> {
         let Some(seq) = self.inner.trees.client_ids.get(pair_key(conversation, client_id))? else { return Ok(None) };
         let seq = be_u64(&seq);
         Self::get(&self.inner.trees.messages, &message_key(conversation, seq))
     }
 
-    fn conversation_of_user(&self, user_id: &str) -> Result<Option<String>, StoreError> {
+    async fn conversation_of_user(&self, user_id: &str) -> Result<Option<String>, StoreError> {
         Ok(self.inner.trees.identities.get(user_id.as_bytes())?.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    fn handoff(&self, id: u64) -> Result<Option<Handoff>, StoreError> {
+    async fn handoff(&self, id: u64) -> Result<Option<Handoff>, StoreError> {
         Self::get(&self.inner.trees.handoffs, &id.to_be_bytes())
     }
 
-    fn queue(&self) -> Result<Vec<Handoff>, StoreError> {
-        self.queue_from(&[])
+    async fn queue(&self) -> Result<Vec<Handoff>, StoreError> {
+        self.queued_from(&[])
     }
 
-    fn queue_rank(&self, key: &[u8]) -> Result<usize, StoreError> {
+    async fn queue_ahead(&self, handoff: &Handoff) -> Result<usize, StoreError> {
         let mut n = 0;
-        for k in self.inner.trees.queue.range(..key.to_vec()).keys() {
+        for k in self.inner.trees.queue.range(..queue_key(handoff).to_vec()).keys() {
             k?;
             n += 1;
         }
         Ok(n)
     }
 
-    fn queue_from(&self, key: &[u8]) -> Result<Vec<Handoff>, StoreError> {
+    async fn queue_from(&self, handoff: &Handoff) -> Result<Vec<Handoff>, StoreError> {
+        self.queued_from(&queue_key(handoff))
+    }
+
+    async fn assigned(&self, agent: Option<&str>) -> Result<Vec<Handoff>, StoreError> {
+        let prefix = agent.map(|a| assigned_key(a, 0)[..a.len() + 1].to_vec()).unwrap_or_default();
         let mut out = Vec::new();
-        for kv in self.inner.trees.queue.range(key.to_vec()..) {
+        for kv in self.inner.trees.assigned.scan_prefix(prefix) {
             let (_, id) = kv?;
             if let Some(h) = Self::get::<Handoff>(&self.inner.trees.handoffs, &id)? {
                 out.push(h);
@@ -226,35 +294,35 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn handoffs(&self) -> Result<Vec<Handoff>, StoreError> {
+    async fn handoffs(&self) -> Result<Vec<Handoff>, StoreError> {
         Self::all(&self.inner.trees.handoffs)
     }
 
-    fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+    async fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
         Self::get(&self.inner.trees.agents, id.as_bytes())
     }
 
-    fn agents(&self) -> Result<Vec<Agent>, StoreError> {
+    async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
         Self::all(&self.inner.trees.agents)
     }
 
-    fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError> {
+    async fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError> {
         Self::get(&self.inner.trees.sessions, token_hash.as_bytes())
     }
 
-    fn tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+    async fn tickets(&self) -> Result<Vec<Ticket>, StoreError> {
         Self::all(&self.inner.trees.tickets)
     }
 
-    fn ratings(&self) -> Result<Vec<Rating>, StoreError> {
+    async fn ratings(&self) -> Result<Vec<Rating>, StoreError> {
         Self::all(&self.inner.trees.ratings)
     }
 
-    fn feedback(&self) -> Result<Vec<Feedback>, StoreError> {
+    async fn feedback(&self) -> Result<Vec<Feedback>, StoreError> {
         Self::all(&self.inner.trees.feedback)
     }
 
-    fn unanswered(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+    async fn unanswered(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
         let mut all = Vec::new();
         for kv in self.inner.trees.unanswered.iter() {
             let (k, v) = kv?;
@@ -266,7 +334,7 @@ impl Store for SledStore {
         Ok(all)
     }
 
-    fn counters(&self) -> Result<Counters, StoreError> {
+    async fn counters(&self) -> Result<Counters, StoreError> {
         let mut messages_per_hour = Vec::new();
         for kv in self.inner.trees.counters.scan_prefix(b"msg:") {
             let (k, v) = kv?;
@@ -276,15 +344,15 @@ impl Store for SledStore {
         Ok(Counters { messages_per_hour })
     }
 
-    fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
+    async fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
         Self::all(&self.inner.trees.conversations)
     }
 
-    fn conversation_count(&self) -> Result<usize, StoreError> {
+    async fn conversation_count(&self) -> Result<usize, StoreError> {
         Ok(self.inner.trees.conversations.len())
     }
 
-    fn next_id(&self) -> Result<u64, StoreError> {
+    async fn next_id(&self) -> Result<u64, StoreError> {
         // sled's ids start at 0; handoff and ticket ids start at 1.
         Ok(self.inner.db.generate_id()? + 1)
     }
@@ -298,10 +366,6 @@ impl Store for SledStore {
         })
     }
 
-    fn keyspace(&self, name: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.inner.db.open_tree(format!("channel:{name}"))?)
-    }
-
     fn expect_commit(&self) -> CommitHint {
         CommitHint::new(self.inner.announced.clone())
     }
@@ -313,6 +377,53 @@ impl Store for SledStore {
             sent.map_err(|_| StoreError::WriterGone)?;
             rx.await.map_err(|_| StoreError::WriterGone)?
         })
+    }
+
+    async fn record(&self, space: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.inner.db.open_tree(record_tree(space))?.get(key)?.map(|v| v.to_vec()))
+    }
+
+    async fn set_record(&self, space: &str, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
+        let tree = self.inner.db.open_tree(record_tree(space))?;
+        match value {
+            Some(v) => tree.insert(key, v)?,
+            None => tree.remove(key)?,
+        };
+        Ok(())
+    }
+
+    async fn claim_record(&self, space: &str, key: &str, value: Vec<u8>) -> Result<bool, StoreError> {
+        let tree = self.inner.db.open_tree(record_tree(space))?;
+        Ok(tree.compare_and_swap(key, None as Option<&[u8]>, Some(value))?.is_ok())
+    }
+
+    async fn update_record(&self, space: &str, key: &str, update: Update<'_>) -> Result<Option<Vec<u8>>, StoreError> {
+        let tree = self.inner.db.open_tree(record_tree(space))?;
+        let mut failed = None;
+        let stored = tree.update_and_fetch(key, |old| match update(old) {
+            Ok(new) => new,
+            Err(e) => {
+                // Keep the record as it was; report why.
+                failed = Some(e);
+                old.map(<[u8]>::to_vec)
+            }
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(stored.map(|v| v.to_vec())),
+        }
+    }
+
+    async fn records(&self, space: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tree = self.inner.db.open_tree(record_tree(space))?;
+        tree.scan_prefix(prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let key = String::from_utf8(k.to_vec())
+                    .map_err(|_| StoreError::Corrupt { key: format!("{space}/{}", String::from_utf8_lossy(&k)), reason: "the key is not UTF-8".into() })?;
+                Ok((key, v.to_vec()))
+            })
+            .collect()
     }
 }
 
@@ -350,12 +461,12 @@ fn write_loop(db: sled::Db, trees: Trees, jobs: mpsc::Receiver<Job>, announced: 
                 Job::Commit(_, reply) => {
                     let outcome = match &mut outcomes {
                         Ok(each) => each.next().expect("one outcome per change"),
-                        Err(e) => Err(StoreError::Sled(e.clone())),
+                        Err(e) => Err(StoreError::from(e.clone())),
                     };
-                    let _ = reply.send(flushed.clone().map_err(StoreError::Sled).and(outcome));
+                    let _ = reply.send(flushed.clone().map_err(StoreError::from).and(outcome));
                 }
                 Job::Flush(reply) => {
-                    let _ = reply.send(flushed.clone().map_err(StoreError::Sled));
+                    let _ = reply.send(flushed.clone().map_err(StoreError::from));
                 }
             }
         }
@@ -380,9 +491,10 @@ fn apply(t: &Trees, changes: &[&Change]) -> Result<Vec<Result<Vec<Message>, Stor
         &t.feedback,
         &t.unanswered,
         &t.counters,
+        &t.assigned,
     );
     let result = trees.transaction(
-        |(conversations, messages, client_ids, identities, handoffs, queue, agents, sessions, tickets, ratings, feedback, unanswered, counters)| {
+        |(conversations, messages, client_ids, identities, handoffs, queue, agents, sessions, tickets, ratings, feedback, unanswered, counters, assigned)| {
             let mut outcomes = Vec::with_capacity(changes.len());
             for change in changes {
                 let mut stored = Vec::with_capacity(change.messages.len());
@@ -430,11 +542,20 @@ fn apply(t: &Trees, changes: &[&Change]) -> Result<Vec<Result<Vec<Message>, Stor
                     conversations.insert(conv.id.as_bytes(), encode(&conv))?;
                 }
                 for h in &change.handoffs {
-                    handoffs.insert(&h.id.to_be_bytes(), encode(h))?;
+                    let old = handoffs.insert(&h.id.to_be_bytes(), encode(h))?;
                     if h.status == HandoffStatus::Queued {
-                        queue.insert(&h.queue_key(), &h.id.to_be_bytes())?;
+                        queue.insert(&queue_key(h), &h.id.to_be_bytes())?;
                     } else {
-                        queue.remove(&h.queue_key())?;
+                        queue.remove(&queue_key(h))?;
+                    }
+                    // The index follows the handoff: off its old agent, onto its new one.
+                    if let Some(Ok(old)) = old.map(|v| decode::<Handoff>(&h.id.to_be_bytes(), &v)) {
+                        if let Some(agent) = &old.agent {
+                            assigned.remove(assigned_key(agent, h.id))?;
+                        }
+                    }
+                    if let (HandoffStatus::Assigned, Some(agent)) = (&h.status, &h.agent) {
+                        assigned.insert(assigned_key(agent, h.id), &h.id.to_be_bytes())?;
                     }
                 }
                 if let Some(ticket) = &change.ticket {
@@ -475,97 +596,4 @@ fn apply(t: &Trees, changes: &[&Change]) -> Result<Vec<Result<Vec<Message>, Stor
         TransactionError::Abort(never) => match never {},
         TransactionError::Storage(e) => e,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::dialogue::{Context, NewMessage, State, Visitor};
-
-    fn conversation(id: &str) -> Conversation {
-        Conversation {
-            id: id.into(),
-            token_hashes: vec![],
-            visitor: Visitor::default(),
-            state: State::Bot,
-            context: Context::default(),
-            handoff: None,
-            created_ms: 1,
-            updated_ms: 1,
-            last_seq: 0,
-        }
-    }
-
-    #[tokio::test]
-    async fn messages_are_numbered_and_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = SledStore::open(dir.path()).unwrap();
-            let conv = conversation("c1");
-            let stored = store
-                .commit(Change {
-                    conversation: Some(conv),
-                    messages: vec![NewMessage::visitor("你好", Some("m1".into())), NewMessage::system("欢迎")],
-                    at_ms: 10,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-            assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
-        }
-        let store = SledStore::open(dir.path()).unwrap();
-        let conv = store.conversation("c1").unwrap().unwrap();
-        assert_eq!(conv.last_seq, 2);
-        let all = store.messages("c1", 0, 100).unwrap();
-        assert_eq!(all.len(), 2);
-        assert_eq!(all[0].text, "你好");
-        assert_eq!(store.messages("c1", 1, 100).unwrap()[0].seq, 2);
-        assert_eq!(store.message_by_client_id("c1", "m1").unwrap().unwrap().seq, 1);
-        assert_eq!(store.counters().unwrap().messages_per_hour, vec![(0, 1)]);
-    }
-
-    #[tokio::test]
-    async fn a_stale_conversation_is_refused_not_interleaved() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        let conv = conversation("c1");
-        store.commit(Change { conversation: Some(conv.clone()), messages: vec![NewMessage::system("a")], ..Default::default() }).await.unwrap();
-        // `conv` still says last_seq 0: a second writer working from an old copy.
-        let err = store.commit(Change { conversation: Some(conv), messages: vec![NewMessage::system("b")], ..Default::default() }).await;
-        assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
-        assert_eq!(store.messages("c1", 0, 10).unwrap().len(), 1);
-    }
-
-    /// Changes sent together share one transaction, yet each gets its own outcome: a stale
-    /// one is refused and writes nothing, while the ones around it apply and count.
-    #[tokio::test]
-    async fn a_refused_change_does_not_take_its_batch_down() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
-        store.commit(Change { conversation: Some(conversation("stale")), messages: vec![NewMessage::system("a")], ..Default::default() }).await.unwrap();
-        // Sent before any is awaited, so the writer finds them queued together.
-        let pending: Vec<_> = (0..50)
-            .map(|i| {
-                let id = if i == 25 { "stale".to_string() } else { format!("c{i}") };
-                let messages = vec![NewMessage::visitor(&format!("问题{i}"), None), NewMessage::system("答")];
-                store.commit(Change { conversation: Some(conversation(&id)), messages, at_ms: 3_600_000, ..Default::default() })
-            })
-            .collect();
-        let mut outcomes = Vec::new();
-        for p in pending {
-            outcomes.push(p.await);
-        }
-        for (i, outcome) in outcomes.iter().enumerate() {
-            if i == 25 {
-                assert!(matches!(outcome, Err(StoreError::Conflict(id)) if id == "stale"), "{outcome:?}");
-            } else {
-                let stored = outcome.as_ref().unwrap();
-                assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2], "change {i}");
-                assert_eq!(store.messages(&format!("c{i}"), 0, 10).unwrap()[0].text, format!("问题{i}"));
-            }
-        }
-        assert_eq!(store.messages("stale", 0, 10).unwrap().len(), 1);
-        // 49 visitor messages in hour 1, each counted once although they shared a key.
-        assert_eq!(store.counters().unwrap().messages_per_hour, vec![(1, 49)]);
-    }
 }

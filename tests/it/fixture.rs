@@ -275,3 +275,114 @@ impl Ws {
         self.stream.send(WsMessage::Text(v.to_string().into())).await.unwrap();
     }
 }
+
+/// A throwaway PostgreSQL server for this test process: `initdb` into a temp directory and
+/// `pg_ctl start` on a free port (as the `postgres` user when the tests run as root, since
+/// PostgreSQL refuses to run as root), stopped when the process exits. Each test takes a
+/// fresh database of its own with [`pg_database`].
+pub struct Postgres {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+/// The directory holding `initdb`, `pg_ctl` and `postgres`: Debian's (highest version
+/// first), or the PATH's.
+fn pg_bin() -> PathBuf {
+    let mut debian: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).filter(|p| p.join("initdb").exists()).collect())
+        .unwrap_or_default();
+    debian.sort_by_key(|p| p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()));
+    if let Some(bin) = debian.pop() {
+        return bin;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).find(|p| p.join("initdb").exists()).unwrap_or_else(|| {
+        panic!("PostgreSQL is not installed (no initdb in /usr/lib/postgresql/*/bin or PATH): scripts/test installs Debian's `postgresql`")
+    })
+}
+
+fn as_postgres_user(program: &Path) -> Command {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let bin = pg_bin();
+        let root = std::env::temp_dir().join(format!("kefu-pg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&root).status().unwrap().success();
+            assert!(ok, "chown of the PostgreSQL test directory to postgres failed");
+        }
+        let dir = root.join("data");
+        let out = as_postgres_user(&bin.join("initdb"))
+            .args(["-D", path_str(&dir), "-U", "kefu", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb failed: {}", stderr(&out));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Durability of PostgreSQL itself is not under test (kill -9 hits kefu's nodes, and
+        // restarts are clean), so the throwaway cluster skips fsync to keep the suite quick.
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            path_str(&root)
+        );
+        let out = as_postgres_user(&bin.join("pg_ctl"))
+            .args(["-D", path_str(&dir), "-o", &opts, "-l", path_str(&root.join("log")), "-w", "start"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl start failed: {}{}", stdout(&out), std::fs::read_to_string(root.join("log")).unwrap_or_default());
+        Postgres { port, dir, bin }
+    }
+
+    /// The URL of database `db`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://kefu@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// `pg_ctl` with `args` on this cluster (stop, start, restart), waiting for it.
+    pub fn ctl(&self, args: &[&str]) {
+        let out = as_postgres_user(&self.bin.join("pg_ctl")).args(["-D", path_str(&self.dir), "-w"]).args(args).output().unwrap();
+        assert!(out.status.success(), "pg_ctl {args:?} failed: {}", stderr(&out));
+    }
+}
+
+static POSTGRES: LazyLock<Postgres> = LazyLock::new(|| {
+    let pg = Postgres::start();
+    extern "C" fn stop() {
+        if let Some(pg) = LazyLock::get(&POSTGRES) {
+            let _ = as_postgres_user(&pg.bin.join("pg_ctl")).args(["-D", path_str(&pg.dir), "-m", "immediate", "stop"]).output();
+            let _ = std::fs::remove_dir_all(pg.dir.parent().unwrap());
+        }
+    }
+    // SAFETY: `stop` is a plain extern "C" function that does not unwind.
+    unsafe { libc::atexit(stop) };
+    pg
+});
+
+pub fn postgres() -> &'static Postgres {
+    &POSTGRES
+}
+
+/// A fresh, empty database on the test server: its URL.
+pub async fn pg_database() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let pg = tokio::task::spawn_blocking(postgres).await.unwrap();
+    let name = format!("t{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+    let (client, conn) = tokio_postgres::connect(&pg.url("postgres"), tokio_postgres::NoTls).await.expect("the test PostgreSQL answers");
+    let conn = tokio::spawn(conn);
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    drop(client);
+    let _ = conn.await;
+    pg.url(&name)
+}

@@ -12,5 +12,6 @@ mod hostile;
 mod props;
 mod semantic;
 mod service;
+mod store;
 mod wechat;
 mod wechat_props;

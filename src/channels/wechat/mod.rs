@@ -139,7 +139,7 @@ impl WeChat {
             let api = api::Client::new(http.clone(), &a.api_base, &a.appid, &a.secret);
             apps.insert(a.name.clone(), App { config: a.clone(), cipher, api });
         }
-        let store = WxStore::open(service.store())?;
+        let store = WxStore::open(service.store().clone());
         Ok(WeChat {
             service,
             apps,
@@ -275,7 +275,7 @@ impl WeChat {
             ("text", _) => {}
             ("event", Some("subscribe")) => {
                 let key = m.dedupe_key();
-                if let Some(Answer::Passive(r)) = self.store.answer(name, &key)? {
+                if let Some(Answer::Passive(r)) = self.store.answer(name, &key).await? {
                     return Ok(r);
                 }
                 match self.conversation(app, m).await {
@@ -283,11 +283,11 @@ impl WeChat {
                     Err(e) => tracing::error!(app = %name, error = %e, "a subscriber's conversation could not be started"),
                 }
                 let reply = Reply::Text(app.config.greeting.clone());
-                self.store.set_answer(name, &key, Answer::Passive(reply.clone()), now_ms())?;
+                self.store.set_answer(name, &key, Answer::Passive(reply.clone()), now_ms()).await?;
                 return Ok(reply);
             }
             ("event", Some("unsubscribe")) => {
-                if let Some(user) = self.store.user(name, &m.from)? {
+                if let Some(user) = self.store.user(name, &m.from).await? {
                     if let Err(e) = self.service.close(&user.conversation).await {
                         tracing::error!(app = %name, error = %e, "an unsubscribed user's conversation could not be closed");
                     }
@@ -304,7 +304,7 @@ impl WeChat {
             }
         }
         let key = m.dedupe_key();
-        match self.store.answer(name, &key)? {
+        match self.store.answer(name, &key).await? {
             Some(Answer::Passive(r)) => return Ok(r),
             Some(Answer::Later) => return Ok(Reply::Nothing),
             None => {}
@@ -360,6 +360,16 @@ impl WeChat {
         Ok(self.service.store().durable().await?)
     }
 
+    /// Records that a delivery's answer goes through the message API, and queues its texts.
+    async fn hold_later(&self, app: &str, delivery: &str, openid: &str, texts: Vec<String>) -> Result<(), store::StoreError> {
+        self.store.set_answer(app, delivery, Answer::Later, now_ms()).await?;
+        for text in texts {
+            let seq = self.service.store().next_id().await?;
+            self.store.hold(seq, &Outgoing { app: app.into(), openid: openid.into(), text, attempts: 0, next_ms: 0 }).await?;
+        }
+        Ok(())
+    }
+
     /// Runs a task that must finish before the server stops (it holds the stores).
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
@@ -388,15 +398,9 @@ impl WeChat {
         let key = m.dedupe_key();
         let result = if later {
             tracing::info!(app = %app_name, "the answer missed the reply budget; it goes through the message API");
-            self.store.set_answer(app_name, &key, Answer::Later, now_ms()).and_then(|_| {
-                for text in texts {
-                    let seq = self.service.store().next_id()?;
-                    self.store.hold(seq, &Outgoing { app: app_name.into(), openid: m.from.clone(), text, attempts: 0, next_ms: 0 })?;
-                }
-                Ok(())
-            })
+            self.hold_later(app_name, &key, &m.from, texts).await
         } else {
-            self.store.set_answer(app_name, &key, Answer::Passive(reply), now_ms())
+            self.store.set_answer(app_name, &key, Answer::Passive(reply), now_ms()).await
         };
         match result {
             Ok(()) => {
@@ -424,7 +428,7 @@ impl WeChat {
             Kind::MiniProgram => "wechat_mini",
         };
         let conv = self.service.channel_conversation(channel, &user_key).await?;
-        self.store.user_wrote(&app.config.name, &m.from, &conv, now_ms()).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.store.user_wrote(&app.config.name, &m.from, &conv, now_ms()).await.map_err(|e| ServiceError::Internal(e.to_string()))?;
         // Messages held for the quota may go now.
         self.wake.notify_one();
         Ok(conv)
@@ -471,7 +475,7 @@ impl WeChat {
             if message.internal || !matches!(message.from, Sender::Agent { .. } | Sender::System) {
                 continue;
             }
-            let target = match self.store.target(&conversation) {
+            let target = match self.store.target(&conversation).await {
                 Ok(Some(t)) => t,
                 Ok(None) => continue,
                 Err(e) => {
@@ -480,14 +484,14 @@ impl WeChat {
                 }
             };
             let (app, openid) = target;
-            let seq = match self.service.store().next_id() {
+            let seq = match self.service.store().next_id().await {
                 Ok(seq) => seq,
                 Err(e) => {
                     tracing::error!(error = %e, "an agent's message could not be queued for WeChat");
                     continue;
                 }
             };
-            let held = self.store.hold(seq, &Outgoing { app, openid, text: message.text, attempts: 0, next_ms: 0 });
+            let held = self.store.hold(seq, &Outgoing { app, openid, text: message.text, attempts: 0, next_ms: 0 }).await;
             match held {
                 Ok(()) => {
                     if let Err(e) = self.durable().await {
@@ -512,7 +516,7 @@ impl WeChat {
             if let Err(e) = self.send_outbox().await {
                 tracing::error!(error = %e, "the WeChat outbox could not be read");
             }
-            match self.store.outbox() {
+            match self.store.outbox().await {
                 Ok(left) => self.waiting.store(left.len() as u64, Ordering::Relaxed),
                 Err(e) => tracing::error!(error = %e, "the WeChat outbox could not be read"),
             }
@@ -520,7 +524,7 @@ impl WeChat {
             let now = now_ms();
             if now - last_prune > 3_600_000 {
                 last_prune = now;
-                if let Err(e) = self.store.prune(now) {
+                if let Err(e) = self.store.prune(now).await {
                     tracing::error!(error = %e, "old WeChat deliveries could not be pruned");
                 }
             }
@@ -531,7 +535,7 @@ impl WeChat {
     pub async fn send_outbox(&self) -> Result<(), store::StoreError> {
         let now = now_ms();
         let mut blocked: HashSet<(String, String)> = HashSet::new();
-        let outbox = self.store.outbox()?;
+        let outbox = self.store.outbox().await?;
         if outbox.is_empty() {
             return Ok(());
         }
@@ -545,19 +549,19 @@ impl WeChat {
                 blocked.insert(who);
                 continue;
             };
-            let may = self.store.user(&out.app, &out.openid)?.is_some_and(|u| u.may_send(now));
+            let may = self.store.user(&out.app, &out.openid).await?.is_some_and(|u| u.may_send(now));
             if out.next_ms > now || !may {
                 blocked.insert(who);
                 continue;
             }
             match app.api.send_text(&out.openid, &out.text).await {
                 Ok(()) => {
-                    self.store.count_sent(&out.app, &out.openid)?;
-                    self.store.update_outgoing(&key, None)?;
+                    self.store.count_sent(&out.app, &out.openid).await?;
+                    self.store.update_outgoing(&key, None).await?;
                 }
                 Err(api::ApiError::Window(code)) => {
                     tracing::info!(app = %out.app, code, "WeChat says the user's window is closed; holding their messages");
-                    self.store.close_window(&out.app, &out.openid)?;
+                    self.store.close_window(&out.app, &out.openid).await?;
                     blocked.insert(who);
                 }
                 Err(e) => {
@@ -565,11 +569,11 @@ impl WeChat {
                     blocked.insert(who);
                     if !e.is_transient() && out.attempts >= MAX_ATTEMPTS {
                         tracing::error!(app = %out.app, error = %e, "WeChat keeps refusing a message; given up");
-                        self.store.update_outgoing(&key, None)?;
+                        self.store.update_outgoing(&key, None).await?;
                     } else {
                         tracing::warn!(app = %out.app, error = %e, attempts = out.attempts, "a WeChat message failed; will retry");
                         out.next_ms = now + (1_000u64 << out.attempts.min(10)).min(MAX_BACKOFF_MS);
-                        self.store.update_outgoing(&key, Some(&out))?;
+                        self.store.update_outgoing(&key, Some(&out)).await?;
                     }
                 }
             }

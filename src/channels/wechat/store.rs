@@ -2,9 +2,12 @@
 //! delivery (MsgId) was answered, each user's conversation and message window, and the outbox
 //! of messages waiting to go out through the message API.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::dialogue::Millis;
+use crate::store::Store;
 
 /// After a user's message an app may send that many messages…
 pub const QUOTA: u32 = 5;
@@ -15,8 +18,6 @@ const DELIVERY_KEEP_MS: Millis = 24 * 3_600_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the WeChat store failed: {0}")]
-    Sled(#[from] sled::Error),
     #[error("a WeChat store record is unreadable: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -76,15 +77,19 @@ pub struct Outgoing {
     pub next_ms: Millis,
 }
 
+/// The channel's records, in spaces of the service's store (so every node sharing the store
+/// shares them).
 pub struct WxStore {
-    deliveries: sled::Tree,
-    users: sled::Tree,
-    targets: sled::Tree,
-    outbox: sled::Tree,
+    store: Arc<dyn Store>,
 }
 
-fn key(parts: &[&str]) -> Vec<u8> {
-    parts.join("\u{0}").into_bytes()
+const DELIVERIES: &str = "wechat-deliveries";
+const USERS: &str = "wechat-users";
+const TARGETS: &str = "wechat-targets";
+const OUTBOX: &str = "wechat-outbox";
+
+fn key(parts: &[&str]) -> String {
+    parts.join("\u{0}")
 }
 
 fn read<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
@@ -96,113 +101,100 @@ fn write<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 impl WxStore {
-    pub fn open(store: &dyn crate::store::Store) -> Result<WxStore, StoreError> {
-        let tree = |name: &str| store.keyspace(name);
-        Ok(WxStore {
-            deliveries: tree("wechat-deliveries")?,
-            users: tree("wechat-users")?,
-            targets: tree("wechat-targets")?,
-            outbox: tree("wechat-outbox")?,
-        })
+    pub fn open(store: Arc<dyn Store>) -> WxStore {
+        WxStore { store }
     }
 
-    pub fn answer(&self, app: &str, delivery: &str) -> Result<Option<Answer>, StoreError> {
-        self.deliveries.get(key(&[app, delivery]))?.map(|v| read::<Delivery>(&v).map(|d| d.answer)).transpose()
+    pub async fn answer(&self, app: &str, delivery: &str) -> Result<Option<Answer>, StoreError> {
+        self.store.record(DELIVERIES, &key(&[app, delivery])).await?.map(|v| read::<Delivery>(&v).map(|d| d.answer)).transpose()
     }
 
-    pub fn set_answer(&self, app: &str, delivery: &str, answer: Answer, now: Millis) -> Result<(), StoreError> {
-        self.deliveries.insert(key(&[app, delivery]), write(&Delivery { answer, at_ms: now }))?;
+    pub async fn set_answer(&self, app: &str, delivery: &str, answer: Answer, now: Millis) -> Result<(), StoreError> {
+        self.store.set_record(DELIVERIES, &key(&[app, delivery]), Some(write(&Delivery { answer, at_ms: now }))).await?;
         Ok(())
     }
 
     /// Forgets deliveries older than a day.
-    pub fn prune(&self, now: Millis) -> Result<usize, StoreError> {
+    pub async fn prune(&self, now: Millis) -> Result<usize, StoreError> {
         let mut n = 0;
-        for entry in self.deliveries.iter() {
-            let (k, v) = entry?;
+        for (k, v) in self.store.records(DELIVERIES, "").await? {
             if read::<Delivery>(&v).map_or(true, |d| now.saturating_sub(d.at_ms) > DELIVERY_KEEP_MS) {
-                self.deliveries.remove(k)?;
+                self.store.set_record(DELIVERIES, &k, None).await?;
                 n += 1;
             }
         }
         Ok(n)
     }
 
-    pub fn user(&self, app: &str, openid: &str) -> Result<Option<User>, StoreError> {
-        self.users.get(key(&[app, openid]))?.map(|v| read(&v)).transpose()
+    pub async fn user(&self, app: &str, openid: &str) -> Result<Option<User>, StoreError> {
+        self.store.record(USERS, &key(&[app, openid])).await?.map(|v| read(&v)).transpose()
     }
 
-    /// Changes a user atomically (the outbox worker and incoming messages both do).
-    fn update_user(&self, app: &str, openid: &str, mut f: impl FnMut(&mut User)) -> Result<User, StoreError> {
-        let mut corrupt = None;
-        let updated = self.users.update_and_fetch(key(&[app, openid]), |old| {
-            let mut user = match old.map(read::<User>) {
-                Some(Ok(u)) => u,
-                Some(Err(e)) => {
-                    // Keep the unreadable record as it is; report it.
-                    corrupt = Some(e);
-                    return old.map(<[u8]>::to_vec);
-                }
+    /// Changes a user atomically (the outbox worker and incoming messages both do, on any
+    /// node).
+    async fn update_user(&self, app: &str, openid: &str, f: impl Fn(&mut User) + Send + Sync) -> Result<User, StoreError> {
+        let update = |old: Option<&[u8]>| {
+            let mut user = match old {
+                Some(bytes) => serde_json::from_slice::<User>(bytes).map_err(|e| crate::store::StoreError::Corrupt {
+                    key: format!("{USERS}/{app}/{openid}"),
+                    reason: e.to_string(),
+                })?,
                 None => User::default(),
             };
             f(&mut user);
-            Some(write(&user))
-        })?;
-        if let Some(e) = corrupt {
-            return Err(e);
-        }
-        read(&updated.expect("the update always writes"))
+            Ok(Some(write(&user)))
+        };
+        let stored = self.store.update_record(USERS, &key(&[app, openid]), &update).await?;
+        read(&stored.expect("the update always writes"))
     }
 
     /// The user wrote in `conversation`: their message window opens anew, and their
     /// conversation is reached through this app and OpenID.
-    pub fn user_wrote(&self, app: &str, openid: &str, conversation: &str, now: Millis) -> Result<User, StoreError> {
-        let user = self.update_user(app, openid, |u| {
-            u.conversation = conversation.to_string();
-            u.last_message_ms = now;
-            u.sent = 0;
-        })?;
-        self.targets.insert(conversation.as_bytes(), key(&[app, openid]))?;
+    pub async fn user_wrote(&self, app: &str, openid: &str, conversation: &str, now: Millis) -> Result<User, StoreError> {
+        let user = self
+            .update_user(app, openid, |u| {
+                u.conversation = conversation.to_string();
+                u.last_message_ms = now;
+                u.sent = 0;
+            })
+            .await?;
+        self.store.set_record(TARGETS, conversation, Some(key(&[app, openid]).into_bytes())).await?;
         Ok(user)
     }
 
     /// One message went out through the API.
-    pub fn count_sent(&self, app: &str, openid: &str) -> Result<User, StoreError> {
-        self.update_user(app, openid, |u| u.sent += 1)
+    pub async fn count_sent(&self, app: &str, openid: &str) -> Result<User, StoreError> {
+        self.update_user(app, openid, |u| u.sent += 1).await
     }
 
     /// WeChat says the window is closed: hold everything until the user writes again.
-    pub fn close_window(&self, app: &str, openid: &str) -> Result<User, StoreError> {
-        self.update_user(app, openid, |u| u.sent = u.sent.max(QUOTA))
+    pub async fn close_window(&self, app: &str, openid: &str) -> Result<User, StoreError> {
+        self.update_user(app, openid, |u| u.sent = u.sent.max(QUOTA)).await
     }
 
     /// The app and OpenID a conversation was last reached from.
-    pub fn target(&self, conversation: &str) -> Result<Option<(String, String)>, StoreError> {
-        let Some(v) = self.targets.get(conversation.as_bytes())? else { return Ok(None) };
-        let s = String::from_utf8(v.to_vec()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    pub async fn target(&self, conversation: &str) -> Result<Option<(String, String)>, StoreError> {
+        let Some(v) = self.store.record(TARGETS, conversation).await? else { return Ok(None) };
+        let s = String::from_utf8(v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let (app, openid) = s.split_once('\u{0}').ok_or_else(|| StoreError::Corrupt("a target without an OpenID".into()))?;
         Ok(Some((app.to_string(), openid.to_string())))
     }
 
-    /// Queues a message for the API, in order per user (`seq`: a fresh id of the store).
-    pub fn hold(&self, seq: u64, message: &Outgoing) -> Result<(), StoreError> {
-        let mut k = key(&[&message.app, &message.openid]);
-        k.push(0);
-        k.extend_from_slice(&seq.to_be_bytes());
-        self.outbox.insert(k, write(message))?;
+    /// Queues a message for the API, in order per user (`seq`: a fresh id of the store,
+    /// zero-padded so that keys sort as numbers).
+    pub async fn hold(&self, seq: u64, message: &Outgoing) -> Result<(), StoreError> {
+        let k = format!("{}\u{0}{seq:020}", key(&[&message.app, &message.openid]));
+        self.store.set_record(OUTBOX, &k, Some(write(message))).await?;
         Ok(())
     }
 
-    /// The outbox, per user in order.
-    pub fn outbox(&self) -> Result<Vec<(sled::IVec, Outgoing)>, StoreError> {
-        self.outbox.iter().map(|e| e.map_err(StoreError::from).and_then(|(k, v)| Ok((k, read(&v)?)))).collect()
+    /// The outbox, per user in order, with each message's key.
+    pub async fn outbox(&self) -> Result<Vec<(String, Outgoing)>, StoreError> {
+        self.store.records(OUTBOX, "").await?.into_iter().map(|(k, v)| Ok((k, read(&v)?))).collect()
     }
 
-    pub fn update_outgoing(&self, k: &[u8], message: Option<&Outgoing>) -> Result<(), StoreError> {
-        match message {
-            Some(m) => self.outbox.insert(k, write(m))?,
-            None => self.outbox.remove(k)?,
-        };
+    pub async fn update_outgoing(&self, k: &str, message: Option<&Outgoing>) -> Result<(), StoreError> {
+        self.store.set_record(OUTBOX, k, message.map(write)).await?;
         Ok(())
     }
 }
@@ -211,32 +203,33 @@ impl WxStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn quota_window_outbox_and_deliveries_on_disk() {
+    #[tokio::test]
+    async fn quota_window_outbox_and_deliveries_on_disk() {
         let dir = tempfile::tempdir().unwrap();
         let now = 1_800_000_000_000;
         {
             let store = crate::store::SledStore::open(dir.path()).unwrap();
-            let s = WxStore::open(&store).unwrap();
-            let u = s.user_wrote("mp", "oA", "conv1", now).unwrap();
+            let s = WxStore::open(Arc::new(store.clone()));
+            let u = s.user_wrote("mp", "oA", "conv1", now).await.unwrap();
             assert!(u.may_send(now));
             for _ in 0..QUOTA {
-                s.count_sent("mp", "oA").unwrap();
+                s.count_sent("mp", "oA").await.unwrap();
             }
-            assert!(!s.user("mp", "oA").unwrap().unwrap().may_send(now), "five sent: the quota is used up");
+            assert!(!s.user("mp", "oA").await.unwrap().unwrap().may_send(now), "five sent: the quota is used up");
             // The window opens anew when the user writes, and closes 48 hours after.
-            let u = s.user_wrote("mp", "oA", "conv1", now + 1).unwrap();
+            let u = s.user_wrote("mp", "oA", "conv1", now + 1).await.unwrap();
             assert!(u.may_send(now + 1) && !u.may_send(now + 1 + WINDOW_MS));
-            s.close_window("mp", "oA").unwrap();
-            assert!(!s.user("mp", "oA").unwrap().unwrap().may_send(now + 2));
-            assert_eq!(s.target("conv1").unwrap(), Some(("mp".into(), "oA".into())));
-            for (seq, text) in [(7, "一"), (8, "二"), (9, "三")] {
-                s.hold(seq, &Outgoing { app: "mp".into(), openid: "oA".into(), text: text.into(), attempts: 0, next_ms: 0 }).unwrap();
+            s.close_window("mp", "oA").await.unwrap();
+            assert!(!s.user("mp", "oA").await.unwrap().unwrap().may_send(now + 2));
+            assert_eq!(s.target("conv1").await.unwrap(), Some(("mp".into(), "oA".into())));
+            // Ids 9 and 10 would sort the wrong way round as unpadded text.
+            for (seq, text) in [(7, "一"), (9, "二"), (10, "三")] {
+                s.hold(seq, &Outgoing { app: "mp".into(), openid: "oA".into(), text: text.into(), attempts: 0, next_ms: 0 }).await.unwrap();
             }
-            s.set_answer("mp", "123", Answer::Passive(Reply::Text("答".into())), now).unwrap();
-            s.set_answer("mp", "old", Answer::Later, now - 2 * DELIVERY_KEEP_MS).unwrap();
-            assert_eq!(s.prune(now).unwrap(), 1);
-            s.outbox.flush().unwrap();
+            s.set_answer("mp", "123", Answer::Passive(Reply::Text("答".into())), now).await.unwrap();
+            s.set_answer("mp", "old", Answer::Later, now - 2 * DELIVERY_KEEP_MS).await.unwrap();
+            assert_eq!(s.prune(now).await.unwrap(), 1);
+            store.durable().await.unwrap();
         }
         // Everything survives a restart, the outbox in order. sled's flusher thread lets go
         // of the file lock a moment after the last handle drops: retry the open until it does.
@@ -247,10 +240,10 @@ mod tests {
                 None
             }))
             .expect("the store reopens once the old handle lets go of its lock");
-        let s = WxStore::open(&store).unwrap();
-        let texts: Vec<String> = s.outbox().unwrap().into_iter().map(|(_, o)| o.text).collect();
+        let s = WxStore::open(Arc::new(store));
+        let texts: Vec<String> = s.outbox().await.unwrap().into_iter().map(|(_, o)| o.text).collect();
         assert_eq!(texts, ["一", "二", "三"]);
-        assert_eq!(s.answer("mp", "123").unwrap(), Some(Answer::Passive(Reply::Text("答".into()))));
-        assert_eq!(s.answer("mp", "old").unwrap(), None);
+        assert_eq!(s.answer("mp", "123").await.unwrap(), Some(Answer::Passive(Reply::Text("答".into()))));
+        assert_eq!(s.answer("mp", "old").await.unwrap(), None);
     }
 }

@@ -82,10 +82,10 @@ pub async fn settle_outbox(server: &Server, waiting: u64) {
 }
 
 /// The messages left in the outbox of a stopped server's data directory, for one user.
-pub fn outbox_of(data: &Path, openid: &str) -> Vec<String> {
+pub async fn outbox_of(data: &Path, openid: &str) -> Vec<String> {
     let store = kefu::store::SledStore::open(&data.join("store")).unwrap();
-    let wx = kefu::channels::wechat::store::WxStore::open(&store).unwrap();
-    wx.outbox().unwrap().into_iter().filter(|(_, m)| m.openid == openid).map(|(_, m)| m.text).collect()
+    let wx = kefu::channels::wechat::store::WxStore::open(Arc::new(store));
+    wx.outbox().await.unwrap().into_iter().filter(|(_, m)| m.openid == openid).map(|(_, m)| m.text).collect()
 }
 
 /// Starts the simulated message API: its base URL.

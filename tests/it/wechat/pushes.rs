@@ -20,18 +20,16 @@ async fn widget_answer(server: &Server, question: &str) -> String {
 }
 
 /// The WeChat users' conversations in the stopped server's store, with their messages.
-fn wechat_conversations(data: &Path) -> Vec<(kefu::dialogue::Conversation, Vec<kefu::dialogue::Message>)> {
+async fn wechat_conversations(data: &Path) -> Vec<(kefu::dialogue::Conversation, Vec<kefu::dialogue::Message>)> {
     let store = SledStore::open(&data.join("store")).unwrap();
-    store
-        .conversations()
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.visitor.channel.starts_with("wechat"))
-        .map(|c| {
-            let m = store.messages(&c.id, 0, 1000).unwrap();
-            (c, m)
-        })
-        .collect()
+    let mut out = Vec::new();
+    for c in store.conversations().await.unwrap() {
+        if c.visitor.channel.starts_with("wechat") {
+            let m = store.messages(&c.id, 0, 1000).await.unwrap();
+            out.push((c, m));
+        }
+    }
+    out
 }
 
 fn visitor_texts(messages: &[kefu::dialogue::Message]) -> Vec<String> {
@@ -116,7 +114,7 @@ async fn a_plaintext_push_is_answered_passively_like_the_widget() {
     assert!(r.field("CreateTime").unwrap().parse::<i64>().unwrap() >= now() - 5);
     assert!(api.sent().is_empty(), "a passive answer needs no API call");
     server.stop().await;
-    let convs = wechat_conversations(dir.path());
+    let convs = wechat_conversations(dir.path()).await;
     assert_eq!(convs.len(), 1);
     assert_eq!(convs[0].0.visitor.channel, "wechat_mp");
     assert_eq!(convs[0].0.visitor.user_id.as_deref(), Some("wechat:wxmp0001:oUser-plain"));
@@ -171,7 +169,7 @@ async fn forged_stale_and_unsigned_pushes_are_refused_and_change_nothing() {
     assert_eq!(r.status, 400);
     assert!(r.body.contains("signature"), "{}", r.body);
     server.stop().await;
-    assert!(wechat_conversations(dir.path()).is_empty(), "a refused push must not reach the service");
+    assert!(wechat_conversations(dir.path()).await.is_empty(), "a refused push must not reach the service");
     assert!(api.sent().is_empty());
 }
 
@@ -192,7 +190,7 @@ async fn a_plaintext_signed_url_is_not_replayed_with_another_body() {
     assert_eq!(r.json()["error"]["code"], "unauthorized");
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("already used with another body"), "{}", r.body);
     server.stop().await;
-    let users: Vec<String> = wechat_conversations(dir.path()).into_iter().map(|(c, _)| c.visitor.user_id.unwrap_or_default()).collect();
+    let users: Vec<String> = wechat_conversations(dir.path()).await.into_iter().map(|(c, _)| c.visitor.user_id.unwrap_or_default()).collect();
     assert!(users.iter().any(|u| u.contains("oUser-replay")), "the first push was served: {users:?}");
     assert!(users.iter().all(|u| !u.contains("oUser-victim")), "the replayed body reached the service: {users:?}");
 }
@@ -224,8 +222,8 @@ async fn three_deliveries_of_one_msgid_are_processed_once_and_answered_alike() {
     assert_eq!(api.texts_to("oUser-retry-slow").len(), 1, "answered twice: {:?}", api.sent());
     server.stop().await;
     // Stopped, every delivery's processing has finished: a second answer would be here.
-    assert_eq!(outbox_of(dir.path(), "oUser-retry-slow"), Vec::<String>::new());
-    for (conv, messages) in wechat_conversations(dir.path()) {
+    assert_eq!(outbox_of(dir.path(), "oUser-retry-slow").await, Vec::<String>::new());
+    for (conv, messages) in wechat_conversations(dir.path()).await {
         assert_eq!(visitor_texts(&messages), vec!["退款多久到账"], "processed more than once: {}", conv.id);
         assert_eq!(messages.iter().filter(|m| m.from == Sender::Bot).count(), 1, "{messages:?}");
     }
@@ -306,7 +304,7 @@ async fn a_kefu_agent_serves_a_wechat_user_through_the_api() {
     assert_eq!(texts.last().unwrap(), "已为您查到");
     assert!(!api.texts_to("oUser-human").iter().any(|t| t == "老客户"), "a note leaked: {:?}", api.sent());
     server.stop().await;
-    let convs = wechat_conversations(dir.path());
+    let convs = wechat_conversations(dir.path()).await;
     assert!(matches!(convs[0].0.state, State::WithAgent { .. }));
 }
 
@@ -390,7 +388,7 @@ async fn malformed_huge_and_entity_expansion_bodies_are_refused_without_harm() {
     let r = push(&server, "mp", &text_xml("oUser-after", 9004, "退货运费谁出？")).await;
     assert!(r.field("Content").unwrap().contains("运费"));
     server.stop().await;
-    let convs = wechat_conversations(dir.path());
+    let convs = wechat_conversations(dir.path()).await;
     assert_eq!(convs.len(), 1, "only the good push made a conversation");
 }
 
@@ -411,7 +409,7 @@ async fn subscribe_greets_unsubscribe_closes_and_other_events_are_ignored() {
     let r = push(&server, "mp", &event_xml("oUser-events", "unsubscribe")).await;
     assert_eq!(r.body, "success");
     server.stop().await;
-    let convs = wechat_conversations(dir.path());
+    let convs = wechat_conversations(dir.path()).await;
     assert_eq!(convs.len(), 1);
     assert_eq!(convs[0].0.state, State::Closed, "unsubscribing closes the conversation");
 }
@@ -452,7 +450,7 @@ async fn one_unionid_is_one_conversation_across_apps() {
     let (_, stats) = server.call("GET", "/admin/stats", Some(ADMIN_TOKEN), None).await;
     assert!(stats.is_object());
     server.stop().await;
-    let convs = wechat_conversations(dir.path());
+    let convs = wechat_conversations(dir.path()).await;
     assert_eq!(convs.len(), 2, "{:?}", convs.iter().map(|c| &c.0.visitor).collect::<Vec<_>>());
     let linked = convs.iter().find(|c| c.0.visitor.user_id.as_deref() == Some("wechat-union:union-42")).unwrap();
     assert_eq!(visitor_texts(&linked.1), vec!["怎么开发票", "退货运费谁出？"]);

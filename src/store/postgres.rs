@@ -1,0 +1,528 @@
+//! The PostgreSQL implementation of [`Store`], for several kefu nodes sharing one database:
+//! every change is one transaction, and a step whose conversation another node moved on is
+//! refused by a conditional update (the same rule the sled store applies in its writer).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use deadpool_postgres::Transaction;
+use tokio_postgres::{NoTls, Row};
+
+use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Session, Store, StoreError, Update};
+use crate::dialogue::{Conversation, Message, Sender};
+use crate::handoff::{Agent, Handoff, HandoffStatus, Priority, Rating, Ticket};
+
+/// The schema, in order; each entry runs once, in a transaction, recorded in
+/// `kefu_migrations`. Append only: a shipped migration is never edited.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE conversations (id text PRIMARY KEY, last_seq bigint NOT NULL, updated_ms bigint NOT NULL, body text NOT NULL);
+CREATE TABLE messages (conversation text NOT NULL, seq bigint NOT NULL, client_id text, body text NOT NULL,
+    PRIMARY KEY (conversation, seq));
+CREATE UNIQUE INDEX messages_client_id ON messages (conversation, client_id) WHERE client_id IS NOT NULL;
+CREATE TABLE identities (user_id text PRIMARY KEY, conversation text NOT NULL);
+CREATE TABLE handoffs (id bigint PRIMARY KEY, status text NOT NULL, agent text, priority smallint NOT NULL,
+    created_ms bigint NOT NULL, body text NOT NULL);
+CREATE INDEX handoffs_queue ON handoffs (priority, created_ms, id) WHERE status = 'queued';
+CREATE INDEX handoffs_assigned ON handoffs (agent, id) WHERE status = 'assigned';
+CREATE TABLE agents (id text PRIMARY KEY, body text NOT NULL);
+CREATE TABLE sessions (token_hash text PRIMARY KEY, body text NOT NULL);
+CREATE TABLE tickets (id bigint PRIMARY KEY, body text NOT NULL);
+CREATE TABLE ratings (conversation text NOT NULL, which text NOT NULL, body text NOT NULL, PRIMARY KEY (conversation, which));
+CREATE TABLE feedback (conversation text NOT NULL, seq bigint NOT NULL, body text NOT NULL, PRIMARY KEY (conversation, seq));
+CREATE TABLE unanswered (question text PRIMARY KEY, n bigint NOT NULL);
+CREATE TABLE message_hours (hour bigint PRIMARY KEY, n bigint NOT NULL);
+-- Keys are bytes: channels separate their parts with NUL, which text cannot hold, and
+-- bytea sorts in byte order, the order the sled store keeps.
+CREATE TABLE records (space text NOT NULL, key bytea NOT NULL, value bytea NOT NULL, PRIMARY KEY (space, key));
+CREATE SEQUENCE ids;
+"#];
+
+/// Taken (for the transaction) by whoever runs migrations, so nodes starting together apply
+/// each migration once.
+const MIGRATION_LOCK: i64 = 0x6b65_6675_6d69_67; // "kefumig"
+
+/// Connections per node. Each request holds one for a query or a commit only.
+const POOL_SIZE: usize = 16;
+/// How long a request waits for a connection or the database before answering 503.
+const WAIT: Duration = Duration::from_secs(2);
+
+/// A pool of connections to one database. Cloning shares the pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    /// Commit hints have nothing to batch here (PostgreSQL groups commits itself).
+    announced: Arc<AtomicUsize>,
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> StoreError {
+        // The database's own message says what went wrong; the error's Display only "db error".
+        let Some(db) = e.as_db_error() else {
+            // No SQL state: the connection broke or never opened.
+            return StoreError::Unavailable(format!("PostgreSQL: {e}"));
+        };
+        let (code, text) = (db.code().code(), format!("PostgreSQL {}: {}", db.code().code(), db.message()));
+        // Class 08 (connection), 57P (shutting down, starting up) and 53 (out of resources)
+        // pass; anything else is a failure.
+        if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") {
+            StoreError::Unavailable(text)
+        } else {
+            StoreError::Failed(text)
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> StoreError {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => StoreError::Unavailable(format!("no database connection: {other}")),
+        }
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("records always serialise")
+}
+
+fn decode<T: DeserializeOwned>(table: &str, row: &Row, column: usize) -> Result<T, StoreError> {
+    let body: &str = row.get(column);
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt { key: format!("{table} row {:.60}", body), reason: e.to_string() })
+}
+
+fn status_name(s: &HandoffStatus) -> &'static str {
+    match s {
+        HandoffStatus::Queued => "queued",
+        HandoffStatus::Assigned => "assigned",
+        HandoffStatus::Resolved => "resolved",
+        HandoffStatus::Returned => "returned",
+    }
+}
+
+fn priority_rank(p: Priority) -> i16 {
+    match p {
+        Priority::High => 0,
+        Priority::Normal => 1,
+    }
+}
+
+fn i64_of(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`), runs the migrations not yet
+    /// applied, and returns the store.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let store = PgStore::pool(url)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    fn pool(url: &str) -> Result<PgStore, StoreError> {
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Failed(format!("the store URL {} is not a PostgreSQL URL: {e}", redact(url))))?;
+        config.connect_timeout(WAIT);
+        config.application_name("kefu");
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(WAIT))
+            .create_timeout(Some(WAIT))
+            .recycle_timeout(Some(WAIT))
+            .build()
+            .map_err(|e| StoreError::Failed(format!("the connection pool: {e}")))?;
+        Ok(PgStore { pool, announced: Arc::new(AtomicUsize::new(0)) })
+    }
+
+    /// Applies the migrations this build knows and the database has not seen; how many.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS kefu_migrations (version integer PRIMARY KEY, applied_ms bigint NOT NULL)").await?;
+        let done: i32 = tx.query_one("SELECT coalesce(max(version), 0) FROM kefu_migrations", &[]).await?.get(0);
+        if done as usize > MIGRATIONS.len() {
+            return Err(StoreError::Failed(format!(
+                "the database is at schema version {done}, newer than this build's {}: upgrade kefu",
+                MIGRATIONS.len()
+            )));
+        }
+        let mut applied = 0;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+            tx.batch_execute(sql).await?;
+            let version = i as i32 + 1;
+            tx.execute("INSERT INTO kefu_migrations (version, applied_ms) VALUES ($1, $2)", &[&version, &i64_of(crate::service::now_ms())])
+                .await?;
+            applied += 1;
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    async fn one<T: DeserializeOwned>(&self, table: &str, sql: &str, key: &(dyn tokio_postgres::types::ToSql + Sync)) -> Result<Option<T>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql).await?;
+        client.query_opt(&stmt, &[key]).await?.map(|row| decode(table, &row, 0)).transpose()
+    }
+
+    async fn all<T: DeserializeOwned>(&self, table: &str, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<T>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql).await?;
+        client.query(&stmt, params).await?.iter().map(|row| decode(table, row, 0)).collect()
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let user = &url[s + 3..at];
+            let user = user.split(':').next().unwrap_or("");
+            format!("{}{user}@{}", &url[..s + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        self.one("conversations", "SELECT body FROM conversations WHERE id = $1", &id).await
+    }
+
+    async fn messages(&self, conversation: &str, after: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
+        let (after, limit) = (i64_of(after), i64_of(limit as u64));
+        self.all("messages", "SELECT body FROM messages WHERE conversation = $1 AND seq > $2 ORDER BY seq LIMIT $3", &[&conversation, &after, &limit])
+            .await
+    }
+
+    async fn message_by_client_id(&self, conversation: &str, client_id: &str) -> Result<Option<Message>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached("SELECT body FROM messages WHERE conversation = $1 AND client_id = $2").await?;
+        client.query_opt(&stmt, &[&conversation, &client_id]).await?.map(|row| decode("messages", &row, 0)).transpose()
+    }
+
+    async fn conversation_of_user(&self, user_id: &str) -> Result<Option<String>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached("SELECT conversation FROM identities WHERE user_id = $1").await?;
+        Ok(client.query_opt(&stmt, &[&user_id]).await?.map(|row| row.get(0)))
+    }
+
+    async fn handoff(&self, id: u64) -> Result<Option<Handoff>, StoreError> {
+        self.one("handoffs", "SELECT body FROM handoffs WHERE id = $1", &i64_of(id)).await
+    }
+
+    async fn queue(&self) -> Result<Vec<Handoff>, StoreError> {
+        self.all("handoffs", "SELECT body FROM handoffs WHERE status = 'queued' ORDER BY priority, created_ms, id", &[]).await
+    }
+
+    async fn queue_ahead(&self, h: &Handoff) -> Result<usize, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("SELECT count(*) FROM handoffs WHERE status = 'queued' AND (priority, created_ms, id) < ($1, $2, $3)")
+            .await?;
+        let n: i64 = client.query_one(&stmt, &[&priority_rank(h.priority), &i64_of(h.created_ms), &i64_of(h.id)]).await?.get(0);
+        Ok(n as usize)
+    }
+
+    async fn queue_from(&self, h: &Handoff) -> Result<Vec<Handoff>, StoreError> {
+        self.all(
+            "handoffs",
+            "SELECT body FROM handoffs WHERE status = 'queued' AND (priority, created_ms, id) >= ($1, $2, $3) ORDER BY priority, created_ms, id",
+            &[&priority_rank(h.priority), &i64_of(h.created_ms), &i64_of(h.id)],
+        )
+        .await
+    }
+
+    async fn assigned(&self, agent: Option<&str>) -> Result<Vec<Handoff>, StoreError> {
+        match agent {
+            Some(a) => self.all("handoffs", "SELECT body FROM handoffs WHERE status = 'assigned' AND agent = $1 ORDER BY id", &[&a]).await,
+            None => self.all("handoffs", "SELECT body FROM handoffs WHERE status = 'assigned' ORDER BY agent, id", &[]).await,
+        }
+    }
+
+    async fn handoffs(&self) -> Result<Vec<Handoff>, StoreError> {
+        self.all("handoffs", "SELECT body FROM handoffs ORDER BY id", &[]).await
+    }
+
+    async fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        self.one("agents", "SELECT body FROM agents WHERE id = $1", &id).await
+    }
+
+    async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
+        self.all("agents", "SELECT body FROM agents ORDER BY id", &[]).await
+    }
+
+    async fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError> {
+        self.one("sessions", "SELECT body FROM sessions WHERE token_hash = $1", &token_hash).await
+    }
+
+    async fn tickets(&self) -> Result<Vec<Ticket>, StoreError> {
+        self.all("tickets", "SELECT body FROM tickets ORDER BY id", &[]).await
+    }
+
+    async fn ratings(&self) -> Result<Vec<Rating>, StoreError> {
+        self.all("ratings", "SELECT body FROM ratings ORDER BY conversation, which", &[]).await
+    }
+
+    async fn feedback(&self) -> Result<Vec<Feedback>, StoreError> {
+        self.all("feedback", "SELECT body FROM feedback ORDER BY conversation, seq", &[]).await
+    }
+
+    async fn unanswered(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached("SELECT question, n FROM unanswered ORDER BY n DESC, question COLLATE \"C\" LIMIT $1").await?;
+        let rows = client.query(&stmt, &[&i64_of(limit as u64)]).await?;
+        Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)).collect())
+    }
+
+    async fn counters(&self) -> Result<Counters, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached("SELECT hour, n FROM message_hours ORDER BY hour").await?;
+        let rows = client.query(&stmt, &[]).await?;
+        Ok(Counters { messages_per_hour: rows.iter().map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64)).collect() })
+    }
+
+    async fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
+        self.all("conversations", "SELECT body FROM conversations ORDER BY id", &[]).await
+    }
+
+    async fn conversation_count(&self) -> Result<usize, StoreError> {
+        let client = self.pool.get().await?;
+        let n: i64 = client.query_one("SELECT count(*) FROM conversations", &[]).await?.get(0);
+        Ok(n as usize)
+    }
+
+    async fn next_id(&self) -> Result<u64, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached("SELECT nextval('ids')").await?;
+        let n: i64 = client.query_one(&stmt, &[]).await?.get(0);
+        Ok(n as u64)
+    }
+
+    fn commit(&self, change: Change) -> Committed {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let stored = apply(&tx, &change).await?;
+            tx.commit().await?;
+            Ok(stored)
+        })
+    }
+
+    fn expect_commit(&self) -> CommitHint {
+        CommitHint::new(self.announced.clone())
+    }
+
+    fn durable(&self) -> Durable {
+        // Every write here is a committed transaction, durable when it returned.
+        Box::pin(async { Ok(()) })
+    }
+
+    async fn record(&self, space: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached("SELECT value FROM records WHERE space = $1 AND key = $2").await?;
+        Ok(client.query_opt(&stmt, &[&space, &key.as_bytes()]).await?.map(|r| r.get(0)))
+    }
+
+    async fn set_record(&self, space: &str, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        match value {
+            Some(v) => {
+                let stmt = client
+                    .prepare_cached("INSERT INTO records (space, key, value) VALUES ($1, $2, $3) ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value")
+                    .await?;
+                client.execute(&stmt, &[&space, &key.as_bytes(), &v]).await?;
+            }
+            None => {
+                let stmt = client.prepare_cached("DELETE FROM records WHERE space = $1 AND key = $2").await?;
+                client.execute(&stmt, &[&space, &key.as_bytes()]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn claim_record(&self, space: &str, key: &str, value: Vec<u8>) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached("INSERT INTO records (space, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").await?;
+        Ok(client.execute(&stmt, &[&space, &key.as_bytes(), &value]).await? == 1)
+    }
+
+    async fn update_record(&self, space: &str, key: &str, update: Update<'_>) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // A row lock cannot hold a key that has no row yet: lock the key itself.
+        let k = key.as_bytes();
+        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || encode($2, 'hex'), 0))", &[&space, &k]).await?;
+        let old: Option<Vec<u8>> = tx.query_opt("SELECT value FROM records WHERE space = $1 AND key = $2", &[&space, &k]).await?.map(|r| r.get(0));
+        let new = update(old.as_deref())?;
+        match &new {
+            Some(v) => {
+                tx.execute(
+                    "INSERT INTO records (space, key, value) VALUES ($1, $2, $3) ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value",
+                    &[&space, &k, v],
+                )
+                .await?
+            }
+            None => tx.execute("DELETE FROM records WHERE space = $1 AND key = $2", &[&space, &k]).await?,
+        };
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    async fn records(&self, space: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("SELECT key, value FROM records WHERE space = $1 AND substring(key FROM 1 FOR octet_length($2::bytea)) = $2::bytea ORDER BY key")
+            .await?;
+        client
+            .query(&stmt, &[&space, &prefix.as_bytes()])
+            .await?
+            .iter()
+            .map(|r| {
+                let key: Vec<u8> = r.get(0);
+                let key = String::from_utf8(key)
+                    .map_err(|e| StoreError::Corrupt { key: format!("{space}/{:?}", e.as_bytes()), reason: "the key is not UTF-8".into() })?;
+                Ok((key, r.get(1)))
+            })
+            .collect()
+    }
+}
+
+/// Writes one change inside `tx`; the caller commits.
+async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Message>, StoreError> {
+    let mut stored = Vec::with_capacity(change.messages.len());
+    if let Some(conv) = &change.conversation {
+        let mut conv = conv.clone();
+        let read_seq = i64_of(conv.last_seq);
+        for m in &change.messages {
+            conv.last_seq += 1;
+            stored.push(Message {
+                conversation: conv.id.clone(),
+                seq: conv.last_seq,
+                at_ms: change.at_ms,
+                from: m.from.clone(),
+                text: m.text.clone(),
+                internal: m.internal,
+                bot: m.bot.clone(),
+                client_id: m.client_id.clone(),
+            });
+        }
+        conv.updated_ms = change.at_ms;
+        let body = encode(&conv);
+        // Moves the conversation on only from the sequence number the step read: another
+        // node's step in between leaves no row to update, and the insert then finds the row.
+        let update = tx
+            .prepare_cached("UPDATE conversations SET last_seq = $2, updated_ms = $3, body = $4 WHERE id = $1 AND last_seq = $5")
+            .await?;
+        let n = tx.execute(&update, &[&conv.id, &i64_of(conv.last_seq), &i64_of(conv.updated_ms), &body, &read_seq]).await?;
+        if n == 0 {
+            let insert = tx
+                .prepare_cached("INSERT INTO conversations (id, last_seq, updated_ms, body) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                .await?;
+            if tx.execute(&insert, &[&conv.id, &i64_of(conv.last_seq), &i64_of(conv.updated_ms), &body]).await? == 0 {
+                return Err(StoreError::Conflict(conv.id.clone()));
+            }
+        }
+        let insert = tx.prepare_cached("INSERT INTO messages (conversation, seq, client_id, body) VALUES ($1, $2, $3, $4)").await?;
+        let mut hours: BTreeMap<i64, i64> = BTreeMap::new();
+        for m in &stored {
+            tx.execute(&insert, &[&m.conversation, &i64_of(m.seq), &m.client_id, &encode(m)]).await?;
+            if m.from == Sender::Visitor {
+                *hours.entry(i64_of(change.at_ms / 3_600_000)).or_default() += 1;
+            }
+        }
+        let bump = tx
+            .prepare_cached("INSERT INTO message_hours (hour, n) VALUES ($1, $2) ON CONFLICT (hour) DO UPDATE SET n = message_hours.n + EXCLUDED.n")
+            .await?;
+        for (hour, n) in hours {
+            tx.execute(&bump, &[&hour, &n]).await?;
+        }
+    }
+    if !change.handoffs.is_empty() {
+        let upsert = tx
+            .prepare_cached(
+                "INSERT INTO handoffs (id, status, agent, priority, created_ms, body) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, agent = EXCLUDED.agent, priority = EXCLUDED.priority, \
+                 created_ms = EXCLUDED.created_ms, body = EXCLUDED.body",
+            )
+            .await?;
+        for h in &change.handoffs {
+            tx.execute(&upsert, &[&i64_of(h.id), &status_name(&h.status), &h.agent, &priority_rank(h.priority), &i64_of(h.created_ms), &encode(h)])
+                .await?;
+        }
+    }
+    if let Some(t) = &change.ticket {
+        tx.execute(
+            "INSERT INTO tickets (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
+            &[&i64_of(t.id), &encode(t)],
+        )
+        .await?;
+    }
+    if let Some(r) = &change.rating {
+        // One rating per resolution: a second one for the same handoff replaces it.
+        let which = r.handoff.map_or_else(|| r.at_ms.to_string(), |h| format!("handoff-{h}"));
+        tx.execute(
+            "INSERT INTO ratings (conversation, which, body) VALUES ($1, $2, $3) ON CONFLICT (conversation, which) DO UPDATE SET body = EXCLUDED.body",
+            &[&r.conversation, &which, &encode(r)],
+        )
+        .await?;
+    }
+    if let Some(f) = &change.feedback {
+        tx.execute(
+            "INSERT INTO feedback (conversation, seq, body) VALUES ($1, $2, $3) ON CONFLICT (conversation, seq) DO UPDATE SET body = EXCLUDED.body",
+            &[&f.conversation, &i64_of(f.seq), &encode(f)],
+        )
+        .await?;
+    }
+    if let Some(a) = &change.agent {
+        tx.execute("INSERT INTO agents (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body", &[&a.id, &encode(a)]).await?;
+    }
+    match &change.session {
+        Some((hash, Some(s))) => {
+            tx.execute(
+                "INSERT INTO sessions (token_hash, body) VALUES ($1, $2) ON CONFLICT (token_hash) DO UPDATE SET body = EXCLUDED.body",
+                &[hash, &encode(s)],
+            )
+            .await?;
+        }
+        Some((hash, None)) => {
+            tx.execute("DELETE FROM sessions WHERE token_hash = $1", &[hash]).await?;
+        }
+        None => {}
+    }
+    if let Some((user, conv)) = &change.identity {
+        tx.execute(
+            "INSERT INTO identities (user_id, conversation) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET conversation = EXCLUDED.conversation",
+            &[user, conv],
+        )
+        .await?;
+    }
+    if !change.unanswered.is_empty() {
+        let bump = tx
+            .prepare_cached("INSERT INTO unanswered (question, n) VALUES ($1, 1) ON CONFLICT (question) DO UPDATE SET n = unanswered.n + 1")
+            .await?;
+        for q in &change.unanswered {
+            tx.execute(&bump, &[q]).await?;
+        }
+    }
+    Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_lose_their_password_in_messages() {
+        assert_eq!(super::redact("postgres://kefu:s3cret@db:5432/kefu"), "postgres://kefu@db:5432/kefu");
+        assert_eq!(super::redact("postgres://kefu@db/kefu"), "postgres://kefu@db/kefu");
+        assert_eq!(super::redact("host=db user=kefu"), "host=db user=kefu");
+    }
+}

@@ -1,0 +1,405 @@
+//! One conformance suite for [`Store`], run on every backend: sled in a temp directory and a
+//! fresh database on a real PostgreSQL server started for the tests. Each check is written
+//! once against `dyn Store`; the macro at the end instantiates it per backend.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kefu::dialogue::{Context, Conversation, NewMessage, State, Visitor};
+use kefu::handoff::{Agent, AgentStatus, Handoff, HandoffStatus, Priority, Rating, Reason, Ticket};
+use kefu::store::{Change, Feedback, PgStore, Session, SledStore, Store, StoreError};
+
+use crate::fixture;
+
+/// A place for one test's store that can be opened again (a restart).
+enum Place {
+    Sled(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Place {
+    async fn sled() -> Place {
+        Place::Sled(tempfile::tempdir().unwrap())
+    }
+
+    async fn postgres() -> Place {
+        Place::Postgres(fixture::pg_database().await)
+    }
+
+    /// Opens the store; for sled, the previous handle must have been dropped.
+    async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Place::Sled(dir) => {
+                // sled's flusher lets go of the file lock a moment after the last handle
+                // drops: retry until it has.
+                for _ in 0..500 {
+                    if let Ok(s) = SledStore::open(dir.path()) {
+                        return Arc::new(s);
+                    }
+                    tokio::task::yield_now().await;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                panic!("sled did not reopen");
+            }
+            Place::Postgres(url) => Arc::new(PgStore::connect(url).await.unwrap()),
+        }
+    }
+
+    /// A second handle on the same data, as another node has (PostgreSQL only).
+    async fn another_node(&self) -> Option<Arc<dyn Store>> {
+        match self {
+            Place::Sled(_) => None,
+            Place::Postgres(url) => Some(Arc::new(PgStore::connect(url).await.unwrap())),
+        }
+    }
+}
+
+fn conversation(id: &str) -> Conversation {
+    Conversation {
+        id: id.into(),
+        token_hashes: vec![],
+        visitor: Visitor::default(),
+        state: State::Bot,
+        context: Context::default(),
+        handoff: None,
+        created_ms: 1,
+        updated_ms: 1,
+        last_seq: 0,
+    }
+}
+
+fn handoff(id: u64, conv: &str, priority: Priority, created_ms: u64) -> Handoff {
+    Handoff {
+        id,
+        conversation: conv.into(),
+        reason: Reason::Requested,
+        detail: String::new(),
+        priority,
+        skill: "general".into(),
+        intent: None,
+        slots: BTreeMap::new(),
+        candidates: vec![],
+        visitor: Visitor::default(),
+        transcript: vec![],
+        created_ms,
+        status: HandoffStatus::Queued,
+        agent: None,
+        assigned_ms: None,
+        closed_ms: None,
+    }
+}
+
+fn agent(id: &str) -> Agent {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "name": format!("客服{id}"), "password_hash": "x", "skills": ["general"], "max_concurrent": 3, "status": "online"
+    }))
+    .unwrap()
+}
+
+async fn messages_are_numbered_and_survive_reopening(place: Place) {
+    {
+        let store = place.open().await;
+        let stored = store
+            .commit(Change {
+                conversation: Some(conversation("c1")),
+                messages: vec![NewMessage::visitor("你好", Some("m1".into())), NewMessage::system("欢迎")],
+                at_ms: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+        store.durable().await.unwrap();
+    }
+    let store = place.open().await;
+    let conv = store.conversation("c1").await.unwrap().unwrap();
+    assert_eq!((conv.last_seq, conv.updated_ms), (2, 10));
+    let all = store.messages("c1", 0, 100).await.unwrap();
+    assert_eq!(all.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["你好", "欢迎"]);
+    assert_eq!(store.messages("c1", 1, 100).await.unwrap()[0].seq, 2);
+    assert_eq!(store.messages("c1", 0, 1).await.unwrap().len(), 1, "the limit holds");
+    assert_eq!(store.message_by_client_id("c1", "m1").await.unwrap().unwrap().seq, 1);
+    assert_eq!(store.message_by_client_id("c1", "m2").await.unwrap(), None);
+    assert_eq!(store.counters().await.unwrap().messages_per_hour, vec![(0, 1)], "visitor messages only");
+    assert_eq!(store.conversation_count().await.unwrap(), 1);
+    assert!(store.conversation("nobody").await.unwrap().is_none());
+}
+
+async fn a_stale_conversation_is_refused_not_interleaved(place: Place) {
+    let store = place.open().await;
+    let conv = conversation("c1");
+    store.commit(Change { conversation: Some(conv.clone()), messages: vec![NewMessage::system("a")], ..Default::default() }).await.unwrap();
+    // `conv` still says last_seq 0: a second writer working from an old copy.
+    let err = store
+        .commit(Change { conversation: Some(conv), messages: vec![NewMessage::system("b")], ticket: None, ..Default::default() })
+        .await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "{err:?}");
+    assert_eq!(store.messages("c1", 0, 10).await.unwrap().len(), 1);
+}
+
+/// Changes in flight together each get their own outcome: a stale one is refused and
+/// writes nothing (its unanswered question is not counted either), while the ones around it
+/// apply and count.
+async fn a_refused_change_does_not_take_others_down(place: Place) {
+    let store = place.open().await;
+    store.commit(Change { conversation: Some(conversation("stale")), messages: vec![NewMessage::system("a")], ..Default::default() }).await.unwrap();
+    let pending: Vec<_> = (0..50)
+        .map(|i| {
+            let id = if i == 25 { "stale".to_string() } else { format!("c{i}") };
+            let messages = vec![NewMessage::visitor(&format!("问题{i}"), None), NewMessage::system("答")];
+            // Change 25 (odd) is refused: 问题0 counts 25 times, 问题1 24.
+            let unanswered = vec![format!("没答上的问题{}", i % 2)];
+            store.commit(Change { conversation: Some(conversation(&id)), messages, unanswered, at_ms: 3_600_000, ..Default::default() })
+        })
+        .collect();
+    let outcomes = futures_util::future::join_all(pending).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i == 25 {
+            assert!(matches!(outcome, Err(StoreError::Conflict(id)) if id == "stale"), "{outcome:?}");
+        } else {
+            let stored = outcome.as_ref().unwrap();
+            assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2], "change {i}");
+            assert_eq!(store.messages(&format!("c{i}"), 0, 10).await.unwrap()[0].text, format!("问题{i}"));
+        }
+    }
+    assert_eq!(store.messages("stale", 0, 10).await.unwrap().len(), 1);
+    // 49 visitor messages in hour 1, each counted once although they shared a key.
+    assert_eq!(store.counters().await.unwrap().messages_per_hour, vec![(1, 49)]);
+    assert_eq!(store.unanswered(10).await.unwrap(), vec![("没答上的问题0".to_string(), 25), ("没答上的问题1".to_string(), 24)]);
+    assert_eq!(store.unanswered(1).await.unwrap().len(), 1);
+}
+
+/// Many writers of one conversation at once (several nodes, or requests racing a lock):
+/// each step either applies whole on top of the last or is refused, so the sequence has
+/// no gaps and no message is stored twice.
+async fn racing_steps_of_one_conversation_leave_no_gaps(place: Place) {
+    let a = place.open().await;
+    let b = place.another_node().await.unwrap_or_else(|| a.clone());
+    a.commit(Change { conversation: Some(conversation("c")), messages: vec![NewMessage::system("开始")], ..Default::default() }).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            // Read, then write on top of what was read, retrying on a conflict as the service
+            // does with its lock.
+            loop {
+                let conv = store.conversation("c").await.unwrap().unwrap();
+                let change = Change { conversation: Some(conv), messages: vec![NewMessage::visitor(&format!("第{i}条"), Some(format!("m{i}")))], ..Default::default() };
+                match store.commit(change).await {
+                    Ok(m) => return m[0].seq,
+                    Err(StoreError::Conflict(_)) => tokio::task::yield_now().await,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap());
+    }
+    seqs.sort();
+    assert_eq!(seqs, (2..=41).collect::<Vec<u64>>(), "every step got its own number");
+    let stored = b.messages("c", 0, 100).await.unwrap();
+    assert_eq!(stored.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=41).collect::<Vec<u64>>());
+    for i in 0..40 {
+        assert_eq!(a.message_by_client_id("c", &format!("m{i}")).await.unwrap().unwrap().text, format!("第{i}条"));
+    }
+}
+
+async fn the_queue_orders_by_priority_then_waiting_time(place: Place) {
+    let store = place.open().await;
+    let base = handoff(1, "c1", Priority::Normal, 1_000);
+    let older = handoff(2, "c2", Priority::Normal, 500);
+    let urgent = handoff(3, "c3", Priority::High, 2_000);
+    let twin = handoff(4, "c4", Priority::Normal, 1_000);
+    store.commit(Change { handoffs: vec![base.clone(), older.clone(), urgent.clone(), twin.clone()], ..Default::default() }).await.unwrap();
+    let ids = |hs: Vec<Handoff>| hs.into_iter().map(|h| h.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.queue().await.unwrap()), [3, 2, 1, 4]);
+    assert_eq!(store.queue_ahead(&base).await.unwrap(), 2);
+    assert_eq!(store.queue_ahead(&urgent).await.unwrap(), 0);
+    assert_eq!(ids(store.queue_from(&base).await.unwrap()), [1, 4]);
+    // Leaving the queue (assigned) moves the ones behind up; a position can be asked for a
+    // place that is not queued itself.
+    let taken = Handoff { status: HandoffStatus::Assigned, agent: Some("a1".into()), ..older.clone() };
+    store.commit(Change { handoffs: vec![taken], ..Default::default() }).await.unwrap();
+    assert_eq!(ids(store.queue().await.unwrap()), [3, 1, 4]);
+    assert_eq!(store.queue_ahead(&older).await.unwrap(), 1);
+    assert_eq!(store.queue_ahead(&twin).await.unwrap(), 2);
+    assert_eq!(store.handoff(2).await.unwrap().unwrap().agent.as_deref(), Some("a1"));
+    assert_eq!(store.handoffs().await.unwrap().len(), 4);
+}
+
+/// An agent's load is read from the assigned handoffs only, and follows every move:
+/// assignment, transfer, resolution.
+async fn assigned_handoffs_follow_their_agent(place: Place) {
+    let store = place.open().await;
+    let mut h = handoff(7, "c7", Priority::Normal, 1);
+    store.commit(Change { handoffs: vec![h.clone(), handoff(8, "c8", Priority::Normal, 2)], ..Default::default() }).await.unwrap();
+    assert!(store.assigned(None).await.unwrap().is_empty());
+    h.status = HandoffStatus::Assigned;
+    h.agent = Some("a1".into());
+    store.commit(Change { handoffs: vec![h.clone()], ..Default::default() }).await.unwrap();
+    assert_eq!(store.assigned(Some("a1")).await.unwrap().iter().map(|h| h.id).collect::<Vec<_>>(), [7]);
+    h.agent = Some("a2".into());
+    store.commit(Change { handoffs: vec![h.clone()], ..Default::default() }).await.unwrap();
+    assert!(store.assigned(Some("a1")).await.unwrap().is_empty(), "a transfer takes it off the first agent");
+    assert_eq!(store.assigned(Some("a2")).await.unwrap().len(), 1);
+    // "a" is a prefix of "a1" and "a2" but holds nothing.
+    assert!(store.assigned(Some("a")).await.unwrap().is_empty());
+    assert_eq!(store.assigned(None).await.unwrap().len(), 1);
+    h.status = HandoffStatus::Resolved;
+    store.commit(Change { handoffs: vec![h], ..Default::default() }).await.unwrap();
+    assert!(store.assigned(None).await.unwrap().is_empty());
+}
+
+async fn people_sessions_and_records_of_a_step(place: Place) {
+    let store = place.open().await;
+    let session = Session { agent: "a1".into(), created_ms: 5, expires_ms: 50 };
+    let ticket = Ticket {
+        id: 9,
+        conversation: "c1".into(),
+        contact: "13800000000".into(),
+        message: "请回电".into(),
+        reason: Reason::Requested,
+        visitor: Visitor::default(),
+        transcript: vec![],
+        created_ms: 3,
+    };
+    let rating = Rating { conversation: "c1".into(), handoff: Some(7), agent: Some("a1".into()), score: 4, comment: None, at_ms: 4 };
+    let feedback = Feedback { conversation: "c1".into(), seq: 2, article: Some("refund".into()), helpful: true, at_ms: 4 };
+    store
+        .commit(Change {
+            conversation: Some(conversation("c1")),
+            agent: Some(agent("a1")),
+            session: Some(("hash1".into(), Some(session.clone()))),
+            identity: Some(("user-42".into(), "c1".into())),
+            ticket: Some(ticket),
+            rating: Some(rating.clone()),
+            feedback: Some(feedback.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.agent("a1").await.unwrap().unwrap().name, "客服a1");
+    assert_eq!(store.agents().await.unwrap().len(), 1);
+    assert_eq!(store.session("hash1").await.unwrap(), Some(session));
+    assert_eq!(store.conversation_of_user("user-42").await.unwrap().as_deref(), Some("c1"));
+    assert_eq!(store.tickets().await.unwrap()[0].message, "请回电");
+    assert_eq!(store.feedback().await.unwrap(), vec![feedback]);
+    // A second rating of the same handoff replaces the first.
+    store.commit(Change { rating: Some(Rating { score: 5, ..rating }), ..Default::default() }).await.unwrap();
+    let ratings = store.ratings().await.unwrap();
+    assert_eq!(ratings.iter().map(|r| r.score).collect::<Vec<_>>(), [5]);
+    let mut away = agent("a1");
+    away.status = AgentStatus::Away;
+    store.commit(Change { agent: Some(away), session: Some(("hash1".into(), None)), ..Default::default() }).await.unwrap();
+    assert_eq!(store.session("hash1").await.unwrap(), None, "a logout ends the session");
+    assert_eq!(store.agent("a1").await.unwrap().unwrap().status, AgentStatus::Away);
+}
+
+async fn ids_are_unique_across_callers(place: Place) {
+    let a = place.open().await;
+    let b = place.another_node().await.unwrap_or_else(|| a.clone());
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move { s.next_id().await.unwrap() }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 100);
+    assert!(ids[0] >= 1, "ids start at 1");
+}
+
+async fn records_are_kept_claimed_once_and_updated_atomically(place: Place) {
+    let store = place.open().await;
+    assert_eq!(store.record("wx", "k").await.unwrap(), None);
+    store.set_record("wx", "k", Some(b"one".to_vec())).await.unwrap();
+    assert_eq!(store.record("wx", "k").await.unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(store.record("other-space", "k").await.unwrap(), None, "spaces are apart");
+    // Keys in byte order of their UTF-8, prefix-scanned; 9 before 10 needs padding by the
+    // caller, and a key with a NUL separator sorts before its longer neighbour.
+    for k in ["b\u{0}2", "b\u{0}10", "a", "b", "c", "客服"] {
+        store.set_record("list", k, Some(k.as_bytes().to_vec())).await.unwrap();
+    }
+    let keys: Vec<String> = store.records("list", "").await.unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["a", "b", "b\u{0}10", "b\u{0}2", "c", "客服"]);
+    let keys: Vec<String> = store.records("list", "b\u{0}").await.unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["b\u{0}10", "b\u{0}2"]);
+    store.set_record("list", "a", None).await.unwrap();
+    assert_eq!(store.record("list", "a").await.unwrap(), None);
+
+    // Claims: of 20 at once (half through another node), exactly one wins.
+    let other = place.another_node().await.unwrap_or_else(|| store.clone());
+    let mut claims = Vec::new();
+    for i in 0..20 {
+        let s = if i % 2 == 0 { store.clone() } else { other.clone() };
+        claims.push(tokio::spawn(async move { s.claim_record("deliveries", "msg-1", format!("node{i}").into_bytes()).await.unwrap() }));
+    }
+    let mut won = 0;
+    for c in claims {
+        won += c.await.unwrap() as usize;
+    }
+    assert_eq!(won, 1);
+
+    // Updates: 40 increments at once lose none.
+    let mut ups = Vec::new();
+    for i in 0..40 {
+        let s = if i % 2 == 0 { store.clone() } else { other.clone() };
+        ups.push(tokio::spawn(async move {
+            let add = |old: Option<&[u8]>| {
+                let n: u64 = old.map_or(0, |b| std::str::from_utf8(b).unwrap().parse().unwrap());
+                Ok(Some((n + 1).to_string().into_bytes()))
+            };
+            s.update_record("counts", "n", &add).await.unwrap();
+        }));
+    }
+    for u in ups {
+        u.await.unwrap();
+    }
+    assert_eq!(store.record("counts", "n").await.unwrap().as_deref(), Some(&b"40"[..]));
+    // A failing update leaves the record as it was.
+    let fail = |_: Option<&[u8]>| Err(StoreError::Corrupt { key: "counts/n".into(), reason: "test".into() });
+    assert!(store.update_record("counts", "n", &fail).await.is_err());
+    assert_eq!(store.record("counts", "n").await.unwrap().as_deref(), Some(&b"40"[..]));
+    let delete = |_: Option<&[u8]>| Ok(None);
+    assert_eq!(store.update_record("counts", "n", &delete).await.unwrap(), None);
+    assert_eq!(store.record("counts", "n").await.unwrap(), None);
+    store.durable().await.unwrap();
+}
+
+macro_rules! conformance {
+    ($backend:ident: $($check:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    super::$check(super::Place::$backend().await).await;
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! every_backend {
+    ($($check:ident),* $(,)?) => {
+        conformance!(sled: $($check),*);
+        conformance!(postgres: $($check),*);
+    };
+}
+
+every_backend!(
+    messages_are_numbered_and_survive_reopening,
+    a_stale_conversation_is_refused_not_interleaved,
+    a_refused_change_does_not_take_others_down,
+    racing_steps_of_one_conversation_leave_no_gaps,
+    the_queue_orders_by_priority_then_waiting_time,
+    assigned_handoffs_follow_their_agent,
+    people_sessions_and_records_of_a_step,
+    ids_are_unique_across_callers,
+    records_are_kept_claimed_once_and_updated_atomically,
+);
