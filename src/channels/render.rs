@@ -36,12 +36,14 @@ pub fn messages(markdown: &str, channel: Channel) -> Vec<String> {
     }
 }
 
-/// Plain text rendered from Markdown, with the byte ranges of its links: a message may not be
-/// cut inside one, or the user gets half a URL, or half a tag shown as text.
+/// Plain text rendered from Markdown, with the byte ranges a message may not be cut inside:
+/// each link (or the user gets half a URL, or half a tag shown as text), and each heading
+/// with the first character after it (or a message ends on a heading whose text is in the
+/// next one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
     pub text: String,
-    pub links: Vec<Range<usize>>,
+    pub keep: Vec<Range<usize>>,
 }
 
 /// WeChat's text for an answer: no emphasis marks, headings as plain lines, list items as
@@ -49,15 +51,15 @@ pub struct Rendered {
 /// the author's blank lines between blocks are kept, so a list right under its lead-in line
 /// stays right under it.
 pub fn wechat_text(markdown: &str, channel: Channel) -> Rendered {
-    let mut w = Writer { src: markdown, channel, out: String::new(), pending: None, lists: Vec::new(), link: None, link_depth: 0, links: Vec::new() };
+    let mut w = Writer { src: markdown, channel, out: String::new(), pending: None, lists: Vec::new(), link: None, link_depth: 0, heading: None, keep: Vec::new() };
     // No extensions: the widget draws plain CommonMark's subset, and tables or footnotes would
     // have nothing to become in a text message anyway.
     for (event, range) in Parser::new_ext(markdown, Options::empty()).into_offset_iter() {
         w.event(event, range);
     }
     let text = w.out.trim_end().to_string();
-    let links = w.links.into_iter().filter(|r| r.end <= text.len()).collect();
-    Rendered { text, links }
+    let keep = w.keep.into_iter().filter(|r| r.end <= text.len()).collect();
+    Rendered { text, keep }
 }
 
 /// A break owed before the next text: written only when more text follows, so empty blocks
@@ -78,7 +80,19 @@ struct Writer<'a> {
     /// The open link (or image): where its text starts in `out`, and its destination.
     link: Option<(usize, String)>,
     link_depth: usize,
-    links: Vec<Range<usize>>,
+    heading: Option<Heading>,
+    keep: Vec<Range<usize>>,
+}
+
+/// Where a heading is in `out`, to keep it with what follows.
+#[derive(Debug, Clone, Copy)]
+enum Heading {
+    /// Its text has not begun.
+    Open,
+    /// Its text began here…
+    At(usize),
+    /// …and it has ended: kept with the next character written.
+    Ended(usize),
 }
 
 impl Writer<'_> {
@@ -95,10 +109,16 @@ impl Writer<'_> {
     }
 
     fn push(&mut self, s: &str) {
-        if s.is_empty() {
-            return;
-        }
+        let Some(first) = s.chars().next() else { return };
         self.flush();
+        match self.heading {
+            Some(Heading::Open) => self.heading = Some(Heading::At(self.out.len())),
+            Some(Heading::Ended(at)) => {
+                self.keep.push(at..self.out.len() + first.len_utf8());
+                self.heading = None;
+            }
+            _ => {}
+        }
         self.out.push_str(s);
     }
 
@@ -147,7 +167,11 @@ impl Writer<'_> {
 
     fn start(&mut self, tag: Tag<'_>, range: Range<usize>) {
         match tag {
-            Tag::Paragraph | Tag::Heading { .. } | Tag::CodeBlock(_) | Tag::HtmlBlock | Tag::BlockQuote(_) => self.block(range.start),
+            Tag::Heading { .. } => {
+                self.block(range.start);
+                self.heading = Some(Heading::Open);
+            }
+            Tag::Paragraph | Tag::CodeBlock(_) | Tag::HtmlBlock | Tag::BlockQuote(_) => self.block(range.start),
             Tag::List(first) => {
                 self.block(range.start);
                 self.owe(Break::Line);
@@ -179,7 +203,14 @@ impl Writer<'_> {
 
     fn end(&mut self, tag: TagEnd) {
         match tag {
-            TagEnd::Paragraph | TagEnd::Heading(_) | TagEnd::HtmlBlock | TagEnd::BlockQuote(_) => self.end_block(),
+            TagEnd::Heading(_) => {
+                self.heading = match self.heading {
+                    Some(Heading::At(at)) => Some(Heading::Ended(at)),
+                    _ => None,
+                };
+                self.end_block();
+            }
+            TagEnd::Paragraph | TagEnd::HtmlBlock | TagEnd::BlockQuote(_) => self.end_block(),
             TagEnd::CodeBlock => {
                 let kept = self.out.trim_end_matches('\n').len();
                 self.out.truncate(kept);
@@ -202,7 +233,7 @@ impl Writer<'_> {
                 let shown = link(text.trim(), &url, self.channel, tag == TagEnd::Image);
                 let start = self.out.len();
                 self.out.push_str(&shown);
-                self.links.push(start..self.out.len());
+                self.keep.push(start..self.out.len());
             }
             _ => {}
         }
@@ -239,14 +270,14 @@ fn link(text: &str, url: &str, channel: Channel, image: bool) -> String {
 
 /// Cuts `r` into messages of at most `max_bytes` bytes each. A cut goes, by preference, at a
 /// paragraph break, a line break, the end of a sentence, a comma or space, and only then
-/// anywhere, never inside a UTF-8 character nor inside a link (unless one link alone is longer
-/// than a message). The preferred breaks count only in the second half of a message, so that
+/// anywhere, never inside a UTF-8 character nor inside a link or right after a heading (unless
+/// one link alone is longer than a message). The preferred breaks count only in the second half of a message, so that
 /// no message is left nearly empty: each one spends a message of the user's WeChat quota.
 pub fn split(r: &Rendered, max_bytes: usize) -> Vec<String> {
     // Four bytes hold any character, so every cut makes progress.
     assert!(max_bytes >= 4, "a message must hold at least one character");
     let text = r.text.as_str();
-    let inside_link = |i: usize| r.links.iter().any(|l| l.start < i && i < l.end);
+    let inside_kept = |i: usize| r.keep.iter().any(|l| l.start < i && i < l.end);
     let mut parts = Vec::new();
     let mut pos = skip_space(text, 0);
     while pos < text.len() {
@@ -262,7 +293,7 @@ pub fn split(r: &Rendered, max_bytes: usize) -> Vec<String> {
         for (off, c) in window.char_indices().chain(std::iter::once((window.len(), '\0'))) {
             let i = pos + off;
             if let Some(p) = prev {
-                if !inside_link(i) {
+                if !inside_kept(i) {
                     let at_end = i == end;
                     let next = if at_end { text[i..].chars().next().unwrap_or('\0') } else { c };
                     let kind = match p {
@@ -375,7 +406,7 @@ mod tests {
         // A URL that would end the attribute early is not put in one.
         assert_eq!(text("[看](<https://x.example/a\"b>)"), "看（https://x.example/a\"b）");
         let r = wechat_text(md, MP);
-        let first = &r.text[r.links[0].clone()];
+        let first = &r.text[r.keep[0].clone()];
         assert_eq!(first, "<a href=\"https://shop.example.com/help/return?id=7&from=wx\">退货政策</a>");
     }
 
@@ -393,7 +424,7 @@ mod tests {
     }
 
     fn plain(text: &str) -> Rendered {
-        Rendered { text: text.into(), links: vec![] }
+        Rendered { text: text.into(), keep: vec![] }
     }
 
     #[test]
@@ -486,6 +517,18 @@ mod tests {
                     assert!(!p.contains("**") && !p.contains('`') && !p.contains("]("), "{}: {p}", a.id);
                     assert!(p.lines().all(|l| !l.starts_with('#') && !l.starts_with("- ")), "{}: {p}", a.id);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_never_ends_on_a_heading() {
+        let para = "旧机估价以质检结果为准，质检时会检查外观、屏幕和电池。".repeat(3);
+        let md = format!("### 一、估价\n\n{para}\n\n### 二、回收\n\n{para}\n\n### 三、补贴\n\n{para}");
+        let r = wechat_text(&md, MP);
+        for max in (200..r.text.len()).step_by(37) {
+            for p in split(&r, max) {
+                assert!(!p.ends_with("估价") && !p.ends_with("回收") && !p.ends_with("补贴"), "max {max}: ends on a heading: {p}");
             }
         }
     }
