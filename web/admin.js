@@ -1,6 +1,7 @@
-/* The admin page: auto-resolution, handoffs by reason, messages per hour, ratings and answer
- * feedback drawn as small SVG charts, and the most frequent unanswered questions, each of
- * which can be added to an article as a similar question (live: the server reloads). */
+/* The admin page: the knowledge base's state (a failed reload's error shown, not only logged),
+ * auto-resolution, handoffs by reason, messages per hour, ratings and answer feedback drawn as
+ * small SVG charts, and the most frequent unanswered questions, each of which can be added to
+ * an article as a similar question (live: the server reloads). */
 'use strict';
 
 (function () {
@@ -20,11 +21,29 @@
   });
   $('logout').addEventListener('click', function () { sessionStorage.removeItem(TOKEN_KEY); location.reload(); });
   $('refresh').addEventListener('click', function () { load(); });
+  $('kb-reload').addEventListener('click', function () {
+    var btn = $('kb-reload');
+    btn.disabled = true;
+    call('POST', '/admin/reload').then(function (r) {
+      knowledge(r);
+      kefu.toast('知识库已重新加载：' + r.articles + ' 篇文章');
+    }, function (err) {
+      // 422: the files do not load; the status now holds the error to show.
+      kefu.toast('重新加载失败', true);
+      return reloadStatus().then(null, function () { knowledge({ error: err.message }); });
+    }).then(function () { btn.disabled = false; });
+  });
+  // The file watcher reloads by itself: a page left open learns of a failure without a click.
+  var POLL_MS = 15000;
+  setInterval(function () { if (token && !$('app').hidden) reloadStatus().then(null, function () {}); }, POLL_MS);
+
+  function reloadStatus() { return call('GET', '/admin/reload').then(knowledge); }
 
   function load() {
     $('login-error').textContent = '';
-    return Promise.all([call('GET', '/admin/stats'), call('GET', '/admin/articles')]).then(function (r) {
+    return Promise.all([call('GET', '/admin/stats'), call('GET', '/admin/articles'), call('GET', '/admin/reload')]).then(function (r) {
       articles = r[1].articles;
+      knowledge(r[2]);
       $('login').hidden = true;
       $('app').hidden = false;
       $('refresh').hidden = $('logout').hidden = false;
@@ -35,6 +54,18 @@
       $('login-error').textContent = err.status === 401 ? '令牌不正确' : '加载失败：' + err.message;
       throw err;
     });
+  }
+
+  // What is serving, and the last reload's error while there is one (the previous knowledge
+  // keeps serving meanwhile, so the page says that too).
+  function knowledge(st) {
+    var parts = [];
+    if (st.articles !== undefined) parts.push((st.error ? '仍在使用 ' : '') + st.articles + ' 篇文章', st.intents + ' 个意图');
+    if (st.generation) parts.push('版本 ' + st.generation);
+    if (st.at_ms) parts.push((st.error ? '最近一次重新加载于 ' : '加载于 ') + new Date(st.at_ms).toLocaleString('zh-CN'));
+    $('kb-status').textContent = parts.join(' · ');
+    $('kb-error').hidden = !st.error;
+    $('kb-error-text').textContent = st.error || '';
   }
 
   function draw(s) {

@@ -1,4 +1,5 @@
-//! Admin endpoints (admin bearer token): reload knowledge and intents, statistics, the
+//! Admin endpoints (admin bearer token): reload knowledge and intents (and the last reload's
+//! outcome), statistics, the
 //! questions the bot could not answer (and adding one to an article, picked from the
 //! article list), agents (create, replace, disable, enable, unlock after failed logins),
 //! tickets.
@@ -14,7 +15,7 @@ use crate::service::{AgentInfo, ReloadStatus, Stats};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/admin/reload", post(reload))
+        .route("/admin/reload", get(reload_status).post(reload))
         .route("/admin/stats", get(stats))
         .route("/admin/unanswered", get(unanswered))
         .route("/admin/similar", post(add_similar))
@@ -37,6 +38,16 @@ async fn reload(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Rel
         None => Ok(Json(status)),
         Some(e) => Err(super::ApiError::new(crate::codes::Code::InvalidKnowledge, super::redact(&s.config, e))),
     }
+}
+
+/// The last reload's outcome, a failure's error included: the admin page shows it, since a
+/// reload the file watcher started is otherwise seen only in the log and `/readyz`.
+async fn reload_status(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<ReloadStatus>> {
+    authorize(&s, &bearer)?;
+    let mut status = s.service.reload_status();
+    // As everywhere a reload error leaves the server: files by their place in the folders.
+    status.error = status.error.map(|e| super::redact(&s.config, &e));
+    Ok(Json(status))
 }
 
 async fn stats(State(s): State<AppState>, bearer: Bearer) -> ApiResult<Json<Stats>> {

@@ -1,6 +1,7 @@
 //! The pages in a real browser: starts kefu on a free port (a copy of the knowledge, a temp
 //! data directory), creates an agent, and runs `web/e2e/e2e.mjs`, which drives Debian's
-//! chromium through playwright-core: widget, agent console, admin page. Screenshots go to
+//! chromium through playwright-core: widget, agent console, admin page (a broken article's
+//! reload error shown there too). Screenshots go to
 //! `target/e2e-artifacts/`. `scripts/test` installs chromium, node and the npm package.
 
 #[allow(dead_code)]
@@ -38,11 +39,12 @@ async fn widget_console_and_admin_in_chromium() {
         panic!("the browser test cannot run: {why}");
     }
     let dir = tempfile::tempdir().unwrap();
-    // A copy: the admin page adds a similar question to an article file.
+    // A copy: the admin page adds a similar question to an article file, and the script
+    // breaks one to see the reload error on the admin page.
     let kb = dir.path().join("knowledge");
     copy_dir(&repo().join("knowledge"), &kb);
     let mut c = config(&dir.path().join("data"));
-    c.knowledge = kb;
+    c.knowledge = kb.clone();
     c.allowed_origins = vec![SHOP_ORIGIN.into()];
     let server = Server::start(c).await;
     // 小王 works in the browser; 小李 (over the API, from the script) takes a transfer.
@@ -64,6 +66,8 @@ async fn widget_console_and_admin_in_chromium() {
             .env("KEFU_AGENT_NAME", "小王")
             .env("KEFU_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("KEFU_SHOP_ORIGIN", SHOP_ORIGIN)
+            // The admin page's reload error: the script breaks an article of this copy.
+            .env("KEFU_KNOWLEDGE", kb)
             .env("KEFU_ARTIFACTS", artifacts)
             .output()
             .expect("node runs")

@@ -3,7 +3,8 @@
 //
 // Env: KEFU_URL (e.g. http://127.0.0.1:PORT), KEFU_AGENT_ID, KEFU_AGENT_PASSWORD,
 // KEFU_AGENT_NAME, KEFU_ADMIN_TOKEN, KEFU_SHOP_ORIGIN (an origin in the server's CORS
-// allow-list that the test fakes as a third-party shop), KEFU_ARTIFACTS (screenshots).
+// allow-list that the test fakes as a third-party shop), KEFU_KNOWLEDGE (the server's
+// knowledge folder, a copy the test may break), KEFU_ARTIFACTS (screenshots).
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +15,7 @@ const agentPassword = need('KEFU_AGENT_PASSWORD');
 const agentName = need('KEFU_AGENT_NAME');
 const adminToken = need('KEFU_ADMIN_TOKEN');
 const shopOrigin = need('KEFU_SHOP_ORIGIN');
+const knowledgeDir = need('KEFU_KNOWLEDGE');
 const artifacts = process.env.KEFU_ARTIFACTS || 'target/e2e-artifacts';
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const XSS = '<img src=x onerror=alert(1)>';
@@ -442,6 +444,42 @@ try {
     await shot(p, 'widget-ticket.png');
     const tickets = await (await agent.request.get(`${base}/api/v1/admin/tickets`, { headers: { Authorization: `Bearer ${adminToken}` } })).json();
     check(tickets.some((t) => t.message.includes('洗衣机漏水') && t.contact === '13800138000'), `the ticket was stored: ${JSON.stringify(tickets).slice(0, 300)}`);
+  });
+
+  await step("the admin page shows a broken article's reload error until it is fixed", async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 1100 }, locale: 'zh-CN' });
+    const admin = watch(await ctx.newPage(), 'admin-reload');
+    await admin.goto(`${base}/admin`);
+    await admin.fill('#admin-token', adminToken);
+    await admin.click('#login button[type=submit]');
+    await admin.locator('#kb-status', { hasText: '篇文章' }).waitFor({ timeout: T });
+    check(await admin.locator('#kb-error').isHidden(), 'no error while the knowledge loads');
+    // An article whose front matter is not TOML (the array is never closed).
+    const file = path.join(knowledgeDir, '退款', 'broken-e2e.md');
+    const broken = '+++\nid = "broken-e2e"\ntitle = "坏掉的文章"\nsimilar = ["一", "二"\n+++\n正文\n';
+    fs.writeFileSync(file, broken);
+    // Reloaded elsewhere (as the file watcher does): the page, opened afresh, shows the error.
+    const r = await admin.request.post(`${base}/api/v1/admin/reload`, { headers: { Authorization: `Bearer ${adminToken}` } });
+    check(r.status() === 422, `a broken article fails the reload: ${r.status()}`);
+    await admin.reload();
+    const box = admin.locator('#kb-error');
+    await box.waitFor({ state: 'visible', timeout: T });
+    const text = await admin.locator('#kb-error-text').textContent();
+    check(text.includes('knowledge/退款/broken-e2e.md'), `the error names the file in the knowledge folder: ${text}`);
+    check(!text.includes(knowledgeDir), `and not where it sits on the disk: ${text}`);
+    check(/失败/.test(await box.textContent()) && /篇文章/.test(await admin.locator('#kb-status').textContent()), 'says the old knowledge keeps serving');
+    await shot(admin, 'admin-reload-error.png');
+    // Fixed, and reloaded from the page: the error goes.
+    fs.rmSync(file);
+    await admin.getByRole('button', { name: '重新加载' }).click();
+    await box.waitFor({ state: 'hidden', timeout: T });
+    await admin.locator('#toast', { hasText: '知识库已重新加载' }).waitFor({ timeout: T });
+    // Broken again and reloaded from the page's button: the error is back without a refresh.
+    fs.writeFileSync(file, broken);
+    await admin.getByRole('button', { name: '重新加载' }).click();
+    await box.waitFor({ state: 'visible', timeout: T });
+    check((await admin.locator('#kb-error-text').textContent()).includes('broken-e2e.md'), 'the button shows the new error');
+    fs.rmSync(file);
   });
 
   check(problems.length === 0, `problems in the pages:\n  ${problems.join('\n  ')}`);

@@ -2,12 +2,14 @@
 //! answers each passively when the answer is ready within the app's budget and otherwise
 //! later through the message API, de-duplicates WeChat's retries, relays kefu's agents'
 //! replies, and keeps each user's message quota, holding (never dropping) what exceeds it.
+//! What is said goes out as WeChat text (`outgoing.rs`), not Markdown.
 //! The HTTP routes are in `http/wechat.rs`; this module knows nothing of axum.
 
 pub mod api;
 pub mod config;
 pub mod crypto;
 pub mod message;
+pub mod outgoing;
 mod replay;
 pub mod signature;
 pub mod store;
@@ -125,6 +127,10 @@ pub struct WeChat {
 const MAX_BACKOFF_MS: Millis = 300_000;
 /// A message WeChat keeps refusing (not for the window) is given up after this many tries.
 const MAX_ATTEMPTS: u32 = 20;
+/// The rest of a long passive answer waits this long before going through the API: WeChat
+/// shows the first part when it gets our HTTP response, which nothing acknowledges, and a
+/// part that overtook it would appear above it.
+const AFTER_PASSIVE_MS: Millis = 1_500;
 
 const SORRY_BUSY: &str = "抱歉，系统繁忙，请稍后再试。";
 const ONLY_TEXT: &str = "抱歉，我目前只能看懂文字消息，请用文字描述您的问题。";
@@ -360,16 +366,6 @@ impl WeChat {
         Ok(self.service.store().durable().await?)
     }
 
-    /// Records that a delivery's answer goes through the message API, and queues its texts.
-    async fn hold_later(&self, app: &str, delivery: &str, openid: &str, texts: Vec<String>) -> Result<(), store::StoreError> {
-        self.store.set_answer(app, delivery, Answer::Later, now_ms()).await?;
-        for text in texts {
-            let seq = self.service.store().next_id().await?;
-            self.store.hold(seq, &Outgoing { app: app.into(), openid: openid.into(), text, attempts: 0, next_ms: 0 }).await?;
-        }
-        Ok(())
-    }
-
     /// Runs a task that must finish before the server stops (it holds the stores).
     fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
@@ -388,6 +384,10 @@ impl WeChat {
     async fn process(self: Arc<Self>, app_name: &str, m: &Incoming, flight: &Flight, flight_key: String) {
         let app = self.app(app_name).expect("the app exists");
         let (reply, texts) = self.run_bot(app, m).await;
+        // Rendered and cut for WeChat here, before anyone sees the reply, so that a retry
+        // of the delivery gets the same first part.
+        let (reply, rest) = outgoing::passive(reply, app.config.kind);
+        let texts = outgoing::later(&texts, app.config.kind);
         let later = {
             let mut st = flight.state.lock().expect("flight lock poisoned");
             st.reply = Some(reply.clone());
@@ -398,9 +398,15 @@ impl WeChat {
         let key = m.dedupe_key();
         let result = if later {
             tracing::info!(app = %app_name, "the answer missed the reply budget; it goes through the message API");
-            self.hold_later(app_name, &key, &m.from, texts).await
+            match self.store.set_answer(app_name, &key, Answer::Later, now_ms()).await {
+                Ok(()) => self.hold_texts(app_name, &m.from, texts, 0).await,
+                Err(e) => Err(e),
+            }
         } else {
-            self.store.set_answer(app_name, &key, Answer::Passive(reply), now_ms()).await
+            match self.store.set_answer(app_name, &key, Answer::Passive(reply), now_ms()).await {
+                Ok(()) => self.hold_texts(app_name, &m.from, rest, now_ms() + AFTER_PASSIVE_MS).await,
+                Err(e) => Err(e),
+            }
         };
         match result {
             Ok(()) => {
@@ -414,6 +420,15 @@ impl WeChat {
         if later {
             self.wake.notify_one();
         }
+    }
+
+    /// Queues texts for one user through the message API, in order, not before `not_before`.
+    async fn hold_texts(&self, app: &str, openid: &str, texts: Vec<String>, not_before: Millis) -> Result<(), store::StoreError> {
+        for text in texts {
+            let seq = self.service.store().next_id().await?;
+            self.store.hold(seq, &Outgoing { app: app.into(), openid: openid.into(), text, attempts: 0, next_ms: not_before }).await?;
+        }
+        Ok(())
     }
 
     /// The user's conversation (linked by UnionID when WeChat gives one); their message
@@ -484,14 +499,10 @@ impl WeChat {
                 }
             };
             let (app, openid) = target;
-            let seq = match self.service.store().next_id().await {
-                Ok(seq) => seq,
-                Err(e) => {
-                    tracing::error!(error = %e, "an agent's message could not be queued for WeChat");
-                    continue;
-                }
-            };
-            let held = self.store.hold(seq, &Outgoing { app, openid, text: message.text, attempts: 0, next_ms: 0 }).await;
+            // An app no longer configured keeps its messages (the send loop says so); they are
+            // written as text without tags, which any kind of app shows.
+            let kind = self.apps.get(&app).map_or(Kind::MiniProgram, |a| a.config.kind);
+            let held = self.hold_texts(&app, &openid, outgoing::messages(&message.text, kind), 0).await;
             match held {
                 Ok(()) => {
                     if let Err(e) = self.durable().await {

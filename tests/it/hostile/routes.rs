@@ -49,6 +49,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/agent/canned", Access::Agent),
     ("GET", "/agent/articles", Access::Agent),
     ("GET", "/agent/ws", Access::Agent),
+    ("GET", "/admin/reload", Access::Admin),
     ("POST", "/admin/reload", Access::Admin),
     ("GET", "/admin/stats", Access::Admin),
     ("GET", "/admin/unanswered", Access::Admin),

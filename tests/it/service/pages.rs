@@ -139,6 +139,14 @@ async fn canned_replies_reload_with_the_knowledge_and_a_broken_file_keeps_the_ol
     assert!(message.contains("canned.toml:") && message.contains("\"hi\" is defined twice"), "{message}");
     let (_, after) = server.call("GET", "/agent/canned", Some(&agent), None).await;
     assert_eq!(after, canned, "the old replies keep serving");
+    // The admin page reads the failure back (a watcher's reload has no caller to tell), with
+    // the file named by its place in the knowledge folder, not the disk.
+    let (status, v) = server.call("GET", "/admin/reload", Some(ADMIN_TOKEN), None).await;
+    assert_eq!(status, 200, "{v}");
+    let error = v["error"].as_str().unwrap_or_else(|| panic!("no error: {v}"));
+    assert!(error.contains("knowledge/canned.toml:") && error.contains("\"hi\" is defined twice"), "{error}");
+    assert!(!error.contains(&kb.display().to_string()), "{error}");
+    assert!(v["articles"].as_u64().unwrap() > 0 && v["at_ms"].as_u64().unwrap() > 0, "{v}");
     server.stop().await;
 }
 

@@ -164,6 +164,16 @@ pub async fn start() -> (tempfile::TempDir, Server, Arc<Api>) {
     (dir, server, api)
 }
 
+pub const MP: kefu::channels::render::Channel = kefu::channels::render::Channel::WeChatOfficialAccount;
+pub const MINI: kefu::channels::render::Channel = kefu::channels::render::Channel::WeChatMiniProgram;
+
+/// A short Markdown answer as WeChat shows it: one message of text.
+pub fn on_wechat(markdown: &str, channel: kefu::channels::render::Channel) -> String {
+    let parts = kefu::channels::render::messages(markdown, channel);
+    assert_eq!(parts.len(), 1, "a short answer is one message: {parts:?}");
+    parts.into_iter().next().unwrap()
+}
+
 pub fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }

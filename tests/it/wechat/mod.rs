@@ -3,3 +3,4 @@
 
 mod mock;
 mod pushes;
+mod render;

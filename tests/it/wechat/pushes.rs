@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use crate::fixture::{Server, ADMIN_TOKEN};
 use super::mock::*;
 
-/// The widget's answer to `question`, for comparison.
-async fn widget_answer(server: &Server, question: &str) -> String {
+/// The widget's answer to `question`, for comparison (Markdown: see `on_wechat`).
+pub async fn widget_answer(server: &Server, question: &str) -> String {
     let conv = server.visitor().await;
     let v = server.say(&conv, question).await;
     v["replies"].as_array().unwrap().iter().map(|r| r["text"].as_str().unwrap()).collect::<Vec<_>>().join("\n\n")
@@ -109,7 +109,7 @@ async fn a_plaintext_push_is_answered_passively_like_the_widget() {
     assert_eq!(r.field("FromUserName").as_deref(), Some("gh_test"));
     assert_eq!(r.field("MsgType").as_deref(), Some("text"));
     let content = r.field("Content").unwrap();
-    assert_eq!(content, expected, "WeChat and the widget get the same answer");
+    assert_eq!(content, on_wechat(&expected, MP), "WeChat and the widget get the same answer, as text");
     assert!(content.contains("运费"), "{content}");
     assert!(r.field("CreateTime").unwrap().parse::<i64>().unwrap() >= now() - 5);
     assert!(api.sent().is_empty(), "a passive answer needs no API call");
@@ -134,7 +134,7 @@ async fn a_safe_mode_push_is_decrypted_checked_and_answered_encrypted() {
     assert_eq!(nonce, "1320562132", "the reply's nonce is the request's");
     let inner = open_sealed("wxsafe0001", &encrypt, &signature, &timestamp, &nonce);
     assert_eq!(field(&inner, "ToUserName").as_deref(), Some("oUser-safe"));
-    assert_eq!(field(&inner, "Content").unwrap(), expected);
+    assert_eq!(field(&inner, "Content").unwrap(), on_wechat(&expected, MP));
 
     // Sealed for another app: refused. Plaintext to a safe-mode app: refused. A wrong
     // msg_signature: refused.
@@ -237,7 +237,7 @@ async fn a_slow_answer_is_acknowledged_then_sent_through_the_api() {
     let r = push(&server, "slow", &text_xml("oUser-slow", 4001, question)).await;
     assert_eq!((r.status, r.body.as_str()), (200, "success"), "past the budget WeChat gets `success` at once");
     let texts = api.wait_texts("oUser-slow", 1).await;
-    assert_eq!(texts, vec![expected]);
+    assert_eq!(texts, vec![on_wechat(&expected, MP)]);
     let sent = api.sent();
     assert_eq!(sent[0].1["msgtype"], "text");
     assert_eq!(sent[0].0, "tok-1");
@@ -425,6 +425,7 @@ async fn mini_program_json_pushes_plain_and_sealed() {
     assert!(r.content_type.contains("json"));
     let v = r.json();
     assert_eq!((v["ToUserName"].as_str(), v["MsgType"].as_str()), (Some("oMini-1"), Some("text")));
+    let expected = on_wechat(&expected, MINI);
     assert_eq!(v["Content"], expected.as_str());
     // Compatible mode: a sealed push is answered sealed.
     let inner = json!({"ToUserName": "gh_mini", "FromUserName": "oMini-1", "CreateTime": now(), "MsgType": "text", "Content": "退货运费谁出？", "MsgId": 11002u64});
