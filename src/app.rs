@@ -16,7 +16,7 @@ use crate::channels::wechat::{WeChat, WeChatError};
 use crate::config::Config;
 use crate::http::{self, connections, AppState, Limiters};
 use crate::service::{fingerprint, Brain, BrainError, Service, ServiceError, Sources};
-use crate::store::{SledStore, StoreError};
+use crate::store::{redact_url, PgStore, SledStore, Store, StoreError};
 
 const FINGERPRINT_FILE: &str = "knowledge-source.fingerprint";
 
@@ -27,6 +27,8 @@ pub enum StartError {
     DataDir { path: PathBuf, source: std::io::Error },
     #[error("cannot open the store in {}", path.display())]
     Store { path: PathBuf, source: StoreError },
+    #[error("cannot use the PostgreSQL store at {url}")]
+    Database { url: String, source: StoreError },
     #[error("cannot load the knowledge or intents")]
     Knowledge(#[source] BrainError),
     #[error("cannot write the secret file {}", path.display())]
@@ -116,13 +118,30 @@ fn sources_fingerprint(s: &Sources) -> String {
     format!("{:x}-{:x}", fingerprint(&s.knowledge), fingerprint(&s.intents))
 }
 
+/// The configured store: sled in `DATA/store`, or PostgreSQL (migrated to this build's
+/// schema first).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    match config.postgres_url() {
+        None => {
+            let path = config.data.join("store");
+            let store = SledStore::open(&path).map_err(|source| StartError::Store { path: config.data.clone(), source })?;
+            Ok(Arc::new(store))
+        }
+        Some(url) => {
+            let store = PgStore::connect(url).await.map_err(|source| StartError::Database { url: redact_url(url), source })?;
+            tracing::info!(database = %redact_url(url), "conversations are kept in PostgreSQL");
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 /// Opens everything the service needs in `config.data`.
 pub async fn open_service(config: &Config) -> Result<Service, StartError> {
     let data = config.data.clone();
     owner_only();
     std::fs::create_dir_all(&data).map_err(|source| StartError::DataDir { path: data.clone(), source })?;
     restrict_data(&data).map_err(|source| StartError::DataDir { path: data.clone(), source })?;
-    let store = SledStore::open(&data.join("store")).map_err(|source| StartError::Store { path: data.clone(), source })?;
+    let store = open_store(config).await?;
     let sources = Sources {
         knowledge: config.knowledge.clone(),
         intents: config.intents.clone(),
@@ -172,7 +191,7 @@ pub async fn open_service(config: &Config) -> Result<Service, StartError> {
             auth::token_hash(&token)
         }
     };
-    let service = Service::new(config.service(), Arc::new(store), brain, sources, admin_hash);
+    let service = Service::new(config.service(), store, brain, sources, admin_hash);
     if service.store().agents().await.map_err(|e| StartError::FirstAgent(e.into()))?.is_empty() {
         // A fresh install gets one agent so the console can be tried at once.
         let path = data.join("agent-password");
@@ -239,6 +258,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         wechat: wechat.clone(),
         closing,
     };
+    // Other nodes' events, when the store is shared (returns at once otherwise).
+    let other_nodes = tokio::spawn(service.clone().follow_other_nodes());
     let background =
         tokio::spawn(background(service.clone(), limits.clone(), config.watch_interval_ms, config.data.join(FINGERPRINT_FILE)));
     let header_timeout = Duration::from_millis(config.limits.header_timeout_ms);
@@ -280,6 +301,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         let _ = t.await;
     }
     background.abort();
+    other_nodes.abort();
     let _ = background.await;
     if let Some((relay, sender)) = wechat_tasks {
         relay.abort();

@@ -70,7 +70,7 @@ codes! {
     TooManySockets = 429 "too_many_sockets" "a conversation already has `limits.sockets_per_conversation` WebSockets open",
     Internal = 500 "internal" "a fault of the server; the body says nothing more, the log has the details",
     Busy = 503 "busy" "the conversation stayed busy for `limits.conversation_wait_ms`",
-    Unavailable = 503 "unavailable" "the store cannot write (disk full or read-only)",
+    Unavailable = 503 "unavailable" "the store is unavailable for now (disk full or read-only, or the database unreachable)",
     Timeout = 503 "timeout" "the request took longer than `limits.request_timeout_ms`",
     Overloaded = 503 "overloaded" "more than `limits.max_in_flight` requests at once",
 }

@@ -90,6 +90,9 @@ pub struct Config {
     pub listen: String,
     /// The data directory: sled store and imported knowledge.
     pub data: PathBuf,
+    /// Where conversations live: `sled` (in `data`, one node; the default) or a PostgreSQL
+    /// URL, `postgres://user@host:5432/db`, which several nodes can share.
+    pub store: String,
     /// The knowledge source (folder, .jsonl or .csv), watched for changes.
     pub knowledge: PathBuf,
     /// The intents folder, watched for changes.
@@ -132,6 +135,7 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:8080".into(),
             data: "data".into(),
+            store: "sled".into(),
             knowledge: "knowledge".into(),
             intents: "intents".into(),
             admin_token_sha256: None,
@@ -167,6 +171,12 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The PostgreSQL URL when the store is PostgreSQL.
+    pub fn postgres_url(&self) -> Option<&str> {
+        let s = self.store.as_str();
+        (s.starts_with("postgres://") || s.starts_with("postgresql://")).then_some(s)
+    }
+
     /// Reads `path` when given (else the defaults), then applies `KEFU_*` variables.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut config = match path {
@@ -212,6 +222,7 @@ impl Config {
         let mut env = Env { var: &var };
         env.set("KEFU_LISTEN", &mut self.listen)?;
         env.set("KEFU_DATA", &mut self.data)?;
+        env.set("KEFU_STORE", &mut self.store)?;
         env.set("KEFU_KNOWLEDGE", &mut self.knowledge)?;
         env.set("KEFU_INTENTS", &mut self.intents)?;
         env.set("KEFU_MODEL", &mut self.model)?;
@@ -265,6 +276,9 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |s: String| Err(ConfigError::Invalid(s));
+        if self.postgres_url().is_none() && self.store != "sled" {
+            return bad(format!("store must be `sled` or a postgres://… URL, not {:?}", crate::store::redact_url(&self.store)));
+        }
         self.hours.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if let Some(t) = self.thresholds() {
             t.validate().map_err(ConfigError::Invalid)?;

@@ -24,6 +24,12 @@ struct Cli {
 enum Command {
     /// Serve the chat API, WebSockets and pages (the default command).
     Serve(ServeArgs),
+    /// Bring a PostgreSQL store's schema up to this build's (serve does it too, at start).
+    Migrate {
+        /// The store's URL, postgres://user@host:5432/db.
+        #[arg(long, env = "KEFU_STORE")]
+        store: String,
+    },
     /// Import a knowledge folder, .jsonl or .csv into a data directory (atomic swap).
     Import {
         /// Knowledge folder, .jsonl or .csv file.
@@ -158,6 +164,19 @@ struct ServeArgs {
     config: Option<PathBuf>,
 }
 
+fn migrate(url: &str) -> anyhow::Result<()> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        anyhow::bail!("--store must be a postgres://… URL (the sled store needs no migration), not {:?}", kefu::store::redact_url(url));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let store = kefu::store::PgStore::new(url)?;
+        let applied = store.migrate().await?;
+        println!("kefu: {} migration(s) applied to {}; the schema is at version {}", applied, kefu::store::redact_url(url), kefu::store::PgStore::SCHEMA_VERSION);
+        Ok(())
+    })
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = kefu::config::Config::load(args.config.as_deref())?;
     if let Some(path) = args.config.as_deref().filter(|p| kefu::config::Config::readable_by_others(p)) {
@@ -216,6 +235,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args),
+        Command::Migrate { store } => migrate(&store),
         Command::Import { from, data } => import(&from, &data.data),
         Command::Ask { engine, question: Some(q), batch: None } => ask_one(&engine.open()?, &q),
         Command::Ask { engine, batch: Some(file), .. } => ask_batch(&engine.open()?, &file),

@@ -27,9 +27,7 @@ use super::{json_object, ApiError, ApiResult, AppState, Path, Query};
 use crate::codes::Code;
 use crate::service::{AgentEvent, SessionEnded, VisitorEvent};
 
-/// What a receiver that fell behind gets instead of the events it missed: it reloads history
-/// from its last sequence number.
-const RESYNC: &str = r#"{"type":"resync"}"#;
+use crate::service::RESYNC_EVENT as RESYNC;
 
 /// One socket's life: the backlog, then hub events out and the client's commands in, until
 /// either side ends or `stop` resolves (shutdown, or the agent's session ended). Commands are JSON objects (an array is refused as

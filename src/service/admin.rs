@@ -7,8 +7,21 @@ impl Service {
     // ---- admin ----------------------------------------------------------------------------
 
     /// Re-imports knowledge and intents and swaps them in; on failure the old ones keep
-    /// serving and the error is reported.
+    /// serving and the error is reported. With other nodes on the store, what loaded is
+    /// published to them.
     pub async fn reload(&self) -> ReloadStatus {
+        let mut status = self.reload_from_sources().await;
+        if status.error.is_none() {
+            if let Err(e) = self.share_knowledge().await {
+                tracing::error!(error = %e, "the knowledge reloaded here but could not be shared with the other nodes");
+                status.error = Some(format!("reloaded on this node, but not shared with the other nodes: {e}"));
+            }
+        }
+        status
+    }
+
+    /// Re-imports knowledge and intents from the source folders and swaps them in.
+    pub(super) async fn reload_from_sources(&self) -> ReloadStatus {
         let _only_one = self.reloading.lock().await;
         let sources = self.sources.clone();
         let result = tokio::task::spawn_blocking(move || Brain::load(&sources)).await;

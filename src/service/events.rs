@@ -1,16 +1,17 @@
-//! Live events: to each visitor's open connections, and to every connected agent.
+//! Live events: to each visitor's open connections, and to every connected agent, on this
+//! node and (through the store's notes) on every other node sharing the store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::dialogue::{Message, StateName};
 use crate::handoff::{Handoff, HandoffStatus};
 
 /// An event for a visitor's widget.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum VisitorEvent {
     Message { message: Message },
@@ -28,7 +29,7 @@ pub enum VisitorEvent {
 }
 
 /// An event for agents' consoles.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentEvent {
     /// A conversation was handed off (alert every online agent).
@@ -41,6 +42,41 @@ pub enum AgentEvent {
     Typing { conversation: String },
 }
 
+/// What this node tells the other nodes about an event it published: small events as they
+/// are, messages and handoffs by id (the receiver reads them from the store, which has them:
+/// events are published after their commit). Fits PostgreSQL's 8000-byte notification.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "n", rename_all = "snake_case")]
+pub enum Note {
+    Visitor { c: String, event: VisitorEvent },
+    VisitorMessage { c: String, seq: u64 },
+    Agents { event: AgentEvent },
+    AgentMessage { c: String, seq: u64 },
+    Handoff { id: u64 },
+    /// The shared knowledge has a new generation (see `shared_knowledge`).
+    Knowledge { generation: u64 },
+}
+
+impl Note {
+    fn of_visitor(c: &str, event: &VisitorEvent) -> Note {
+        match event {
+            VisitorEvent::Message { message } => Note::VisitorMessage { c: c.into(), seq: message.seq },
+            other => Note::Visitor { c: c.into(), event: other.clone() },
+        }
+    }
+
+    fn of_agents(event: &AgentEvent) -> Note {
+        match event {
+            AgentEvent::Handoff { handoff } => Note::Handoff { id: handoff.id },
+            AgentEvent::Message { conversation, message } => Note::AgentMessage { c: conversation.clone(), seq: message.seq },
+            other => Note::Agents { event: other.clone() },
+        }
+    }
+}
+
+/// Hands this node's notes to the other nodes (the store's [`crate::store::Store::announce`]).
+pub type Announce = Box<dyn Fn(String) + Send + Sync>;
+
 /// Channels of serialised events. Events are serialised once, whatever the audience.
 pub struct Hub {
     visitors: Mutex<HashMap<String, broadcast::Sender<Arc<str>>>>,
@@ -48,7 +84,13 @@ pub struct Hub {
     /// A channel that delivers visitors' messages itself (WeChat) gets every message meant
     /// for a visitor, unbounded so that none is skipped.
     tap: Mutex<Option<mpsc::UnboundedSender<(String, Message)>>>,
+    /// Set when other nodes share the store.
+    announce: std::sync::OnceLock<Announce>,
 }
+
+/// What a receiver that fell behind (or whose node missed other nodes' notes) gets instead
+/// of the events it missed: it reloads history from its last sequence number.
+pub const RESYNC_EVENT: &str = r#"{"type":"resync"}"#;
 
 /// How many events a slow connection may fall behind before it skips ahead (it then reloads
 /// history from its last sequence number, so nothing is lost).
@@ -56,7 +98,12 @@ const BACKLOG: usize = 256;
 
 impl Default for Hub {
     fn default() -> Self {
-        Hub { visitors: Mutex::new(HashMap::new()), agents: broadcast::channel(BACKLOG * 4).0, tap: Mutex::new(None) }
+        Hub {
+            visitors: Mutex::new(HashMap::new()),
+            agents: broadcast::channel(BACKLOG * 4).0,
+            tap: Mutex::new(None),
+            announce: std::sync::OnceLock::new(),
+        }
     }
 }
 
@@ -92,12 +139,30 @@ impl Hub {
         rx
     }
 
+    /// Tells the other nodes about every event published here from now on.
+    pub fn announce_with(&self, announce: Announce) {
+        let _ = self.announce.set(announce);
+    }
+
+    fn announce(&self, note: impl FnOnce() -> Note) {
+        if let Some(a) = self.announce.get() {
+            a(serde_json::to_string(&note()).expect("notes always serialise"));
+        }
+    }
+
     pub fn to_visitor(&self, conversation: &str, event: &VisitorEvent) {
         if let VisitorEvent::Message { message } = event {
             if let Some(tap) = &*self.tap.lock().expect("hub lock poisoned") {
                 let _ = tap.send((conversation.to_string(), message.clone()));
             }
         }
+        self.announce(|| Note::of_visitor(conversation, event));
+        self.local_visitor(conversation, event);
+    }
+
+    /// An event to this node's sockets of a visitor only: one another node published (its
+    /// channel tap ran there).
+    pub fn local_visitor(&self, conversation: &str, event: &VisitorEvent) {
         let mut map = self.visitors.lock().expect("hub lock poisoned");
         if let Some(tx) = map.get(conversation) {
             if tx.send(json(event)).is_err() {
@@ -108,7 +173,32 @@ impl Hub {
     }
 
     pub fn to_agents(&self, event: &AgentEvent) {
+        self.announce(|| Note::of_agents(event));
+        self.local_agents(event);
+    }
+
+    /// An event to this node's agents only (another node published it).
+    pub fn local_agents(&self, event: &AgentEvent) {
         let _ = self.agents.send(json(event));
+    }
+
+    /// Whether a visitor has sockets on this node (else a note about them needs no read).
+    pub fn has_visitor(&self, conversation: &str) -> bool {
+        self.visitors.lock().expect("hub lock poisoned").contains_key(conversation)
+    }
+
+    /// Whether any agent's console listens on this node.
+    pub fn has_agents(&self) -> bool {
+        self.agents.receiver_count() > 0
+    }
+
+    /// Tells every socket on this node to reload from the store (notes may have been
+    /// missed while the connection to the other nodes was down).
+    pub fn resync_all(&self, resync: &Arc<str>) {
+        for tx in self.visitors.lock().expect("hub lock poisoned").values() {
+            let _ = tx.send(resync.clone());
+        }
+        let _ = self.agents.send(resync.clone());
     }
 
     /// Open visitor channels (for /metrics).

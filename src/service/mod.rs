@@ -8,6 +8,8 @@ mod admin;
 mod agents;
 mod brain;
 mod events;
+mod nodes;
+mod shared_knowledge;
 mod locks;
 mod queue;
 mod stats;
@@ -33,7 +35,7 @@ use crate::store::{Change, Feedback, Session, Store, StoreError};
 use crate::text::normalize;
 pub use access::SessionEnded;
 pub use brain::{fingerprint, Brain, BrainError, Sources};
-pub use events::{AgentEvent, Hub, VisitorEvent};
+pub use events::{AgentEvent, Hub, VisitorEvent, RESYNC_EVENT};
 pub use stats::Stats;
 
 /// What can go wrong serving a request. Each has a [`Code`] from the one table in
@@ -47,6 +49,11 @@ pub enum ServiceError {
     Unauthorized,
     #[error("the conversation is busy; try again shortly")]
     Busy,
+    /// Another node (or writer) moved the conversation on while this step was worked out;
+    /// nothing was written. A visitor's message is retried on the new state; other steps
+    /// answer busy, to be tried again.
+    #[error("conversation {0} changed under this step; try again")]
+    Moved(String),
     #[error("the store is unavailable: {0}")]
     Unavailable(StoreError),
     #[error("internal error: {0}")]
@@ -57,6 +64,8 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         if e.is_unavailable() {
             ServiceError::Unavailable(e)
+        } else if let StoreError::Conflict(id) = e {
+            ServiceError::Moved(id)
         } else {
             ServiceError::Internal(e.to_string())
         }
@@ -78,7 +87,7 @@ impl ServiceError {
         match self {
             ServiceError::Refused(code, _) => *code,
             ServiceError::Unauthorized => Code::Unauthorized,
-            ServiceError::Busy => Code::Busy,
+            ServiceError::Busy | ServiceError::Moved(_) => Code::Busy,
             ServiceError::Unavailable(_) => Code::Unavailable,
             ServiceError::Internal(_) => Code::Internal,
         }
@@ -247,13 +256,18 @@ impl Service {
             at_ms: now_ms(),
             error: None,
         };
+        let hub = Hub::default();
+        if store.notes().is_some() {
+            let to_others = store.clone();
+            hub.announce_with(Box::new(move |note| to_others.announce(note)));
+        }
         Service {
             config,
             store,
             brain: RwLock::new(Arc::new(brain)),
             sources,
             locks: Default::default(),
-            hub: Hub::default(),
+            hub,
             assigning: Default::default(),
             admin_token_hash,
             reload: Mutex::new(status),

@@ -39,7 +39,28 @@ impl Service {
     }
 
     /// A message of the widget (checked against `token`) or of a channel (`None`: trusted).
+    /// Worked out again when another node moved the conversation on meanwhile (each node
+    /// serialises its own requests per conversation; the store refuses the loser of a race
+    /// between nodes whole, so a retry sees the winner's messages and its resend check).
     pub(super) async fn take_message(
+        &self,
+        id: &str,
+        token: Option<&str>,
+        text: &str,
+        client_id: Option<String>,
+        humans_elsewhere: bool,
+    ) -> Result<(Exchange, bool)> {
+        const ATTEMPTS: usize = 8;
+        let mut attempt = 1;
+        loop {
+            match self.take_message_once(id, token, text, client_id.clone(), humans_elsewhere).await {
+                Err(ServiceError::Moved(_)) if attempt < ATTEMPTS => attempt += 1,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn take_message_once(
         &self,
         id: &str,
         token: Option<&str>,

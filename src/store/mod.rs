@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dialogue::{Conversation, Message, Millis, NewMessage};
 use crate::handoff::{Agent, Handoff, Rating, Ticket};
-pub use postgres::PgStore;
+pub use postgres::{redact as redact_url, PgStore};
 pub use sled_store::SledStore;
 
 /// A logged-in agent's session, keyed by the SHA-256 of its bearer token.
@@ -116,6 +116,10 @@ impl Drop for CommitHint {
     }
 }
 
+/// The note a node's listener hands on after reconnecting to the database: notes sent in
+/// between were missed, so live views should reload from the store.
+pub const RESYNC: &str = "resync";
+
 /// An atomic read-modify-write of one record: given the stored bytes (if any), the bytes to
 /// store (`None` deletes). An error leaves the record as it was.
 pub type Update<'a> = &'a (dyn Fn(Option<&[u8]>) -> Result<Option<Vec<u8>>, StoreError> + Send + Sync);
@@ -159,6 +163,18 @@ pub trait Store: Send + Sync + 'static {
     async fn counters(&self) -> Result<Counters, StoreError>;
     async fn conversations(&self) -> Result<Vec<Conversation>, StoreError>;
     async fn conversation_count(&self) -> Result<usize, StoreError>;
+    /// Tells the other nodes sharing this store that something changed: a short note (ids
+    /// and small events, not data), sent after the commit it is about. Fire and forget: a
+    /// lost note costs a late live event, never data. A single-node store drops it.
+    fn announce(&self, note: String);
+    /// Notes other nodes announce, from now on; `None` for a single-node store. After a lost
+    /// connection to the database the receiver gets [`RESYNC`]: notes may have been missed.
+    fn notes(&self) -> Option<tokio::sync::broadcast::Receiver<Arc<str>>>;
+    /// Which backend this is (`sled`, `postgres`), for `/readyz` and the log.
+    fn backend(&self) -> &'static str;
+    /// Whether the store answers now: a cheap read (and, where writes wait for a flush, a
+    /// flush), for `/readyz`.
+    async fn check(&self) -> Result<(), StoreError>;
     /// A fresh id for handoffs and tickets, unique for the life of the store (and across
     /// every node sharing it).
     async fn next_id(&self) -> Result<u64, StoreError>;

@@ -11,6 +11,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use deadpool_postgres::Transaction;
+use tokio::sync::{broadcast, mpsc};
 use tokio_postgres::{NoTls, Row};
 
 use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Session, Store, StoreError, Update};
@@ -51,12 +52,37 @@ const POOL_SIZE: usize = 16;
 /// How long a request waits for a connection or the database before answering 503.
 const WAIT: Duration = Duration::from_secs(2);
 
+/// The channel nodes announce their notes on.
+const CHANNEL: &str = "kefu";
+/// Notes sent in one `pg_notify` statement, at most.
+const NOTE_BATCH: usize = 256;
+/// How long the listener waits before reconnecting after losing the database.
+const RECONNECT: Duration = Duration::from_millis(500);
+
 /// A pool of connections to one database. Cloning shares the pool.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    config: tokio_postgres::Config,
     /// Commit hints have nothing to batch here (PostgreSQL groups commits itself).
     announced: Arc<AtomicUsize>,
+    /// Notes to and from the other nodes, once [`PgStore::connect`] started them.
+    live: Option<Arc<Live>>,
+}
+
+/// The tasks that send this node's notes and listen for the others'.
+struct Live {
+    out: mpsc::UnboundedSender<String>,
+    notes: broadcast::Sender<Arc<str>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -119,17 +145,30 @@ impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db`), runs the migrations not yet
     /// applied, and returns the store.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let store = PgStore::pool(url)?;
+        let mut store = PgStore::new(url)?;
         store.migrate().await?;
+        // Who sent a note: a node ignores its own (LISTEN hears them too).
+        let node = crate::auth::new_id();
+        let (out, outgoing) = mpsc::unbounded_channel();
+        let (notes, _) = broadcast::channel(4096);
+        let tasks = vec![
+            tokio::spawn(send_notes(store.pool.clone(), node.clone(), outgoing)),
+            tokio::spawn(listen(store.config.clone(), node, notes.clone())),
+        ];
+        store.live = Some(Arc::new(Live { out, notes, tasks }));
         Ok(store)
     }
 
-    fn pool(url: &str) -> Result<PgStore, StoreError> {
+    /// The schema version this build brings.
+    pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+    /// A pool for `url`, connecting only when first used and without migrating.
+    pub fn new(url: &str) -> Result<PgStore, StoreError> {
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::Failed(format!("the store URL {} is not a PostgreSQL URL: {e}", redact(url))))?;
         config.connect_timeout(WAIT);
         config.application_name("kefu");
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
@@ -138,7 +177,7 @@ impl PgStore {
             .recycle_timeout(Some(WAIT))
             .build()
             .map_err(|e| StoreError::Failed(format!("the connection pool: {e}")))?;
-        Ok(PgStore { pool, announced: Arc::new(AtomicUsize::new(0)) })
+        Ok(PgStore { pool, config, announced: Arc::new(AtomicUsize::new(0)), live: None })
     }
 
     /// Applies the migrations this build knows and the database has not seen; how many.
@@ -180,7 +219,7 @@ impl PgStore {
 }
 
 /// The URL without its password, for messages.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let user = &url[s + 3..at];
@@ -300,6 +339,26 @@ impl Store for PgStore {
         Ok(n as usize)
     }
 
+    fn announce(&self, note: String) {
+        if let Some(live) = &self.live {
+            let _ = live.out.send(note);
+        }
+    }
+
+    fn notes(&self) -> Option<broadcast::Receiver<Arc<str>>> {
+        self.live.as_ref().map(|l| l.notes.subscribe())
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client.query_one("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
     async fn next_id(&self) -> Result<u64, StoreError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached("SELECT nextval('ids')").await?;
@@ -394,6 +453,75 @@ impl Store for PgStore {
                 Ok((key, r.get(1)))
             })
             .collect()
+    }
+}
+
+/// Sends this node's notes, many to a statement: a note is sent after its commit, and a
+/// failure drops the batch (notes are best effort; the data is in the store).
+async fn send_notes(pool: Pool, node: String, mut outgoing: mpsc::UnboundedReceiver<String>) {
+    while let Some(first) = outgoing.recv().await {
+        let mut batch = vec![format!("{node} {first}")];
+        while batch.len() < NOTE_BATCH {
+            match outgoing.try_recv() {
+                Ok(n) => batch.push(format!("{node} {n}")),
+                Err(_) => break,
+            }
+        }
+        let sent = async {
+            let client = pool.get().await?;
+            let stmt = client.prepare_cached("SELECT pg_notify($1, n) FROM unnest($2::text[]) AS n").await?;
+            client.execute(&stmt, &[&CHANNEL, &batch]).await?;
+            Ok::<_, StoreError>(())
+        };
+        if let Err(e) = sent.await {
+            tracing::warn!(error = %e, notes = batch.len(), "notes to the other nodes were lost");
+        }
+    }
+}
+
+/// Listens for the other nodes' notes on a connection of its own, reconnecting after a
+/// loss; after a reconnection it hands on [`super::RESYNC`].
+async fn listen(config: tokio_postgres::Config, node: String, notes: broadcast::Sender<Arc<str>>) {
+    use futures_util::StreamExt;
+    let mut connected_before = false;
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+                // The connection is driven here; its notifications come out of it.
+                let driver = tokio::spawn(async move {
+                    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(Ok(m)) = messages.next().await {
+                        if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                            if tx.send(n.payload().to_string()).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                });
+                match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+                    Ok(()) => {
+                        if connected_before {
+                            let _ = notes.send(super::RESYNC.into());
+                        }
+                        connected_before = true;
+                        while let Some(payload) = rx.recv().await {
+                            match payload.split_once(' ') {
+                                Some((from, note)) if from != node => {
+                                    let _ = notes.send(note.into());
+                                }
+                                _ => {}
+                            }
+                        }
+                        tracing::warn!("lost the database connection that hears the other nodes; reconnecting");
+                    }
+                    Err(e) => tracing::warn!(error = %StoreError::from(e), "cannot listen for the other nodes' notes"),
+                }
+                driver.abort();
+            }
+            Err(e) => tracing::warn!(error = %StoreError::from(e), "cannot connect to hear the other nodes; retrying"),
+        }
+        tokio::time::sleep(RECONNECT).await;
     }
 }
 

@@ -352,6 +352,27 @@ impl Store for SledStore {
         Ok(self.inner.trees.conversations.len())
     }
 
+    fn announce(&self, _note: String) {
+        // One node: nobody else to tell.
+    }
+
+    fn notes(&self) -> Option<tokio::sync::broadcast::Receiver<Arc<str>>> {
+        None
+    }
+
+    fn backend(&self) -> &'static str {
+        "sled"
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        self.inner.trees.counters.get(ASSIGNED_INDEXED)?;
+        // A full disk fails the flush that every acknowledgement waits for.
+        match tokio::time::timeout(std::time::Duration::from_secs(2), self.durable()).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Unavailable("the store did not flush within 2 s".into())),
+        }
+    }
+
     async fn next_id(&self) -> Result<u64, StoreError> {
         // sled's ids start at 0; handoff and ticket ids start at 1.
         Ok(self.inner.db.generate_id()? + 1)

@@ -284,6 +284,8 @@ pub struct Postgres {
     pub port: u16,
     dir: PathBuf,
     bin: PathBuf,
+    /// The server's options, given again on a restart.
+    opts: String,
 }
 
 /// The directory holding `initdb`, `pg_ctl` and `postgres`: Debian's (highest version
@@ -313,10 +315,20 @@ fn as_postgres_user(program: &Path) -> Command {
     }
 }
 
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = as_postgres_user(&self.bin.join("pg_ctl")).args(["-D", path_str(&self.dir), "-m", "immediate", "stop"]).output();
+        let _ = std::fs::remove_dir_all(self.dir.parent().unwrap());
+    }
+}
+
 impl Postgres {
-    fn start() -> Postgres {
+    /// A cluster of its own (most tests share [`postgres`]'s and take a database of it).
+    pub fn start() -> Postgres {
         let bin = pg_bin();
-        let root = std::env::temp_dir().join(format!("kefu-pg-{}", std::process::id()));
+        static CLUSTERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let root = std::env::temp_dir().join(format!("kefu-pg-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         // SAFETY: geteuid has no preconditions.
@@ -342,7 +354,7 @@ impl Postgres {
             .output()
             .unwrap();
         assert!(out.status.success(), "pg_ctl start failed: {}{}", stdout(&out), std::fs::read_to_string(root.join("log")).unwrap_or_default());
-        Postgres { port, dir, bin }
+        Postgres { port, dir, bin, opts }
     }
 
     /// The URL of database `db`.
@@ -350,9 +362,16 @@ impl Postgres {
         format!("postgres://kefu@127.0.0.1:{}/{db}", self.port)
     }
 
-    /// `pg_ctl` with `args` on this cluster (stop, start, restart), waiting for it.
+    /// `pg_ctl` with `args` on this cluster (stop, start, restart), waiting for it. The
+    /// server logs to the cluster's file: a server started with the pipe as its output
+    /// would hold it open, and `output()` would wait for it forever.
     pub fn ctl(&self, args: &[&str]) {
-        let out = as_postgres_user(&self.bin.join("pg_ctl")).args(["-D", path_str(&self.dir), "-w"]).args(args).output().unwrap();
+        let log = self.dir.parent().unwrap().join("log");
+        let out = as_postgres_user(&self.bin.join("pg_ctl"))
+            .args(["-D", path_str(&self.dir), "-w", "-o", &self.opts, "-l", path_str(&log)])
+            .args(args)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "pg_ctl {args:?} failed: {}", stderr(&out));
     }
 }

@@ -12,6 +12,7 @@ mod hostile;
 mod props;
 mod semantic;
 mod service;
+mod nodes;
 mod store;
 mod wechat;
 mod wechat_props;
