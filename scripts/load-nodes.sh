@@ -20,7 +20,10 @@ if [ -z "$PGBIN" ]; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql
   PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 fi
-cargo build --release --bin kefu >/dev/null 2>&1 || cargo build --release --bin kefu
+build=(cargo build --release --bin kefu --example node_latency)
+"${build[@]}" >/dev/null 2>&1 || "${build[@]}"
+ADMIN_TOKEN=load-nodes-admin-token-0123456789
+ADMIN_HASH=$(printf %s "$ADMIN_TOKEN" | sha256sum | cut -d' ' -f1)
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -48,6 +51,8 @@ store = "$store"
 knowledge = "$PWD/knowledge"
 intents = "$PWD/intents"
 watch_interval_ms = 0
+admin_token_sha256 = "$ADMIN_HASH"
+password_rounds = 1000
 [limits]
 ip_per_second = 1000000
 ip_burst = 1000000
@@ -99,6 +104,8 @@ KEFU_LOAD_CONVERSATIONS="$WORK/two-a.lua" wrk -t1 -c$((CONNS / 2)) -d"${DURATION
 W1=$!
 KEFU_LOAD_CONVERSATIONS="$WORK/two-b.lua" wrk -t1 -c$((CONNS / 2)) -d"${DURATION}s" --latency -s scripts/load/message.lua "http://127.0.0.1:$PB" > "$OUT/two-b.txt" &
 W2=$!
+# Meanwhile, under that load: an agent's reply sent through B, timed to A's visitor socket.
+target/release/examples/node_latency "127.0.0.1:$PA" "127.0.0.1:$PB" "$ADMIN_TOKEN" 200 > "$OUT/latency.txt"
 wait $W1 $W2
 # Where the time goes: statements PostgreSQL ran per answered message in the last run.
 XACTS=$(psql -h 127.0.0.1 -p "$PGPORT" -U kefu -d postgres -Atc "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'")
@@ -122,5 +129,6 @@ for name, parts in rows:
     p50 = " / ".join(p[1]["50"] for p in parts)
     p99 = " / ".join(p[1]["99"] for p in parts)
     print(f"| {name} | {rate:.0f} | {p50} | {p99} | {sum(p[2] for p in parts)} |")
-print(f"\nPostgreSQL transactions committed over the whole run (all three setups on PostgreSQL' database): {xacts}")
+print(f"\nPostgreSQL transactions committed in the PostgreSQL runs: {xacts}")
+print(open(f"{out}/latency.txt").read().strip())
 PY

@@ -121,6 +121,10 @@ pub struct WeChat {
     pub waiting: AtomicU64,
     /// Recent (timestamp, nonce) pairs of each app with their bodies.
     replays: replay::Replays,
+    /// This process among the nodes sharing the store: who claimed a delivery, who sends.
+    node: String,
+    /// Whether other nodes share the store (claims and the sender's lease are needed).
+    shared: bool,
 }
 
 /// How long a failed API send waits before the next attempt, at most.
@@ -146,6 +150,7 @@ impl WeChat {
             apps.insert(a.name.clone(), App { config: a.clone(), cipher, api });
         }
         let store = WxStore::open(service.store().clone());
+        let shared = service.store().notes().is_some();
         Ok(WeChat {
             service,
             apps,
@@ -154,6 +159,8 @@ impl WeChat {
             wake: Notify::new(),
             tasks: Default::default(),
             passes: AtomicU64::new(0),
+            node: crate::auth::new_id(),
+            shared,
             waiting: AtomicU64::new(0),
             replays: Default::default(),
         })
@@ -316,6 +323,13 @@ impl WeChat {
             None => {}
         }
         let flight_key = format!("{name}\u{0}{key}");
+        // Another node may have this delivery (WeChat's retry reached a different node):
+        // the first to claim it answers; the other gives that node's answer if it comes
+        // within the budget.
+        let here = self.flights.lock().expect("flights lock poisoned").contains_key(&flight_key);
+        if self.shared && !here && !self.store.claim(name, &key, &self.node, now_ms()).await? {
+            return Ok(self.answer_of_another_node(name, &key, app.config.reply_budget_ms).await);
+        }
         let (flight, fresh) = {
             let mut flights = self.flights.lock().expect("flights lock poisoned");
             match flights.get(&flight_key) {
@@ -357,6 +371,29 @@ impl WeChat {
             (Some(r), false) => r.clone(),
             _ => Reply::Nothing,
         })
+    }
+
+    /// The answer another node gives a delivery it claimed, if it has one within the budget.
+    async fn answer_of_another_node(&self, app: &str, delivery: &str, budget_ms: u64) -> Reply {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(budget_ms);
+        loop {
+            match self.store.answer(app, delivery).await {
+                Ok(Some(Answer::Passive(r))) => return r,
+                // It goes through the API from there.
+                Ok(Some(Answer::Later)) => return Reply::Nothing,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read another node's answer to a WeChat delivery");
+                    return Reply::Nothing;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::info!(app, "another node is still answering a retried delivery; answered success here");
+                return Reply::Nothing;
+            }
+            // Polled, not notified: this happens only when a retry lands on another node.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until everything written is on disk, through the service store's one writer:
@@ -524,8 +561,17 @@ impl WeChat {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
-            if let Err(e) = self.send_outbox().await {
-                tracing::error!(error = %e, "the WeChat outbox could not be read");
+            // One node sends at a time: it alone holds the access token (WeChat voids the old
+            // one whenever anyone fetches a new one) and no message goes out twice.
+            let sender = if self.shared { self.store.hold_sender(&self.node, now_ms()).await } else { Ok(true) };
+            match sender {
+                Ok(true) => {
+                    if let Err(e) = self.send_outbox().await {
+                        tracing::error!(error = %e, "the WeChat outbox could not be read");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "cannot tell which node sends WeChat messages"),
             }
             match self.store.outbox().await {
                 Ok(left) => self.waiting.store(left.len() as u64, Ordering::Relaxed),

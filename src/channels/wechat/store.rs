@@ -87,6 +87,20 @@ const DELIVERIES: &str = "wechat-deliveries";
 const USERS: &str = "wechat-users";
 const TARGETS: &str = "wechat-targets";
 const OUTBOX: &str = "wechat-outbox";
+const CLAIMS: &str = "wechat-claims";
+const SENDER: &str = "wechat-sender";
+/// A node's claim on a delivery lapses after this (it died answering): a later retry is
+/// then answered by another node.
+const CLAIM_MS: Millis = 15_000;
+/// The sending node holds its lease this long, renewing it at every pass (each second).
+const SENDER_MS: Millis = 5_000;
+
+/// A node's hold on something, until a time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Lease {
+    node: String,
+    until_ms: Millis,
+}
 
 fn key(parts: &[&str]) -> String {
     parts.join("\u{0}")
@@ -114,13 +128,42 @@ impl WxStore {
         Ok(())
     }
 
-    /// Forgets deliveries older than a day.
+    /// Takes (or renews) a lease for `node` unless another live node holds it: whether
+    /// `node` holds it now.
+    async fn lease(&self, space: &str, key: &str, node: &str, until_ms: Millis, now: Millis) -> Result<bool, StoreError> {
+        let take = |old: Option<&[u8]>| {
+            let held = old.and_then(|b| serde_json::from_slice::<Lease>(b).ok());
+            Ok(match held {
+                Some(l) if l.node != node && l.until_ms > now => old.map(<[u8]>::to_vec),
+                _ => Some(write(&Lease { node: node.to_string(), until_ms })),
+            })
+        };
+        let stored = self.store.update_record(space, key, &take).await?;
+        Ok(stored.and_then(|b| serde_json::from_slice::<Lease>(&b).ok()).is_some_and(|l| l.node == node))
+    }
+
+    /// Claims a delivery for `node`: false when another node is answering it.
+    pub async fn claim(&self, app: &str, delivery: &str, node: &str, now: Millis) -> Result<bool, StoreError> {
+        self.lease(CLAIMS, &key(&[app, delivery]), node, now + CLAIM_MS, now).await
+    }
+
+    /// Whether `node` is the one that sends the outbox now (taking the lease if it is free).
+    pub async fn hold_sender(&self, node: &str, now: Millis) -> Result<bool, StoreError> {
+        self.lease(SENDER, "lease", node, now + SENDER_MS, now).await
+    }
+
+    /// Forgets deliveries (and claims) older than a day.
     pub async fn prune(&self, now: Millis) -> Result<usize, StoreError> {
         let mut n = 0;
         for (k, v) in self.store.records(DELIVERIES, "").await? {
             if read::<Delivery>(&v).map_or(true, |d| now.saturating_sub(d.at_ms) > DELIVERY_KEEP_MS) {
                 self.store.set_record(DELIVERIES, &k, None).await?;
                 n += 1;
+            }
+        }
+        for (k, v) in self.store.records(CLAIMS, "").await? {
+            if serde_json::from_slice::<Lease>(&v).map_or(true, |l| now.saturating_sub(l.until_ms) > DELIVERY_KEEP_MS) {
+                self.store.set_record(CLAIMS, &k, None).await?;
             }
         }
         Ok(n)

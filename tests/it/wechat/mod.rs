@@ -2,5 +2,6 @@
 //! another port, recording every token and `custom/send` call).
 
 mod mock;
+mod nodes;
 mod pushes;
 mod render;
