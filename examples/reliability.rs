@@ -102,6 +102,16 @@ enum Phase {
         #[arg(long, default_value_t = 700)]
         sockets: usize,
     },
+    /// Two nodes on one PostgreSQL database, both taking bursts: node A is killed with
+    /// SIGKILL at a random moment and restarted, each cycle; every item either node
+    /// acknowledged is checked through B after each kill.
+    Nodes {
+        #[arg(long, default_value_t = 20)]
+        cycles: usize,
+        /// The database, postgres://user@host:port/db (scripts/reliability.sh starts one).
+        #[arg(long)]
+        store: String,
+    },
 }
 
 /// One line of the summary table.
@@ -130,6 +140,7 @@ async fn main() -> ExitCode {
         Phase::Soak { .. } => "soak",
         Phase::Overload { .. } => "overload",
         Phase::IdleFlood { .. } => "idle-connection flood",
+        Phase::Nodes { .. } => "two nodes, kill -9 of one",
     };
     let result = match cli.phase {
         Phase::Kill { cycles } => kill_cycles(&env, cycles, &mut rng).await,
@@ -140,6 +151,7 @@ async fn main() -> ExitCode {
         Phase::Soak { secs, server_cpu } => soak(&env, secs, &server_cpu).await,
         Phase::Overload { secs, clients, server_cpu } => overload(&env, secs, clients, &server_cpu).await,
         Phase::IdleFlood { secs, sockets } => idle_flood(&env, secs, sockets).await,
+        Phase::Nodes { cycles, store } => two_nodes(&env, cycles, &store, &mut rng).await,
     };
     match result {
         Ok(row) => {
@@ -197,6 +209,8 @@ struct ServerSpec {
     cpu: Option<String>,
     /// A lowered file-descriptor limit (`ulimit -n`) for the server.
     nofile: Option<u32>,
+    /// The store (`sled` when unset).
+    store: Option<String>,
     log: PathBuf,
 }
 
@@ -204,7 +218,7 @@ impl Env {
     fn spec(&self, name: &str) -> Result<ServerSpec> {
         let dir = self.work.join(name);
         std::fs::create_dir_all(&dir)?;
-        Ok(ServerSpec { data: dir.join("data"), knowledge: abs(&self.repo.join("knowledge"))?, limits: String::new(), extra_toml: String::new(), cpu: None, nofile: None, log: dir.join("server.log") })
+        Ok(ServerSpec { data: dir.join("data"), knowledge: abs(&self.repo.join("knowledge"))?, limits: String::new(), extra_toml: String::new(), cpu: None, nofile: None, store: None, log: dir.join("server.log") })
     }
 
     /// Starts `kefu serve` and waits for its address (it prints it once listening).
@@ -214,9 +228,10 @@ impl Env {
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:0\"\ndata = {:?}\nknowledge = {:?}\nintents = {:?}\nwatch_interval_ms = 0\npassword_rounds = 1000\n\
+                "listen = \"127.0.0.1:0\"\ndata = {:?}\nstore = {:?}\nknowledge = {:?}\nintents = {:?}\nwatch_interval_ms = 0\npassword_rounds = 1000\n\
                  admin_token_sha256 = {:?}\n[limits]\n{}\nip_per_second = 1000000\nip_burst = 1000000\nconversation_per_second = 1000000\nconversation_burst = 1000000\n{}{}",
                 abs(&spec.data).unwrap_or(spec.data.clone()),
+                spec.store.as_deref().unwrap_or("sled"),
                 spec.knowledge,
                 abs(&self.repo.join("intents"))?,
                 kefu::auth::token_hash(ADMIN_TOKEN),
@@ -463,14 +478,26 @@ async fn verify(k: &Kefu, agent: &str, ledger: &Ledger) -> Result<Verified> {
     Ok(v)
 }
 
+/// Tasks aborted when dropped.
+struct AbortAll(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortAll {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
 /// One burst: visitors chatting and asking for humans, an agent claiming, replying,
 /// resolving, and visitors rating — until the server dies. A visitor whose conversation was
 /// resolved starts a new one, so the burst never runs dry before the kill.
 async fn burst(k: &Kefu, agent: &str, ledger: &Arc<Mutex<Ledger>>, cycle: usize) -> Result<()> {
-    let mut tasks = Vec::new();
+    // Dropped with the burst (its time is up): its tasks stop with it.
+    let mut tasks = AbortAll(Vec::new());
     for i in 0..4usize {
         let (http, base, ledger) = (k.http.clone(), k.api(""), ledger.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.0.push(tokio::spawn(async move {
             for round in 0.. {
                 let Ok(r) = http.post(format!("{base}/conversations")).body("").send().await else { return };
                 let Ok(v) = r.json::<Value>().await else { return };
@@ -509,7 +536,7 @@ async fn burst(k: &Kefu, agent: &str, ledger: &Arc<Mutex<Ledger>>, cycle: usize)
     }
     // The agent: claim what is queued, reply, resolve; the visitor then rates.
     let (http, base, ledger2, agent) = (k.http.clone(), k.api(""), ledger.clone(), agent.to_string());
-    tasks.push(tokio::spawn(async move {
+    tasks.0.push(tokio::spawn(async move {
         let call = |method: reqwest::Method, path: String, token: String, body: Option<Value>| {
             let mut r = http.request(method, format!("{base}{path}")).bearer_auth(token);
             if let Some(b) = body {
@@ -560,7 +587,7 @@ async fn burst(k: &Kefu, agent: &str, ledger: &Arc<Mutex<Ledger>>, cycle: usize)
             }
         }
     }));
-    for t in tasks {
+    for t in tasks.0.iter_mut() {
         let _ = t.await;
     }
     Ok(())
@@ -619,6 +646,50 @@ async fn kill_cycles(env: &Env, cycles: usize, rng: &mut Rng) -> Result<Row> {
         tried: "visitor messages, handoffs, agent claims+replies, resolves, ratings; kill -9 at a random moment (50-900 ms), restart, verify all".into(),
         amount: format!("{cycles} cycles, {restarts} clean restarts, one data dir; {} messages, {} handoffs, {} claims, {} resolves, {} ratings acknowledged", l.messages.len(), l.handoffs.len(), l.claims.len(), l.resolves.len(), l.ratings.len()),
         held: if lost.is_empty() { "yes: every acknowledged item present after every restart; store opened cleanly every time".into() } else { format!("NO: {}", lost.len()) },
+        lost: lost.len().to_string(),
+        ok: lost.is_empty() && last.messages == l.messages.len() && l.messages.len() > 0,
+    })
+}
+
+async fn two_nodes(env: &Env, cycles: usize, store: &str, rng: &mut Rng) -> Result<Row> {
+    let (mut spec_a, mut spec_b) = (env.spec("nodes-a")?, env.spec("nodes-b")?);
+    for spec in [&mut spec_a, &mut spec_b] {
+        let _ = std::fs::remove_dir_all(&spec.data);
+        spec.store = Some(store.to_string());
+    }
+    let b = env.start(&spec_b)?;
+    b.ready().await.context("node B is not ready")?;
+    let agent = b.agent("reliability-nodes").await?;
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let mut lost = Vec::new();
+    let mut last = Verified::default();
+    let started = Instant::now();
+    for cycle in 0..cycles {
+        let a = env.start(&spec_a)?;
+        a.ready().await.with_context(|| format!("cycle {cycle}: node A did not come back"))?;
+        let wait = rng.between(100, 1200);
+        tokio::select! {
+            r = async { tokio::try_join!(burst(&a, &agent, &ledger, cycle), burst(&b, &agent, &ledger, cycle)) } => { r?; }
+            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+        }
+        a.kill9();
+        // B's own burst was cut short by the select, not by a kill: it answered whatever it
+        // acknowledged. Everything acknowledged by either node must be in the database.
+        last = verify(&b, &agent, &ledger.lock().unwrap()).await?;
+        if !last.lost.is_empty() {
+            for l in last.lost.iter().take(5) {
+                eprintln!("cycle {cycle}: LOST {}", l.chars().take(300).collect::<String>());
+            }
+            lost.extend(last.lost.drain(..));
+        }
+    }
+    let l = ledger.lock().unwrap();
+    eprintln!("{cycles} two-node cycles in {:.0} s; final check: {last:?}", started.elapsed().as_secs_f64());
+    Ok(Row {
+        phase: "two nodes on PostgreSQL, kill -9 of one",
+        tried: "bursts through both nodes (messages, handoffs, claims+replies, resolves, ratings); node A killed at a random moment (100-1200 ms) and restarted; verified through node B".into(),
+        amount: format!("{cycles} cycles; {} messages, {} handoffs, {} claims, {} resolves, {} ratings acknowledged", l.messages.len(), l.handoffs.len(), l.claims.len(), l.resolves.len(), l.ratings.len()),
+        held: if lost.is_empty() { "yes: every item either node acknowledged is in the database after every kill".into() } else { format!("NO: {}", lost.len()) },
         lost: lost.len().to_string(),
         ok: lost.is_empty() && last.messages == l.messages.len() && l.messages.len() > 0,
     })

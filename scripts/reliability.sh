@@ -48,9 +48,9 @@ else
 fi
 
 if [ $short = 1 ]; then
-    kill_cycles=10 import_kills=3 reload_kills=3 soak_secs=15 overload_secs=5 overload_clients=500 idle_secs=8
+    kill_cycles=10 import_kills=3 reload_kills=3 soak_secs=15 overload_secs=5 overload_clients=500 idle_secs=8 node_cycles=5
 else
-    kill_cycles=100 import_kills=20 reload_kills=10 soak_secs=120 overload_secs=10 overload_clients=1000 idle_secs=20
+    kill_cycles=100 import_kills=20 reload_kills=10 soak_secs=120 overload_secs=10 overload_clients=1000 idle_secs=20 node_cycles=20
 fi
 
 failed=0
@@ -73,6 +73,24 @@ phase order order
 phase soak soak --secs $soak_secs --server-cpu $server_cpu
 phase overload overload --secs $overload_secs --clients $overload_clients --server-cpu $server_cpu
 phase idle-flood idle-flood --secs $idle_secs
+
+# Two nodes on one PostgreSQL database: a throwaway cluster on a free port (as the postgres
+# user when root: PostgreSQL refuses to run as root).
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+if [ -n "$pgbin" ]; then
+    pgdir=$(mktemp -d)
+    as_pg=()
+    if [ "$(id -u)" = 0 ]; then chown postgres "$pgdir"; as_pg=(runuser -u postgres --); fi
+    pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "${as_pg[@]}" "$pgbin/initdb" -D "$pgdir/data" -U kefu --auth=trust -E UTF8 --no-locale >/dev/null
+    "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" -l "$pgdir/log" -w start >/dev/null
+    phase nodes nodes --cycles $node_cycles --store "postgres://kefu@127.0.0.1:$pgport/postgres"
+    "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null
+    rm -rf "$pgdir"
+else
+    printf 'two nodes on PostgreSQL, kill -9 of one\t-\t-\tNO: PostgreSQL is not installed (scripts/test installs it)\t?\n' >>"$rows"
+    failed=1
+fi
 
 # Bad input and security checks are tests: property tests of every parser, and hostile
 # requests against a real server.
