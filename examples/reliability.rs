@@ -667,7 +667,7 @@ async fn two_nodes(env: &Env, cycles: usize, store: &str, rng: &mut Rng) -> Resu
     for cycle in 0..cycles {
         let a = env.start(&spec_a)?;
         a.ready().await.with_context(|| format!("cycle {cycle}: node A did not come back"))?;
-        let wait = rng.between(100, 1200);
+        let wait = rng.between(500, 2500);
         tokio::select! {
             r = async { tokio::try_join!(burst(&a, &agent, &ledger, cycle), burst(&b, &agent, &ledger, cycle)) } => { r?; }
             _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
@@ -687,7 +687,7 @@ async fn two_nodes(env: &Env, cycles: usize, store: &str, rng: &mut Rng) -> Resu
     eprintln!("{cycles} two-node cycles in {:.0} s; final check: {last:?}", started.elapsed().as_secs_f64());
     Ok(Row {
         phase: "two nodes on PostgreSQL, kill -9 of one",
-        tried: "bursts through both nodes (messages, handoffs, claims+replies, resolves, ratings); node A killed at a random moment (100-1200 ms) and restarted; verified through node B".into(),
+        tried: "bursts through both nodes (messages, handoffs, claims+replies, resolves, ratings); node A killed at a random moment (0.5-2.5 s) and restarted; verified through node B".into(),
         amount: format!("{cycles} cycles; {} messages, {} handoffs, {} claims, {} resolves, {} ratings acknowledged", l.messages.len(), l.handoffs.len(), l.claims.len(), l.resolves.len(), l.ratings.len()),
         held: if lost.is_empty() { "yes: every item either node acknowledged is in the database after every kill".into() } else { format!("NO: {}", lost.len()) },
         lost: lost.len().to_string(),

@@ -71,8 +71,10 @@ conversations() {
   {
     echo "conversations = {"
     for _ in $(seq 1 256); do
-      curl -sf -XPOST "http://127.0.0.1:$1/api/v1/conversations" |
-        python3 -c 'import json,sys; d=json.load(sys.stdin); print("{id=\"%s\", token=\"%s\"}," % (d["id"], d["token"]))'
+      curl -s -XPOST "http://127.0.0.1:$1/api/v1/conversations" |
+        python3 -c 'import json,sys; t=sys.stdin.read(); d=json.loads(t) if t.startswith("{") else {}
+if "token" not in d: sys.exit("starting a conversation failed: " + t)
+print("{id=\"%s\", token=\"%s\"}," % (d["id"], d["token"]))'
     done
     echo "}"
   } > "$2"
