@@ -8,6 +8,7 @@ mod admin;
 mod agents;
 mod brain;
 mod events;
+mod history;
 mod locks;
 mod presence;
 mod queue;
@@ -35,6 +36,7 @@ use crate::text::normalize;
 pub use access::SessionEnded;
 pub use brain::{fingerprint, Brain, BrainError, Sources};
 pub use events::{AgentEvent, Hub, VisitorEvent};
+pub use history::{HistoryPage, HistoryRequest, HistoryView};
 pub use presence::{AwayReason, ConsoleGuard, PresenceConfig};
 pub use stats::Stats;
 

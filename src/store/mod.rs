@@ -6,6 +6,7 @@
 //! made durable before [`Store::commit`] resolves; nothing is acknowledged to a client before
 //! that.
 
+pub mod history;
 mod postgres;
 mod sled_store;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dialogue::{Conversation, Message, Millis, NewMessage};
 use crate::handoff::{Agent, Handoff, Rating, Ticket};
+pub use history::{HistoryQuery, Outcome, Summary};
 pub use postgres::PgStore;
 pub use sled_store::SledStore;
 
@@ -158,6 +160,12 @@ pub trait Store: Send + Sync + 'static {
     async fn unanswered(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
     async fn counters(&self) -> Result<Counters, StoreError>;
     async fn conversations(&self) -> Result<Vec<Conversation>, StoreError>;
+    /// Conversations `query` matches, newest first, at most `query.limit`: searched in the
+    /// history index (one [`Summary`] per conversation, written with each step), never by
+    /// loading conversations.
+    async fn search_history(&self, query: &HistoryQuery) -> Result<Vec<Summary>, StoreError>;
+    /// One conversation's summary.
+    async fn summary(&self, conversation: &str) -> Result<Option<Summary>, StoreError>;
     async fn conversation_count(&self) -> Result<usize, StoreError>;
     /// A fresh id for handoffs and tickets, unique for the life of the store (and across
     /// every node sharing it).
