@@ -66,6 +66,7 @@
       $('app').hidden = false;
       $('logout').hidden = false;
       $('status-box').hidden = false;
+      $('history-toggle').hidden = false;
       showMe();
       connect();
       refresh();

@@ -398,13 +398,18 @@ impl Store for SledStore {
         if start >= end {
             return Ok(vec![]);
         }
-        // A summary's text is stored as it is (postcard writes strings raw): one without the
-        // searched bytes anywhere is skipped before decoding.
-        let finder = q.text.as_deref().map(|t| memchr::memmem::Finder::new(t.as_bytes()));
+        // postcard writes strings as they are: a summary without the searched text, visitor
+        // or agent bytes anywhere in it cannot match, and is skipped before decoding (most
+        // of a search's time is decoding).
+        let needles: Vec<memchr::memmem::Finder<'_>> = [q.text.as_deref(), q.visitor.as_deref(), q.agent.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(|n| memchr::memmem::Finder::new(n.as_bytes()))
+            .collect();
         let mut out = Vec::new();
         for kv in counters.range(start..end) {
             let (k, v) = kv?;
-            if finder.as_ref().is_some_and(|f| f.find(&v).is_none()) {
+            if needles.iter().any(|f| f.find(&v).is_none()) {
                 continue;
             }
             let s = decode_summary(&k, &v)?;

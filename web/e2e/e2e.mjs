@@ -448,6 +448,48 @@ try {
     check(tickets.some((t) => t.message.includes('洗衣机漏水') && t.contact === '13800138000'), `the ticket was stored: ${JSON.stringify(tickets).slice(0, 300)}`);
   });
 
+  await step('history: search by text and outcome, open one read-only, export the search as CSV', async () => {
+    await agent.click('#history-toggle');
+    await agent.locator('#history').waitFor({ timeout: T });
+    check(await agent.locator('#app').isHidden(), 'the history replaces the queue view');
+    const rows = agent.locator('#history-table tbody tr');
+    await rows.first().waitFor({ timeout: T });
+    check((await rows.count()) >= 3, `every conversation of this run is listed: ${await rows.count()}`);
+    // Traditional characters find the simplified message.
+    await agent.fill('#history-form input[name=q]', '洗衣機漏水');
+    await agent.selectOption('#history-form select[name=outcome]', 'ticket');
+    await agent.click('#history-form button[type=submit]');
+    await agent.locator('#history-count', { hasText: '共显示 1 个会话' }).waitFor({ timeout: T });
+    const row = rows.first();
+    check(/留言/.test(await row.textContent()), `the row says a message was left: ${await row.textContent()}`);
+    const id = await row.getAttribute('data-conversation');
+    await row.click();
+    const panel = agent.locator('#history-view');
+    await panel.locator('.m.visitor', { hasText: '洗衣机漏水，请尽快上门' }).waitFor({ timeout: T });
+    check((await panel.locator('textarea, input, button').count()) === 0, 'the past conversation is read-only');
+    await shot(agent, 'console-history.png');
+    // The rated conversation of 小王's shift.
+    await agent.fill('#history-form input[name=q]', '');
+    await agent.selectOption('#history-form select[name=outcome]', 'rated');
+    await agent.fill('#history-form input[name=agent]', agentId);
+    await agent.click('#history-form button[type=submit]');
+    await agent.locator('#history-count', { hasText: /共显示 [1-9]\d* 个会话/ }).waitFor({ timeout: T });
+    check(/评价 \d 分/.test(await rows.first().textContent()), `a rated conversation: ${await rows.first().textContent()}`);
+    const listed = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-conversation')));
+    const [download] = await Promise.all([agent.waitForEvent('download', { timeout: T }), agent.click('#history-export')]);
+    check(download.suggestedFilename() === 'kefu-history.csv', `the file's name: ${download.suggestedFilename()}`);
+    const csv = fs.readFileSync(await download.path(), 'utf8');
+    check(csv.charCodeAt(0) === 0xfeff, 'a BOM, so spreadsheets read the Chinese as UTF-8');
+    const lines = csv.slice(1).trim().split(/\r?\n/);
+    check(lines[0].startsWith('id,started,last_activity,channel'), `the header: ${lines[0]}`);
+    check(lines.length - 1 === listed.length, `one row per listed conversation: ${lines.length - 1} vs ${listed.length}`);
+    check(listed.every((c) => lines.some((l) => l.startsWith(c + ','))), 'the same conversations as on the page');
+    check(lines.slice(1).every((l) => l.includes(agentId)), `each row names the agent: ${lines.slice(1).join(' | ')}`);
+    check(!listed.includes(id), 'the earlier search\'s ticket conversation was not rated');
+    await agent.click('#history-toggle');
+    await agent.locator('#app').waitFor({ timeout: T });
+  });
+
   await step("the admin page shows a broken article's reload error until it is fixed", async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 1100 }, locale: 'zh-CN' });
     const admin = watch(await ctx.newPage(), 'admin-reload');
