@@ -4,14 +4,15 @@
 //! visitors who waited too long, and the queue's estimated wait.
 //!
 //! What it must not know: HTTP or WebSockets (the socket handler holds a [`ConsoleGuard`]).
-//! Consoles are counted per node: with several nodes on one database an agent's console on
-//! another node is not seen here (see the report of issue 17).
+//! Consoles are counted by the node that holds them; each node's sweep writes what it saw of
+//! each online agent (last attended, last active) to a store record of its own, and every
+//! node decides on the newest of them, so a console on another node keeps the agent here.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::*;
 use crate::dialogue::policy;
@@ -73,6 +74,9 @@ struct Seen {
     last_active: Millis,
 }
 
+/// The store's record space for the nodes' sightings of agents.
+const PRESENCE: &str = "presence";
+
 /// How many recent departures from the queue the wait estimate looks at.
 const RECENT_TAKES: usize = 20;
 /// Departures older than this say nothing about the queue now.
@@ -81,6 +85,8 @@ const TAKES_WINDOW_MS: Millis = 3_600_000;
 /// This node's view of agents' consoles and activity, and the queue's recent throughput.
 #[derive(Debug)]
 pub struct Presence {
+    /// This node's name in the shared presence records.
+    node: String,
     started_ms: Millis,
     seen: Mutex<HashMap<String, Seen>>,
     /// When visitors were taken from the queue (claims and automatic assignments), oldest first.
@@ -89,8 +95,16 @@ pub struct Presence {
 
 impl Default for Presence {
     fn default() -> Self {
-        Presence { started_ms: now_ms(), seen: Mutex::new(HashMap::new()), takes: Mutex::new(VecDeque::new()) }
+        Presence { node: crate::auth::new_id(), started_ms: now_ms(), seen: Mutex::new(HashMap::new()), takes: Mutex::new(VecDeque::new()) }
     }
+}
+
+/// One node's view of an agent, shared through the store (`presence` records, keyed
+/// `agent/node`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+struct Sighting {
+    attended_ms: Millis,
+    active_ms: Millis,
 }
 
 /// Held while one console connection is open; dropping it counts the connection closed.
@@ -143,14 +157,20 @@ impl Presence {
         }
     }
 
-    /// Whether an online agent should go away now, and why.
-    fn away_now(&self, agent: &str, now: Millis, config: &PresenceConfig) -> Option<AwayReason> {
+    /// What this node saw of `agent` by `now`: attended until (now, while a console is open)
+    /// and last active.
+    fn sighting(&self, agent: &str, now: Millis) -> Sighting {
         let mut seen = self.seen.lock().expect("presence lock poisoned");
         let s = *self.entry(&mut seen, agent);
-        if s.consoles == 0 && now.saturating_sub(s.unattended_since) >= config.away_grace_secs * 1000 {
+        Sighting { attended_ms: if s.consoles > 0 { now } else { s.unattended_since }, active_ms: s.last_active }
+    }
+
+    /// Whether an online agent should go away now, and why, from the newest sighting of any node.
+    fn away_now(seen: Sighting, now: Millis, config: &PresenceConfig) -> Option<AwayReason> {
+        if now.saturating_sub(seen.attended_ms) >= config.away_grace_secs * 1000 {
             return Some(AwayReason::Disconnected);
         }
-        if config.idle_secs > 0 && now.saturating_sub(s.last_active) >= config.idle_secs * 1000 {
+        if config.idle_secs > 0 && now.saturating_sub(seen.active_ms) >= config.idle_secs * 1000 {
             return Some(AwayReason::Idle);
         }
         None
@@ -222,7 +242,18 @@ impl Service {
             if agent.status != AgentStatus::Online {
                 continue;
             }
-            if let Some(why) = self.presence.away_now(&agent.id, now, &self.config.presence) {
+            let mine = self.presence.sighting(&agent.id, now);
+            let bytes = serde_json::to_vec(&mine).expect("sightings serialise");
+            self.store.set_record(PRESENCE, &format!("{}/{}", agent.id, self.presence.node), Some(bytes)).await?;
+            // The newest of every node's sightings (a node that stopped writing ages out).
+            let mut newest = mine;
+            for (_, v) in self.store.records(PRESENCE, &format!("{}/", agent.id)).await? {
+                if let Ok(other) = serde_json::from_slice::<Sighting>(&v) {
+                    newest.attended_ms = newest.attended_ms.max(other.attended_ms);
+                    newest.active_ms = newest.active_ms.max(other.active_ms);
+                }
+            }
+            if let Some(why) = Presence::away_now(newest, now, &self.config.presence) {
                 tracing::info!(agent = %agent.id, reason = ?why, "agent is away");
                 self.set_status(&agent, AgentStatus::Away).await?;
             }
@@ -328,6 +359,23 @@ mod tests {
         assert_eq!(said.last().unwrap().text, f.service.config().dialogue.no_agents_text);
         let ticket = f.service.leave_ticket(&id, &token, "13800138000", "请回电，谢谢").await.unwrap();
         assert_eq!(ticket.reason, "requested");
+    }
+
+    #[tokio::test]
+    async fn a_console_on_another_node_keeps_the_agent_online() {
+        let f = testing::service(|c| c.presence.away_grace_secs = 1).await;
+        f.agent("a1", true).await;
+        f.service.presence.seen.lock().unwrap().entry("a1".into()).or_insert(Seen { consoles: 0, unattended_since: 0, last_active: now_ms() }).unattended_since = 0;
+        // Another node's sweep wrote that it holds a1's console now.
+        let other = Sighting { attended_ms: now_ms(), active_ms: now_ms() };
+        f.service.store().set_record(PRESENCE, "a1/other-node", Some(serde_json::to_vec(&other).unwrap())).await.unwrap();
+        f.service.sweep_presence().await.unwrap();
+        assert_eq!(f.service.store().agent("a1").await.unwrap().unwrap().status, AgentStatus::Online);
+        // That node stopped writing (closed, or the node is gone): the grace runs from its last word.
+        let old = Sighting { attended_ms: now_ms() - 1_000, active_ms: now_ms() };
+        f.service.store().set_record(PRESENCE, "a1/other-node", Some(serde_json::to_vec(&old).unwrap())).await.unwrap();
+        f.service.sweep_presence().await.unwrap();
+        assert_eq!(f.service.store().agent("a1").await.unwrap().unwrap().status, AgentStatus::Away);
     }
 
     #[tokio::test]
