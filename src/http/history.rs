@@ -2,13 +2,13 @@
 //! a search as CSV. Each needs an agent's bearer token.
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, Uri};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
 use super::agent::authorize;
-use super::{ApiResult, AppState, Bearer, Json, Path, Query};
+use super::{ApiError, ApiResult, AppState, Bearer, Json, Path};
 use crate::service::{HistoryPage, HistoryRequest, HistoryView};
 
 pub fn routes() -> Router<AppState> {
@@ -18,14 +18,20 @@ pub fn routes() -> Router<AppState> {
         .route("/agent/history/{id}", get(view))
 }
 
-async fn search(State(s): State<AppState>, bearer: Bearer, Query(r): Query<HistoryRequest>) -> ApiResult<Json<HistoryPage>> {
-    authorize(&s, &bearer).await?;
-    Ok(Json(s.service.history(&r).await?))
+/// The search's parameters, read after the token is checked: without a token the answer is
+/// 401 whatever the query says.
+fn request(uri: &Uri) -> ApiResult<HistoryRequest> {
+    Ok(axum::extract::Query::<HistoryRequest>::try_from_uri(uri).map_err(ApiError::from)?.0)
 }
 
-async fn export(State(s): State<AppState>, bearer: Bearer, Query(r): Query<HistoryRequest>) -> ApiResult<impl IntoResponse> {
+async fn search(State(s): State<AppState>, bearer: Bearer, uri: Uri) -> ApiResult<Json<HistoryPage>> {
     authorize(&s, &bearer).await?;
-    let csv = s.service.history_csv(&r).await?;
+    Ok(Json(s.service.history(&request(&uri)?).await?))
+}
+
+async fn export(State(s): State<AppState>, bearer: Bearer, uri: Uri) -> ApiResult<impl IntoResponse> {
+    authorize(&s, &bearer).await?;
+    let csv = s.service.history_csv(&request(&uri)?).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/csv; charset=utf-8"), (header::CONTENT_DISPOSITION, "attachment; filename=\"kefu-history.csv\"")],
         csv,
