@@ -66,7 +66,9 @@
       shown += page.conversations.length;
       next = page.next;
       $('history-more').hidden = !next;
-      $('history-count').textContent = shown ? '共显示 ' + shown + ' 个会话' + (next ? '（还有更多）' : '') : '没有找到符合条件的会话';
+      // An incomplete page stopped at the server's scan budget: more may match further back.
+      var partial = !page.complete ? '，更早的会话还没有搜索，点「加载更多」继续' : next ? '（还有更多）' : '';
+      $('history-count').textContent = (shown ? '共显示 ' + shown + ' 个会话' : '暂未找到符合条件的会话') + partial;
     }, function (err) { $('history-error').textContent = '搜索失败：' + err.message; });
   }
 

@@ -36,7 +36,7 @@ use crate::text::normalize;
 pub use access::SessionEnded;
 pub use brain::{fingerprint, Brain, BrainError, Sources};
 pub use events::{AgentEvent, Hub, VisitorEvent};
-pub use history::{HistoryPage, HistoryRequest, HistoryView};
+pub use history::{HistoryPage, HistoryRequest, HistoryView, SCAN_BUDGET};
 pub use presence::{AwayReason, ConsoleGuard, PresenceConfig};
 pub use stats::Stats;
 

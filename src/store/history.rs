@@ -187,4 +187,17 @@ pub struct HistoryQuery {
     /// the page after the one that ended there.
     pub before: Option<(Millis, String)>,
     pub limit: usize,
+    /// Examine at most this many summaries (0: no bound), so that one request's time stays
+    /// bounded however rare the match; a backend that stops there says where
+    /// ([`Hits::stopped_at`]) and the next request continues from it. A backend may also
+    /// ignore it (PostgreSQL's planner reads what it needs).
+    pub budget: usize,
+}
+
+/// What a search found: at most `limit` summaries, and where it stopped early when it spent
+/// its budget before finding `limit` (more may match further on: continue with `before`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Hits {
+    pub summaries: Vec<Summary>,
+    pub stopped_at: Option<(Millis, String)>,
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dialogue::{Conversation, Message, Millis, NewMessage};
 use crate::handoff::{Agent, Handoff, Rating, Ticket};
-pub use history::{HistoryQuery, Outcome, Summary};
+pub use history::{HistoryQuery, Hits, Outcome, Summary};
 pub use postgres::PgStore;
 pub use sled_store::SledStore;
 
@@ -160,10 +160,10 @@ pub trait Store: Send + Sync + 'static {
     async fn unanswered(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
     async fn counters(&self) -> Result<Counters, StoreError>;
     async fn conversations(&self) -> Result<Vec<Conversation>, StoreError>;
-    /// Conversations `query` matches, newest first, at most `query.limit`: searched in the
-    /// history index (one [`Summary`] per conversation, written with each step), never by
-    /// loading conversations.
-    async fn search_history(&self, query: &HistoryQuery) -> Result<Vec<Summary>, StoreError>;
+    /// Conversations `query` matches, newest first, at most `query.limit` (and where the
+    /// search stopped, if its `budget` ran out first): searched in the history index (one
+    /// [`Summary`] per conversation, written with each step), never by loading conversations.
+    async fn search_history(&self, query: &HistoryQuery) -> Result<Hits, StoreError>;
     /// One conversation's summary.
     async fn summary(&self, conversation: &str) -> Result<Option<Summary>, StoreError>;
     async fn conversation_count(&self) -> Result<usize, StoreError>;

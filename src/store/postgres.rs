@@ -13,7 +13,7 @@ use serde::Serialize;
 use deadpool_postgres::Transaction;
 use tokio_postgres::{NoTls, Row};
 
-use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, HistoryQuery, Outcome, Session, Store, StoreError, Summary, Update};
+use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Hits, HistoryQuery, Outcome, Session, Store, StoreError, Summary, Update};
 use crate::dialogue::{Conversation, Message, Sender};
 use crate::handoff::{Agent, Handoff, HandoffStatus, Priority, Rating, Ticket};
 
@@ -332,7 +332,7 @@ impl Store for PgStore {
         self.all("conversations", "SELECT body FROM conversations ORDER BY id", &[]).await
     }
 
-    async fn search_history(&self, q: &HistoryQuery) -> Result<Vec<Summary>, StoreError> {
+    async fn search_history(&self, q: &HistoryQuery) -> Result<Hits, StoreError> {
         let mut sql = String::from("SELECT body FROM conversation_history WHERE true");
         let mut params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = Vec::new();
         let mut arg = |sql: &mut String, clause: &str, value: Box<dyn tokio_postgres::types::ToSql + Sync + Send>| {
@@ -384,7 +384,8 @@ impl Store for PgStore {
                 out.push(s);
             }
         }
-        Ok(out)
+        // The planner reads what it needs: no budget, never a partial page.
+        Ok(Hits { summaries: out, stopped_at: None })
     }
 
     async fn summary(&self, conversation: &str) -> Result<Option<Summary>, StoreError> {

@@ -12,7 +12,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 use tokio::sync::oneshot;
 
-use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, HistoryQuery, Session, Store, StoreError, Summary, Update};
+use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Hits, HistoryQuery, Session, Store, StoreError, Summary, Update};
 use crate::dialogue::{Conversation, Message};
 use crate::handoff::{Agent, Handoff, HandoffStatus, Priority, Rating, Ticket};
 
@@ -130,6 +130,12 @@ fn history_key(created_ms: u64, id: &str) -> Vec<u8> {
     key.extend_from_slice(&(u64::MAX - created_ms).to_be_bytes());
     key.extend_from_slice(id.as_bytes());
     key
+}
+
+/// The (start, id) a history key stands for.
+fn history_position(key: &[u8]) -> (u64, String) {
+    let ms = u64::MAX - be_u64(&key[HISTORY.len()..HISTORY.len() + 8]);
+    (ms, String::from_utf8_lossy(&key[HISTORY.len() + 8..]).into_owned())
 }
 
 fn history_bound(created_ms: u64) -> Vec<u8> {
@@ -380,7 +386,7 @@ impl Store for SledStore {
         Self::all(&self.inner.trees.conversations)
     }
 
-    async fn search_history(&self, q: &HistoryQuery) -> Result<Vec<Summary>, StoreError> {
+    async fn search_history(&self, q: &HistoryQuery) -> Result<Hits, StoreError> {
         let counters = &self.inner.trees.counters;
         let mut start = match q.to_ms {
             Some(t) => history_bound(t.saturating_sub(1)),
@@ -396,7 +402,7 @@ impl Store for SledStore {
             Some(f) => history_bound(f - 1),
         };
         if start >= end {
-            return Ok(vec![]);
+            return Ok(Hits::default());
         }
         // postcard writes strings as they are: a summary without the searched text, visitor
         // or agent bytes anywhere in it cannot match, and is skipped before decoding (most
@@ -407,8 +413,16 @@ impl Store for SledStore {
             .map(|n| memchr::memmem::Finder::new(n.as_bytes()))
             .collect();
         let mut out = Vec::new();
-        for kv in counters.range(start..end) {
+        let mut last = None;
+        // Iterating is most of the cost (about 3 µs a summary on this machine): the budget
+        // bounds one request, and the caller continues from where it stopped.
+        for (examined, kv) in counters.range(start..end).enumerate() {
             let (k, v) = kv?;
+            if q.budget > 0 && examined == q.budget {
+                // Stopped before this one: the last one examined is where to go on from.
+                return Ok(Hits { summaries: out, stopped_at: last });
+            }
+            last = Some(history_position(&k));
             if needles.iter().any(|f| f.find(&v).is_none()) {
                 continue;
             }
@@ -420,7 +434,7 @@ impl Store for SledStore {
                 }
             }
         }
-        Ok(out)
+        Ok(Hits { summaries: out, stopped_at: None })
     }
 
     async fn summary(&self, conversation: &str) -> Result<Option<Summary>, StoreError> {

@@ -392,7 +392,7 @@ fn query(f: impl FnOnce(&mut HistoryQuery)) -> HistoryQuery {
 }
 
 async fn ids(store: &dyn Store, q: HistoryQuery) -> Vec<String> {
-    store.search_history(&q).await.unwrap().into_iter().map(|s| s.id).collect()
+    store.search_history(&q).await.unwrap().summaries.into_iter().map(|s| s.id).collect()
 }
 
 /// The history index follows every step that writes a conversation, and answers each filter
@@ -444,6 +444,18 @@ async fn history_is_summarised_as_steps_commit_and_searched_by_each_filter(place
     assert_eq!(ids(s, query(|q| { q.from_ms = Some(2_000); q.to_ms = Some(3_000) })).await, ["b"], "from inclusive, to exclusive");
     assert_eq!(ids(s, query(|q| q.limit = 2)).await, ["c", "b"]);
     assert_eq!(ids(s, query(|q| q.before = Some((3_000, "c".into())))).await, ["b", "a"], "the page after c");
+    // A budget may stop a search early; going on from where it stopped finds the same.
+    let mut q = query(|q| { q.text = Some(kefu::text::normalize("退货")); q.budget = 1 });
+    let mut found = vec![];
+    for _ in 0..4 {
+        let hits = s.search_history(&q).await.unwrap();
+        found.extend(hits.summaries.into_iter().map(|s| s.id));
+        match hits.stopped_at {
+            Some(at) => q.before = Some(at),
+            None => break,
+        }
+    }
+    assert_eq!(found, ["a"], "the oldest, found however the budget cut the search");
     let b = s.summary("b").await.unwrap().unwrap();
     assert_eq!((b.channel.as_str(), b.agents.clone(), b.rating, b.messages), ("wechat_mp", vec!["wang".to_string()], Some(4), 2));
     assert_eq!(b.first_question, "洗衣机漏水了");
