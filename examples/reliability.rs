@@ -239,7 +239,9 @@ impl Env {
                 // The driver is one address standing in for many clients; a phase that tests
                 // the per-address limit sets it itself.
                 if spec.limits.contains("connections_per_address") { "" } else { "connections_per_address = 1000000\n" },
-                spec.extra_toml,
+                // The driver's agent works through the API, with no console open: it must not
+                // be sent away for that while a phase runs.
+                format!("[presence]\naway_grace_secs = 86400\nidle_secs = 0\n{}", spec.extra_toml),
             ),
         )?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&spec.log)?;

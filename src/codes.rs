@@ -44,6 +44,7 @@ codes! {
     WeakPassword = 400 "weak_password" "a new agent password that is one of the most common passwords, the account's id or name, or a run like `abcdefgh`",
     CommentTooLong = 400 "comment_too_long" "a rating comment over `limits.max_comment_chars`",
     InvalidVisitor = 400 "invalid_visitor" "a visitor `name` over `limits.max_name_chars` or a `page` over `limits.max_page_chars`",
+    InvalidHistoryQuery = 400 "invalid_history_query" "a history search with a bad date (`YYYY-MM-DD`), outcome, cursor or limit, or a range that ends before it starts",
     InvalidQuestion = 400 "invalid_question" "a question to add that is not one line of 1 to 200 characters without quotes",
     IdentityNotAccepted = 400 "identity_not_accepted" "a signed identity sent to a server without `identity_secret`",
     Unauthorized = 401 "unauthorized" "no token, a wrong or expired token, or a conversation id that the token does not open",

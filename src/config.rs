@@ -126,6 +126,8 @@ pub struct Config {
     pub limits: Limits,
     pub dialogue: Rules,
     pub hours: BusinessHours,
+    /// When agents go away and queued visitors are offered leave-a-message.
+    pub presence: crate::service::PresenceConfig,
     /// WeChat apps (公众号, 小程序), each a `[[wechat]]` table served at `/wechat/{name}`.
     pub wechat: Vec<crate::channels::wechat::WeChatApp>,
 }
@@ -153,6 +155,7 @@ impl Default for Config {
             limits: Limits::default(),
             dialogue: Rules::default(),
             hours: BusinessHours::default(),
+            presence: Default::default(),
             wechat: vec![],
         }
     }
@@ -271,6 +274,11 @@ impl Config {
         env.set("KEFU_HOURS_DAYS", &mut h.days)?;
         env.set("KEFU_HOURS_OPEN", &mut h.open)?;
         env.set("KEFU_HOURS_CLOSE", &mut h.close)?;
+        let p = &mut self.presence;
+        env.set("KEFU_PRESENCE_AWAY_GRACE_SECS", &mut p.away_grace_secs)?;
+        env.set("KEFU_PRESENCE_IDLE_SECS", &mut p.idle_secs)?;
+        env.set("KEFU_PRESENCE_QUEUE_TIMEOUT_SECS", &mut p.queue_timeout_secs)?;
+        env.set("KEFU_PRESENCE_WAIT_PER_VISITOR_SECS", &mut p.wait_per_visitor_secs)?;
         Ok(())
     }
 
@@ -280,6 +288,7 @@ impl Config {
             return bad(format!("store must be `sled` or a postgres://… URL, not {:?}", crate::store::redact_url(&self.store)));
         }
         self.hours.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.presence.validate().map_err(ConfigError::Invalid)?;
         if let Some(t) = self.thresholds() {
             t.validate().map_err(ConfigError::Invalid)?;
         }
@@ -350,6 +359,7 @@ impl Config {
             max_comment_chars: self.limits.max_comment_chars,
             dialogue: self.dialogue.clone(),
             hours: self.hours.clone(),
+            presence: self.presence.clone(),
         }
     }
 

@@ -49,6 +49,15 @@
   // login click happened) unlocks it.
   document.addEventListener('click', unlockSound);
   document.addEventListener('keydown', stopFlash);
+  // Input in the console tells the server the agent is here (idle agents go away); at most
+  // one notice every 15 s.
+  var lastActive = 0;
+  ['keydown', 'pointerdown', 'mousemove'].forEach(function (t) {
+    document.addEventListener(t, function () {
+      var now = Date.now();
+      if (ws && ws.readyState === 1 && now - lastActive > 15000) { lastActive = now; ws.send(JSON.stringify({ type: 'active' })); }
+    }, { passive: true });
+  });
 
   function start() {
     Promise.all([call('GET', '/agent/me'), call('GET', '/agent/canned'), call('GET', '/agent/agents')]).then(function (r) {
@@ -57,6 +66,7 @@
       $('app').hidden = false;
       $('logout').hidden = false;
       $('status-box').hidden = false;
+      $('history-toggle').hidden = false;
       showMe();
       connect();
       refresh();
@@ -81,6 +91,7 @@
       else if (e.type === 'message') { var v = views[e.conversation]; if (v) { append(v, e.message); if (v !== current) v.tab.classList.add('unread'); } }
       else if (e.type === 'changed') { refresh(); if (views[e.conversation]) reload(views[e.conversation]); }
       else if (e.type === 'typing') { if (views[e.conversation]) typing(views[e.conversation]); }
+      else if (e.type === 'presence') { if (me && e.agent === me.id) { me.status = e.status; $('status').value = e.status; if (e.status === 'away') kefu.toast('您已离开（长时间未操作或控制台已关闭）'); } }
       else if (e.type === 'resync') { refresh(); Object.keys(views).forEach(function (id) { reload(views[id]); }); }
     };
     sock.onclose = function () {

@@ -345,7 +345,10 @@
     state = s;
     if (s.state === 'queued') {
       var ahead = Math.max(0, (s.queue_position || 1) - 1);
-      showStatus('正在为您转接人工客服，前面还有 ' + ahead + ' 位');
+      // The server estimates from the queue's recent pace (position × time between the
+      // last visitors taken); shown rounded up to whole minutes.
+      var wait = s.estimated_wait_ms ? '，预计等待约 ' + Math.max(1, Math.ceil(s.estimated_wait_ms / 60000)) + ' 分钟' : '';
+      showStatus('正在为您转接人工客服，您排在第 ' + (s.queue_position || 1) + ' 位（前面还有 ' + ahead + ' 位）' + wait);
     } else if (s.state === 'with_agent') {
       showStatus('');
     } else if (s.state === 'closed') {

@@ -33,6 +33,8 @@ pub struct Rules {
     /// 「好的，正在为您转接」 would sound as if the visitor had asked.
     pub miss_handoff_text: String,
     pub no_agents_text: String,
+    /// Said to a visitor queued longer than `presence.queue_timeout_secs`.
+    pub queue_timeout_text: String,
     pub out_of_hours_text: String,
     pub ask_contact_text: String,
     pub ticket_text: String,
@@ -52,7 +54,7 @@ pub struct Rules {
 
 impl Rules {
     /// Every sentence, by its key in `[dialogue]` (for `KEFU_DIALOGUE_*`).
-    pub fn sentences_mut(&mut self) -> [(&'static str, &mut String); 16] {
+    pub fn sentences_mut(&mut self) -> [(&'static str, &mut String); 17] {
         [
             ("fallback", &mut self.fallback),
             ("clarify_intro", &mut self.clarify_intro),
@@ -60,6 +62,7 @@ impl Rules {
             ("handoff_text", &mut self.handoff_text),
             ("miss_handoff_text", &mut self.miss_handoff_text),
             ("no_agents_text", &mut self.no_agents_text),
+            ("queue_timeout_text", &mut self.queue_timeout_text),
             ("out_of_hours_text", &mut self.out_of_hours_text),
             ("ask_contact_text", &mut self.ask_contact_text),
             ("ticket_text", &mut self.ticket_text),
@@ -87,6 +90,7 @@ impl Default for Rules {
             handoff_text: "好的，正在为您转接人工客服，请稍候。".into(),
             miss_handoff_text: "抱歉，这几个问题我没能答上。我请人工客服来帮您，请稍候。".into(),
             no_agents_text: "抱歉，现在暂时没有客服在线。请留下您的手机号或邮箱和问题，我们会尽快联系您。".into(),
+            queue_timeout_text: "抱歉让您久等了，客服都还在忙。您可以留下手机号或邮箱和问题，我们会尽快联系您；也可以稍后再点「转人工」。".into(),
             out_of_hours_text: "抱歉，现在不在人工客服的服务时间。请留下您的手机号或邮箱和问题，我们上班后会第一时间联系您。".into(),
             ask_contact_text: "好的，请再留下您的手机号或邮箱，方便我们联系您。".into(),
             ticket_text: "已记下您的留言：「{message}」。我们会尽快通过 {contact} 联系您。".into(),
@@ -526,6 +530,16 @@ impl Policy<'_> {
         out.state = State::Bot;
         out.replies.push((text, meta("ticket")));
     }
+}
+
+/// A queued visitor nobody will take (the agents left, or the wait ran out) is offered
+/// leave-a-message: the next state and context. The caller says why in its message.
+pub fn offer_message(context: &Context, reason: Reason) -> (State, Context) {
+    let mut context = context.clone();
+    context.ticket_reason = Some(reason);
+    context.pending_message = None;
+    context.misses = 0;
+    (State::LeavingMessage { asked_contact: false }, context)
 }
 
 fn request(reason: Reason, detail: String, intent: Option<String>) -> HandoffRequest {

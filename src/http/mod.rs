@@ -8,6 +8,7 @@ mod agent;
 mod client;
 pub(crate) mod connections;
 mod error;
+mod history;
 mod limits;
 mod pages;
 #[cfg(test)]
@@ -151,6 +152,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(visitor::routes())
         .merge(agent::routes())
+        .merge(history::routes())
         .merge(admin::routes())
         .fallback(|| async { ApiError::not_found_route() });
     let mut app = Router::new()

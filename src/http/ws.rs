@@ -121,6 +121,7 @@ pub async fn visitor(
     let state = VisitorEvent::State {
         state: view.state,
         queue_position: view.queue_position,
+        estimated_wait_ms: view.estimated_wait_ms,
         agent: view.agent.clone(),
         rating_requested: view.rating_requested,
     };
@@ -173,6 +174,8 @@ pub struct AgentQuery {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum AgentCommand {
     Typing { conversation: String },
+    /// Input in the console (sent at most every few seconds): the agent is not idle.
+    Active,
     Ping,
 }
 
@@ -184,7 +187,10 @@ pub async fn agent(State(s): State<AppState>, Query(q): Query<AgentQuery>, held:
     let stop = session_over(s.clone(), q.token, me.id.clone(), session.expires_ms, ended);
     Ok(upgrade.on_upgrade(move |socket| async move {
         s.metrics.websockets.fetch_add(1, Ordering::Relaxed);
+        // Counted open from here until the loop ends: the last close starts the away grace.
+        let console = s.service.console_opened(&me.id);
         pump(socket, vec![], events, stop, |command| agent_command(&s, &me.id, command)).await;
+        drop(console);
         drop(held);
         s.metrics.websockets.fetch_sub(1, Ordering::Relaxed);
     }))
@@ -222,6 +228,7 @@ pub(crate) async fn session_over(s: AppState, token: String, agent: String, expi
 async fn agent_command(s: &AppState, me: &str, command: Result<AgentCommand, ApiError>) -> Option<String> {
     match command {
         Ok(AgentCommand::Typing { conversation }) => {
+            s.service.agent_active(me);
             // Only the owner's typing reaches the visitor; a store error is logged, not guessed.
             match s.service.store().conversation(&conversation).await {
                 Ok(Some(c)) if c.state == (crate::dialogue::State::WithAgent { agent: me.to_string() }) => {
@@ -230,6 +237,10 @@ async fn agent_command(s: &AppState, me: &str, command: Result<AgentCommand, Api
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, conversation, "typing not forwarded"),
             }
+            None
+        }
+        Ok(AgentCommand::Active) => {
+            s.service.agent_active(me);
             None
         }
         Ok(AgentCommand::Ping) => Some(r#"{"type":"pong"}"#.to_string()),

@@ -145,6 +145,10 @@ impl Service {
         a.status = status;
         self.commit(Change { agent: Some(a.clone()), at_ms: now_ms(), ..Default::default() }).await?;
         drop(_g);
+        if status == AgentStatus::Online {
+            self.presence_online(&a.id);
+        }
+        self.hub.to_agents(&AgentEvent::Presence { agent: a.id.clone(), status });
         if status == AgentStatus::Online && self.config.assignment == Assignment::Auto {
             self.assign_waiting().await?;
         }
@@ -172,6 +176,7 @@ impl Service {
         conv_id: &str,
         f: impl FnOnce(&mut Conversation, &mut Handoff, &mut Change) -> Result<()>,
     ) -> Result<(Conversation, Handoff, Vec<Message>)> {
+        self.agent_active(&agent.id);
         let turn = self.lock(conv_id).await?;
         let mut conv = self.load_conversation(conv_id).await?;
         if conv.state != (State::WithAgent { agent: agent.id.clone() }) {

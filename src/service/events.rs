@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::dialogue::{Message, StateName};
-use crate::handoff::{Handoff, HandoffStatus};
+use crate::handoff::{AgentStatus, Handoff, HandoffStatus};
 
 /// An event for a visitor's widget.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,6 +20,9 @@ pub enum VisitorEvent {
         state: StateName,
         #[serde(skip_serializing_if = "Option::is_none")]
         queue_position: Option<usize>,
+        /// While queued: the estimated wait in milliseconds.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        estimated_wait_ms: Option<u64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         agent: Option<String>,
         rating_requested: bool,
@@ -40,6 +43,8 @@ pub enum AgentEvent {
     Changed { handoff: u64, conversation: String, status: HandoffStatus, agent: Option<String> },
     /// The visitor is typing.
     Typing { conversation: String },
+    /// An agent went online or away (by hand, or sent away by presence).
+    Presence { agent: String, status: AgentStatus },
 }
 
 /// What this node tells the other nodes about an event it published: small events as they

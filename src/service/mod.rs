@@ -10,7 +10,9 @@ mod brain;
 mod events;
 mod nodes;
 mod shared_knowledge;
+mod history;
 mod locks;
+mod presence;
 mod queue;
 mod stats;
 #[cfg(test)]
@@ -36,6 +38,8 @@ use crate::text::normalize;
 pub use access::SessionEnded;
 pub use brain::{fingerprint, Brain, BrainError, Sources};
 pub use events::{AgentEvent, Hub, VisitorEvent, RESYNC_EVENT};
+pub use history::{HistoryPage, HistoryRequest, HistoryView, SCAN_BUDGET};
+pub use presence::{AwayReason, ConsoleGuard, PresenceConfig};
 pub use stats::Stats;
 
 /// What can go wrong serving a request. Each has a [`Code`] from the one table in
@@ -128,6 +132,9 @@ pub struct Exchange {
     pub state: StateName,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_position: Option<usize>,
+    /// While queued: the estimated wait in milliseconds (see `presence::Presence::estimate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimated_wait_ms: Option<u64>,
     /// True when this was a resend of an already stored message.
     pub duplicate: bool,
 }
@@ -147,6 +154,7 @@ pub struct VisitorView {
     pub id: String,
     pub state: StateName,
     pub queue_position: Option<usize>,
+    pub estimated_wait_ms: Option<u64>,
     pub agent: Option<String>,
     pub rating_requested: bool,
     pub messages: Vec<Message>,
@@ -224,6 +232,7 @@ pub struct ServiceConfig {
     pub max_comment_chars: usize,
     pub dialogue: Rules,
     pub hours: BusinessHours,
+    pub presence: PresenceConfig,
 }
 
 pub struct Service {
@@ -242,6 +251,7 @@ pub struct Service {
     opening: tokio::sync::Mutex<()>,
     /// Sessions that end (logout, password reset, disabling), for their sockets.
     sessions_ended: tokio::sync::broadcast::Sender<SessionEnded>,
+    presence: Arc<presence::Presence>,
 }
 
 const HISTORY_LIMIT: usize = 1000;
@@ -274,6 +284,7 @@ impl Service {
             reloading: Default::default(),
             opening: Default::default(),
             sessions_ended: access::channel(),
+            presence: Default::default(),
         }
     }
 

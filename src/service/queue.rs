@@ -11,7 +11,13 @@ impl Service {
         for (i, h) in self.store.queue_from(changed).await?.iter().enumerate() {
             self.hub.to_visitor(
                 &h.conversation,
-                &VisitorEvent::State { state: StateName::Queued, queue_position: Some(ahead + i + 1), agent: None, rating_requested: false },
+                &VisitorEvent::State {
+                    state: StateName::Queued,
+                    queue_position: Some(ahead + i + 1),
+                    estimated_wait_ms: self.estimated_wait(Some(ahead + i + 1)),
+                    agent: None,
+                    rating_requested: false,
+                },
             );
         }
         Ok(())
@@ -56,6 +62,9 @@ impl Service {
         };
         let stored = self.commit(change).await?;
         drop(turn);
+        if expect.contains(&HandoffStatus::Queued) {
+            self.presence_taken();
+        }
         self.publish_visitor_messages(&conv, &stored, None).await?;
         self.hub.to_agents(&AgentEvent::Changed { handoff: h.id, conversation: conv.id.clone(), status: HandoffStatus::Assigned, agent: h.agent.clone() });
         self.notify_queue(&h).await?;
@@ -63,6 +72,7 @@ impl Service {
     }
 
     pub async fn claim(&self, agent: &Agent, conv_id: &str) -> Result<AgentView> {
+        self.agent_active(&agent.id);
         let _g = self.assigning.lock().await;
         self.give_to(conv_id, agent, &[HandoffStatus::Queued], self.config.dialogue.agent_joined_text.replace("{agent}", &agent.name)).await?;
         self.agent_view(conv_id).await

@@ -90,7 +90,8 @@ impl Service {
                     .take_while(|m| m.from != Sender::Visitor)
                     .collect();
                 let queue_position = self.queue_position(&conv).await?;
-                let exchange = Exchange { message: first, replies, state: conv.state.name(), queue_position, duplicate: true };
+                let estimated_wait_ms = self.estimated_wait(queue_position);
+                let exchange = Exchange { message: first, replies, state: conv.state.name(), queue_position, estimated_wait_ms, duplicate: true };
                 return Ok((exchange, false));
             }
         }
@@ -133,11 +134,13 @@ impl Service {
         let conv = if auto_assigned { self.store.conversation(id).await?.unwrap_or(conv) } else { conv };
         let mut stored = stored.into_iter();
         let message = stored.next().expect("the visitor's message was stored");
+        let queue_position = self.queue_position(&conv).await?;
         let exchange = Exchange {
             message,
             replies: stored.collect(),
             state: conv.state.name(),
-            queue_position: self.queue_position(&conv).await?,
+            queue_position,
+            estimated_wait_ms: self.estimated_wait(queue_position),
             duplicate: false,
         };
         Ok((exchange, transferred))

@@ -99,10 +99,12 @@ impl Service {
 
     /// The visitor's view: state and messages after `after`.
     pub async fn visitor_view(&self, conv: &Conversation, after: u64) -> Result<VisitorView> {
+        let queue_position = self.queue_position(conv).await?;
         Ok(VisitorView {
             id: conv.id.clone(),
             state: conv.state.name(),
-            queue_position: self.queue_position(conv).await?,
+            queue_position,
+            estimated_wait_ms: self.estimated_wait(queue_position),
             agent: self.agent_name(conv).await?,
             rating_requested: conv.context.rating_requested,
             messages: self.visible_messages(&conv.id, after).await?,
@@ -110,9 +112,11 @@ impl Service {
     }
 
     pub(super) async fn state_event(&self, conv: &Conversation) -> Result<VisitorEvent> {
+        let queue_position = self.queue_position(conv).await?;
         Ok(VisitorEvent::State {
             state: conv.state.name(),
-            queue_position: self.queue_position(conv).await?,
+            queue_position,
+            estimated_wait_ms: self.estimated_wait(queue_position),
             agent: self.agent_name(conv).await?,
             rating_requested: conv.context.rating_requested,
         })

@@ -6,6 +6,7 @@
 //! made durable before [`Store::commit`] resolves; nothing is acknowledged to a client before
 //! that.
 
+pub mod history;
 mod postgres;
 mod sled_store;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dialogue::{Conversation, Message, Millis, NewMessage};
 use crate::handoff::{Agent, Handoff, Rating, Ticket};
+pub use history::{HistoryQuery, Hits, Outcome, Summary};
 pub use postgres::{redact as redact_url, PgStore};
 pub use sled_store::SledStore;
 
@@ -162,6 +164,12 @@ pub trait Store: Send + Sync + 'static {
     async fn unanswered(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
     async fn counters(&self) -> Result<Counters, StoreError>;
     async fn conversations(&self) -> Result<Vec<Conversation>, StoreError>;
+    /// Conversations `query` matches, newest first, at most `query.limit` (and where the
+    /// search stopped, if its `budget` ran out first): searched in the history index (one
+    /// [`Summary`] per conversation, written with each step), never by loading conversations.
+    async fn search_history(&self, query: &HistoryQuery) -> Result<Hits, StoreError>;
+    /// One conversation's summary.
+    async fn summary(&self, conversation: &str) -> Result<Option<Summary>, StoreError>;
     async fn conversation_count(&self) -> Result<usize, StoreError>;
     /// Tells the other nodes sharing this store that something changed: a short note (ids
     /// and small events, not data), sent after the commit it is about. Fire and forget: a

@@ -14,7 +14,7 @@ use deadpool_postgres::Transaction;
 use tokio::sync::{broadcast, mpsc};
 use tokio_postgres::{NoTls, Row};
 
-use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Session, Store, StoreError, Update};
+use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Hits, HistoryQuery, Outcome, Session, Store, StoreError, Summary, Update};
 use crate::dialogue::{Conversation, Message, Sender};
 use crate::handoff::{Agent, Handoff, HandoffStatus, Priority, Rating, Ticket};
 
@@ -41,6 +41,13 @@ CREATE TABLE message_hours (hour bigint PRIMARY KEY, n bigint NOT NULL);
 -- bytea sorts in byte order, the order the sled store keeps.
 CREATE TABLE records (space text NOT NULL, key bytea NOT NULL, value bytea NOT NULL, PRIMARY KEY (space, key));
 CREATE SEQUENCE ids;
+"#, r#"
+-- The history index: one summary per conversation, written with each step (store/history.rs).
+CREATE TABLE conversation_history (id text PRIMARY KEY, created_ms bigint NOT NULL, channel text NOT NULL,
+    user_id text, visitor_name text, agents text[] NOT NULL, bot_answered boolean NOT NULL,
+    handed_off boolean NOT NULL, ticket boolean NOT NULL, rated boolean NOT NULL, text text NOT NULL,
+    body text NOT NULL);
+CREATE INDEX conversation_history_order ON conversation_history (created_ms DESC, id);
 "#];
 
 /// Taken (for the transaction) by whoever runs migrations, so nodes starting together apply
@@ -147,6 +154,7 @@ impl PgStore {
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
         let mut store = PgStore::new(url)?;
         store.migrate().await?;
+        store.index_history().await?;
         // Who sent a note: a node ignores its own (LISTEN hears them too).
         let node = crate::auth::new_id();
         let (out, outgoing) = mpsc::unbounded_channel();
@@ -157,6 +165,37 @@ impl PgStore {
         ];
         store.live = Some(Arc::new(Live { out, notes, tasks }));
         Ok(store)
+    }
+
+
+    /// Summarises the conversations written before the history index existed (once: a
+    /// record marks it done). A step that lands meanwhile keeps its own summary.
+    async fn index_history(&self) -> Result<(), StoreError> {
+        if self.record("history", "indexed").await?.is_some() {
+            return Ok(());
+        }
+        let mut handoffs: std::collections::HashMap<String, Vec<Handoff>> = Default::default();
+        for h in self.handoffs().await? {
+            handoffs.entry(h.conversation.clone()).or_default().push(h);
+        }
+        let mut tickets: std::collections::HashMap<String, Ticket> = self.tickets().await?.into_iter().map(|t| (t.conversation.clone(), t)).collect();
+        let mut ratings: std::collections::HashMap<String, Rating> = self.ratings().await?.into_iter().map(|r| (r.conversation.clone(), r)).collect();
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        for conv in self.conversations().await? {
+            let stored = self.messages(&conv.id, 0, usize::MAX).await?;
+            let change = Change {
+                handoffs: handoffs.remove(&conv.id).unwrap_or_default(),
+                ticket: tickets.remove(&conv.id),
+                rating: ratings.remove(&conv.id),
+                at_ms: conv.updated_ms,
+                ..Default::default()
+            };
+            write_summary(&tx, &Summary::after(None, &conv, &change, &stored), false).await?;
+        }
+        tx.commit().await?;
+        self.claim_record("history", "indexed", vec![1]).await?;
+        Ok(())
     }
 
     /// The schema version this build brings.
@@ -331,6 +370,66 @@ impl Store for PgStore {
 
     async fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
         self.all("conversations", "SELECT body FROM conversations ORDER BY id", &[]).await
+    }
+
+    async fn search_history(&self, q: &HistoryQuery) -> Result<Hits, StoreError> {
+        let mut sql = String::from("SELECT body FROM conversation_history WHERE true");
+        let mut params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = Vec::new();
+        let mut arg = |sql: &mut String, clause: &str, value: Box<dyn tokio_postgres::types::ToSql + Sync + Send>| {
+            params.push(value);
+            sql.push_str(&clause.replace('?', &format!("${}", params.len())));
+        };
+        if let Some(f) = q.from_ms {
+            arg(&mut sql, " AND created_ms >= ?", Box::new(i64_of(f)));
+        }
+        if let Some(t) = q.to_ms {
+            arg(&mut sql, " AND created_ms < ?", Box::new(i64_of(t)));
+        }
+        if let Some((ms, id)) = &q.before {
+            arg(&mut sql, " AND (created_ms < ?", Box::new(i64_of(*ms)));
+            arg(&mut sql, " OR (created_ms = ?", Box::new(i64_of(*ms)));
+            arg(&mut sql, " AND id > ?))", Box::new(id.clone()));
+        }
+        if let Some(t) = &q.text {
+            arg(&mut sql, " AND strpos(text, ?) > 0", Box::new(t.clone()));
+        }
+        if let Some(c) = &q.channel {
+            arg(&mut sql, " AND channel = ?", Box::new(c.clone()));
+        }
+        if let Some(a) = &q.agent {
+            arg(&mut sql, " AND ? = ANY(agents)", Box::new(a.clone()));
+        }
+        if let Some(v) = &q.visitor {
+            arg(&mut sql, " AND (id = ?", Box::new(v.clone()));
+            arg(&mut sql, " OR user_id = ?", Box::new(v.clone()));
+            arg(&mut sql, " OR strpos(coalesce(visitor_name, ''), ?) > 0)", Box::new(v.clone()));
+        }
+        if let Some(o) = q.outcome {
+            sql.push_str(match o {
+                Outcome::BotAnswered => " AND bot_answered",
+                Outcome::HandedOff => " AND handed_off",
+                Outcome::Ticket => " AND ticket",
+                Outcome::Rated => " AND rated",
+            });
+        }
+        arg(&mut sql, " ORDER BY created_ms DESC, id LIMIT ?", Box::new(i64_of(q.limit as u64)));
+        let client = self.pool.get().await?;
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.iter().map(|p| &**p as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+        let rows = client.query(&sql, &refs).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let s: Summary = decode("conversation_history", row, 0)?;
+            // The SQL says the same as `matches`; checked again so both backends agree exactly.
+            if s.matches(q) {
+                out.push(s);
+            }
+        }
+        // The planner reads what it needs: no budget, never a partial page.
+        Ok(Hits { summaries: out, stopped_at: None })
+    }
+
+    async fn summary(&self, conversation: &str) -> Result<Option<Summary>, StoreError> {
+        self.one("conversation_history", "SELECT body FROM conversation_history WHERE id = $1", &conversation).await
     }
 
     async fn conversation_count(&self) -> Result<usize, StoreError> {
@@ -526,6 +625,28 @@ async fn listen(config: tokio_postgres::Config, node: String, notes: broadcast::
 }
 
 /// Writes one change inside `tx`; the caller commits.
+/// Stores a summary with the columns the search filters on; `replace`: over an existing one.
+async fn write_summary(tx: &Transaction<'_>, s: &Summary, replace: bool) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO conversation_history (id, created_ms, channel, user_id, visitor_name, agents, bot_answered, handed_off, ticket, rated, text, body) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO {}",
+        if replace {
+            "UPDATE SET user_id = EXCLUDED.user_id, visitor_name = EXCLUDED.visitor_name, agents = EXCLUDED.agents, \
+             bot_answered = EXCLUDED.bot_answered, handed_off = EXCLUDED.handed_off, ticket = EXCLUDED.ticket, \
+             rated = EXCLUDED.rated, text = EXCLUDED.text, body = EXCLUDED.body"
+        } else {
+            "NOTHING"
+        }
+    );
+    let stmt = tx.prepare_cached(&sql).await?;
+    tx.execute(
+        &stmt,
+        &[&s.id, &i64_of(s.created_ms), &s.channel, &s.user_id, &s.visitor_name, &s.agents, &s.bot_answered, &s.handed_off, &s.ticket, &s.rating.is_some(), &s.text, &encode(s)],
+    )
+    .await?;
+    Ok(())
+}
+
 async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Message>, StoreError> {
     let mut stored = Vec::with_capacity(change.messages.len());
     if let Some(conv) = &change.conversation {
@@ -574,6 +695,12 @@ async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Message>, St
         for (hour, n) in hours {
             tx.execute(&bump, &[&hour, &n]).await?;
         }
+        // The conversation's row is ours (updated or inserted above): its summary is too.
+        let previous = tx
+            .query_opt("SELECT body FROM conversation_history WHERE id = $1", &[&conv.id])
+            .await?
+            .and_then(|row| decode::<Summary>("conversation_history", &row, 0).ok());
+        write_summary(tx, &Summary::after(previous, &conv, change, &stored), true).await?;
     }
     if !change.handoffs.is_empty() {
         let upsert = tx

@@ -12,7 +12,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 use tokio::sync::oneshot;
 
-use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Session, Store, StoreError, Update};
+use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Hits, HistoryQuery, Session, Store, StoreError, Summary, Update};
 use crate::dialogue::{Conversation, Message};
 use crate::handoff::{Agent, Handoff, HandoffStatus, Priority, Rating, Ticket};
 
@@ -117,6 +117,39 @@ fn assigned_key(agent: &str, id: u64) -> Vec<u8> {
 /// Marks a store whose `assigned` index is complete (older stores are indexed at open).
 const ASSIGNED_INDEXED: &[u8] = b"index:assigned";
 
+/// History summaries live in the counters tree under this prefix: sled's transactions take
+/// at most 14 trees, and every step already writes that many.
+const HISTORY: &[u8] = b"hist:";
+/// Marks a store whose history index is complete (older stores are indexed at open).
+const HISTORY_INDEXED: &[u8] = b"index:history";
+
+/// History keys sort newest first (the start time inverted), then by id.
+fn history_key(created_ms: u64, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(HISTORY.len() + 8 + id.len());
+    key.extend_from_slice(HISTORY);
+    key.extend_from_slice(&(u64::MAX - created_ms).to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The (start, id) a history key stands for.
+fn history_position(key: &[u8]) -> (u64, String) {
+    let ms = u64::MAX - be_u64(&key[HISTORY.len()..HISTORY.len() + 8]);
+    (ms, String::from_utf8_lossy(&key[HISTORY.len() + 8..]).into_owned())
+}
+
+fn history_bound(created_ms: u64) -> Vec<u8> {
+    history_key(created_ms, "")
+}
+
+fn encode_summary(s: &Summary) -> Vec<u8> {
+    postcard::to_allocvec(s).expect("summaries always serialise")
+}
+
+fn decode_summary(key: &[u8], bytes: &[u8]) -> Result<Summary, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), reason: e.to_string() })
+}
+
 fn record_tree(space: &str) -> String {
     format!("channel:{space}")
 }
@@ -195,6 +228,11 @@ impl SledStore {
                 }
             }
             trees.counters.insert(ASSIGNED_INDEXED, &[1])?;
+            db.flush()?;
+        }
+        if trees.counters.get(HISTORY_INDEXED)?.is_none() {
+            index_history(&trees)?;
+            trees.counters.insert(HISTORY_INDEXED, &[1])?;
             db.flush()?;
         }
         // Why one writer: sled seals and writes its log buffer for every transaction, waking
@@ -348,6 +386,63 @@ impl Store for SledStore {
         Self::all(&self.inner.trees.conversations)
     }
 
+    async fn search_history(&self, q: &HistoryQuery) -> Result<Hits, StoreError> {
+        let counters = &self.inner.trees.counters;
+        let mut start = match q.to_ms {
+            Some(t) => history_bound(t.saturating_sub(1)),
+            None => HISTORY.to_vec(),
+        };
+        if let Some((ms, id)) = &q.before {
+            let mut after = history_key(*ms, id);
+            after.push(0);
+            start = start.max(after);
+        }
+        let end = match q.from_ms {
+            Some(0) | None => b"hist;".to_vec(),
+            Some(f) => history_bound(f - 1),
+        };
+        if start >= end {
+            return Ok(Hits::default());
+        }
+        // postcard writes strings as they are: a summary without the searched text, visitor
+        // or agent bytes anywhere in it cannot match, and is skipped before decoding (most
+        // of a search's time is decoding).
+        let needles: Vec<memchr::memmem::Finder<'_>> = [q.text.as_deref(), q.visitor.as_deref(), q.agent.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(|n| memchr::memmem::Finder::new(n.as_bytes()))
+            .collect();
+        let mut out = Vec::new();
+        let mut last = None;
+        // Iterating is most of the cost (about 3 µs a summary on this machine): the budget
+        // bounds one request, and the caller continues from where it stopped.
+        for (examined, kv) in counters.range(start..end).enumerate() {
+            let (k, v) = kv?;
+            if q.budget > 0 && examined == q.budget {
+                // Stopped before this one: the last one examined is where to go on from.
+                return Ok(Hits { summaries: out, stopped_at: last });
+            }
+            last = Some(history_position(&k));
+            if needles.iter().any(|f| f.find(&v).is_none()) {
+                continue;
+            }
+            let s = decode_summary(&k, &v)?;
+            if s.matches(q) {
+                out.push(s);
+                if out.len() >= q.limit {
+                    break;
+                }
+            }
+        }
+        Ok(Hits { summaries: out, stopped_at: None })
+    }
+
+    async fn summary(&self, conversation: &str) -> Result<Option<Summary>, StoreError> {
+        let Some(conv) = Self::get::<Conversation>(&self.inner.trees.conversations, conversation.as_bytes())? else { return Ok(None) };
+        let key = history_key(conv.created_ms, &conv.id);
+        self.inner.trees.counters.get(&key)?.map(|v| decode_summary(&key, &v)).transpose()
+    }
+
     async fn conversation_count(&self) -> Result<usize, StoreError> {
         Ok(self.inner.trees.conversations.len())
     }
@@ -446,6 +541,49 @@ impl Store for SledStore {
             })
             .collect()
     }
+}
+
+/// Builds the history index of a store written before it existed: each conversation's
+/// summary from its messages, handoffs, tickets and ratings (once, at open).
+fn index_history(t: &Trees) -> Result<(), StoreError> {
+    let mut handoffs: std::collections::HashMap<String, Vec<Handoff>> = Default::default();
+    for kv in t.handoffs.iter() {
+        let (k, v) = kv?;
+        let h: Handoff = decode(&k, &v)?;
+        handoffs.entry(h.conversation.clone()).or_default().push(h);
+    }
+    let mut tickets: std::collections::HashMap<String, Ticket> = Default::default();
+    for kv in t.tickets.iter() {
+        let (k, v) = kv?;
+        let ticket: Ticket = decode(&k, &v)?;
+        tickets.insert(ticket.conversation.clone(), ticket);
+    }
+    let mut ratings: std::collections::HashMap<String, Rating> = Default::default();
+    for kv in t.ratings.iter() {
+        let (k, v) = kv?;
+        let r: Rating = decode(&k, &v)?;
+        ratings.insert(r.conversation.clone(), r);
+    }
+    for kv in t.conversations.iter() {
+        let (k, v) = kv?;
+        let conv: Conversation = decode(&k, &v)?;
+        let mut stored = Vec::new();
+        let mut prefix = conv.id.as_bytes().to_vec();
+        prefix.push(0);
+        for kv in t.messages.scan_prefix(prefix) {
+            let (k, v) = kv?;
+            stored.push(decode::<Message>(&k, &v)?);
+        }
+        let change = Change {
+            handoffs: handoffs.remove(&conv.id).unwrap_or_default(),
+            ticket: tickets.remove(&conv.id),
+            rating: ratings.remove(&conv.id),
+            at_ms: conv.updated_ms,
+            ..Default::default()
+        };
+        t.counters.insert(history_key(conv.created_ms, &conv.id), encode_summary(&Summary::after(None, &conv, &change, &stored)))?;
+    }
+    Ok(())
 }
 
 /// The writer thread's loop: takes one job, then every job queued behind it, applies their
@@ -561,6 +699,10 @@ fn apply(t: &Trees, changes: &[&Change]) -> Result<Vec<Result<Vec<Message>, Stor
                     }
                     conv.updated_ms = change.at_ms;
                     conversations.insert(conv.id.as_bytes(), encode(&conv))?;
+                    let key = history_key(conv.created_ms, &conv.id);
+                    // An unreadable summary is rebuilt from this step on rather than refusing it.
+                    let previous = counters.get(&key)?.and_then(|v| decode_summary(&key, &v).ok());
+                    counters.insert(key, encode_summary(&Summary::after(previous, &conv, change, &stored)))?;
                 }
                 for h in &change.handoffs {
                     let old = handoffs.insert(&h.id.to_be_bytes(), encode(h))?;

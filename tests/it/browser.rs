@@ -54,8 +54,18 @@ async fn widget_console_and_admin_in_chromium() {
         assert_eq!(status, 200, "{v}");
     }
 
+    // A second server with a one-second away grace, for presence: its agent closes the
+    // console and goes away while a visitor waits.
+    let mut quick = config(&dir.path().join("presence-data"));
+    quick.presence.away_grace_secs = 1;
+    let presence = Server::start(quick).await;
+    let body = json!({"id": "zhao", "name": "小赵", "password": "correct horse battery", "skills": ["*"]});
+    let (status, v) = presence.call("POST", "/admin/agents", Some(ADMIN_TOKEN), Some(body)).await;
+    assert_eq!(status, 200, "{v}");
+
     let artifacts = repo().join("target/e2e-artifacts");
     let base = format!("http://{}", server.addr);
+    let presence_base = format!("http://{}", presence.addr);
     let script = e2e.join("e2e.mjs");
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
@@ -66,6 +76,8 @@ async fn widget_console_and_admin_in_chromium() {
             .env("KEFU_AGENT_NAME", "小王")
             .env("KEFU_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("KEFU_SHOP_ORIGIN", SHOP_ORIGIN)
+            // Agent 小赵 (zhao, same password) on the server with the short away grace.
+            .env("KEFU_PRESENCE_URL", presence_base)
             // The admin page's reload error: the script breaks an article of this copy.
             .env("KEFU_KNOWLEDGE", kb)
             .env("KEFU_ARTIFACTS", artifacts)
@@ -77,6 +89,7 @@ async fn widget_console_and_admin_in_chromium() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     server.stop().await;
+    presence.stop().await;
     assert!(output.status.success(), "the browser test failed ({}):\n{stdout}\n{stderr}", output.status);
     println!("{stdout}");
 }

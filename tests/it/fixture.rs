@@ -133,6 +133,9 @@ pub fn config(data: &Path) -> Config {
     c.limits.conversation_burst = 1_000;
     // Every test client is 127.0.0.1: the per-address share is for the tests of it to set.
     c.limits.connections_per_address = 10_000;
+    // Most tests drive agents through the API with no console open: presence is for the
+    // tests of it to tighten.
+    c.presence.away_grace_secs = 3_600;
     c
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use kefu::dialogue::{Context, Conversation, NewMessage, State, Visitor};
 use kefu::handoff::{Agent, AgentStatus, Handoff, HandoffStatus, Priority, Rating, Reason, Ticket};
-use kefu::store::{Change, Feedback, PgStore, Session, SledStore, Store, StoreError};
+use kefu::store::{Change, Feedback, HistoryQuery, Outcome, PgStore, Session, SledStore, Store, StoreError};
 
 use crate::fixture;
 
@@ -372,6 +372,96 @@ async fn records_are_kept_claimed_once_and_updated_atomically(place: Place) {
     store.durable().await.unwrap();
 }
 
+/// A conversation started at `created_ms` on `channel`, with one visitor message.
+async fn started(store: &dyn Store, id: &str, created_ms: u64, channel: &str, text: &str) -> Conversation {
+    let mut conv = conversation(id);
+    conv.created_ms = created_ms;
+    conv.visitor.channel = channel.into();
+    let stored = store
+        .commit(Change { conversation: Some(conv.clone()), messages: vec![NewMessage::visitor(text, None)], at_ms: created_ms, ..Default::default() })
+        .await
+        .unwrap();
+    conv.last_seq = stored.last().unwrap().seq;
+    conv
+}
+
+fn query(f: impl FnOnce(&mut HistoryQuery)) -> HistoryQuery {
+    let mut q = HistoryQuery { limit: 50, ..Default::default() };
+    f(&mut q);
+    q
+}
+
+async fn ids(store: &dyn Store, q: HistoryQuery) -> Vec<String> {
+    store.search_history(&q).await.unwrap().summaries.into_iter().map(|s| s.id).collect()
+}
+
+/// The history index follows every step that writes a conversation, and answers each filter
+/// the same on every backend, newest first, page by page; it survives reopening.
+async fn history_is_summarised_as_steps_commit_and_searched_by_each_filter(place: Place) {
+    {
+        let store = place.open().await;
+        let s = &*store;
+        let a = started(s, "a", 1_000, "web", "退货运费谁出？").await;
+        let mut b = started(s, "b", 2_000, "wechat_mp", "洗衣机漏水了").await;
+        let mut c = started(s, "c", 3_000, "web", "发票怎么开").await;
+        // b: handed off to 小王 (id wang), who answers; then rated.
+        let mut h = handoff(1, "b", Priority::Normal, 2_100);
+        h.status = HandoffStatus::Assigned;
+        h.agent = Some("wang".into());
+        b.state = State::WithAgent { agent: "wang".into() };
+        let from = kefu::dialogue::Sender::Agent { id: "wang".into(), name: "小王".into() };
+        let reply = NewMessage { from, text: "请提供订单号".into(), internal: false, bot: None, client_id: None };
+        let stored = s.commit(Change { conversation: Some(b.clone()), messages: vec![reply], handoffs: vec![h], at_ms: 2_200, ..Default::default() }).await.unwrap();
+        b.last_seq = stored.last().unwrap().seq;
+        let rating = Rating { conversation: "b".into(), handoff: Some(1), agent: Some("wang".into()), score: 4, comment: None, at_ms: 2_300 };
+        s.commit(Change { conversation: Some(b.clone()), rating: Some(rating), at_ms: 2_300, ..Default::default() }).await.unwrap();
+        // c: the bot answered, and the visitor left a message.
+        let meta = kefu::dialogue::BotMeta { kind: "answer".into(), ..Default::default() };
+        let stored = s.commit(Change { conversation: Some(c.clone()), messages: vec![NewMessage::bot("开票说明", meta)], at_ms: 3_100, ..Default::default() }).await.unwrap();
+        c.last_seq = stored.last().unwrap().seq;
+        let ticket = Ticket {
+            id: 9, conversation: "c".into(), contact: "13800138000".into(), message: "请回电".into(), reason: Reason::Requested,
+            visitor: Visitor::default(), transcript: vec![], created_ms: 3_200,
+        };
+        s.commit(Change { conversation: Some(c.clone()), ticket: Some(ticket), at_ms: 3_200, ..Default::default() }).await.unwrap();
+        drop(a);
+        store.durable().await.unwrap();
+    }
+    let store = place.open().await;
+    let s = &*store;
+    assert_eq!(ids(s, query(|_| {})).await, ["c", "b", "a"], "newest first");
+    // Text is normalised as the index is: the caller passes the normalised query.
+    assert_eq!(ids(s, query(|q| q.text = Some(kefu::text::normalize("漏水")))).await, ["b"]);
+    assert_eq!(ids(s, query(|q| q.text = Some(kefu::text::normalize("订单号")))).await, ["b"], "an agent's words");
+    assert_eq!(ids(s, query(|q| q.text = Some("开票说明".into()))).await, Vec::<String>::new(), "bot answers are not searched");
+    assert_eq!(ids(s, query(|q| q.channel = Some("web".into()))).await, ["c", "a"]);
+    assert_eq!(ids(s, query(|q| q.agent = Some("wang".into()))).await, ["b"]);
+    assert_eq!(ids(s, query(|q| q.visitor = Some("a".into()))).await, ["a"]);
+    assert_eq!(ids(s, query(|q| q.outcome = Some(Outcome::HandedOff))).await, ["b"]);
+    assert_eq!(ids(s, query(|q| q.outcome = Some(Outcome::Rated))).await, ["b"]);
+    assert_eq!(ids(s, query(|q| q.outcome = Some(Outcome::Ticket))).await, ["c"]);
+    assert_eq!(ids(s, query(|q| q.outcome = Some(Outcome::BotAnswered))).await, ["c"]);
+    assert_eq!(ids(s, query(|q| { q.from_ms = Some(2_000); q.to_ms = Some(3_000) })).await, ["b"], "from inclusive, to exclusive");
+    assert_eq!(ids(s, query(|q| q.limit = 2)).await, ["c", "b"]);
+    assert_eq!(ids(s, query(|q| q.before = Some((3_000, "c".into())))).await, ["b", "a"], "the page after c");
+    // A budget may stop a search early; going on from where it stopped finds the same.
+    let mut q = query(|q| { q.text = Some(kefu::text::normalize("退货")); q.budget = 1 });
+    let mut found = vec![];
+    for _ in 0..4 {
+        let hits = s.search_history(&q).await.unwrap();
+        found.extend(hits.summaries.into_iter().map(|s| s.id));
+        match hits.stopped_at {
+            Some(at) => q.before = Some(at),
+            None => break,
+        }
+    }
+    assert_eq!(found, ["a"], "the oldest, found however the budget cut the search");
+    let b = s.summary("b").await.unwrap().unwrap();
+    assert_eq!((b.channel.as_str(), b.agents.clone(), b.rating, b.messages), ("wechat_mp", vec!["wang".to_string()], Some(4), 2));
+    assert_eq!(b.first_question, "洗衣机漏水了");
+    assert!(s.summary("nobody").await.unwrap().is_none());
+}
+
 macro_rules! conformance {
     ($backend:ident: $($check:ident),* $(,)?) => {
         mod $backend {
@@ -402,4 +492,5 @@ every_backend!(
     people_sessions_and_records_of_a_step,
     ids_are_unique_across_callers,
     records_are_kept_claimed_once_and_updated_atomically,
+    history_is_summarised_as_steps_commit_and_searched_by_each_filter,
 );

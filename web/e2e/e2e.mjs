@@ -4,7 +4,8 @@
 // Env: KEFU_URL (e.g. http://127.0.0.1:PORT), KEFU_AGENT_ID, KEFU_AGENT_PASSWORD,
 // KEFU_AGENT_NAME, KEFU_ADMIN_TOKEN, KEFU_SHOP_ORIGIN (an origin in the server's CORS
 // allow-list that the test fakes as a third-party shop), KEFU_KNOWLEDGE (the server's
-// knowledge folder, a copy the test may break), KEFU_ARTIFACTS (screenshots).
+// knowledge folder, a copy the test may break), KEFU_ARTIFACTS (screenshots), KEFU_PRESENCE_URL
+// (a second server whose away grace is one second, with agent zhao 小赵, same password).
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,6 +17,7 @@ const agentName = need('KEFU_AGENT_NAME');
 const adminToken = need('KEFU_ADMIN_TOKEN');
 const shopOrigin = need('KEFU_SHOP_ORIGIN');
 const knowledgeDir = need('KEFU_KNOWLEDGE');
+const presenceBase = need('KEFU_PRESENCE_URL');
 const artifacts = process.env.KEFU_ARTIFACTS || 'target/e2e-artifacts';
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const XSS = '<img src=x onerror=alert(1)>';
@@ -446,6 +448,48 @@ try {
     check(tickets.some((t) => t.message.includes('洗衣机漏水') && t.contact === '13800138000'), `the ticket was stored: ${JSON.stringify(tickets).slice(0, 300)}`);
   });
 
+  await step('history: search by text and outcome, open one read-only, export the search as CSV', async () => {
+    await agent.click('#history-toggle');
+    await agent.locator('#history').waitFor({ timeout: T });
+    check(await agent.locator('#app').isHidden(), 'the history replaces the queue view');
+    const rows = agent.locator('#history-table tbody tr');
+    await rows.first().waitFor({ timeout: T });
+    check((await rows.count()) >= 3, `every conversation of this run is listed: ${await rows.count()}`);
+    // Traditional characters find the simplified message.
+    await agent.fill('#history-form input[name=q]', '洗衣機漏水');
+    await agent.selectOption('#history-form select[name=outcome]', 'ticket');
+    await agent.click('#history-form button[type=submit]');
+    await agent.locator('#history-count', { hasText: '共显示 1 个会话' }).waitFor({ timeout: T });
+    const row = rows.first();
+    check(/留言/.test(await row.textContent()), `the row says a message was left: ${await row.textContent()}`);
+    const id = await row.getAttribute('data-conversation');
+    await row.click();
+    const panel = agent.locator('#history-view');
+    await panel.locator('.m.visitor', { hasText: '洗衣机漏水，请尽快上门' }).waitFor({ timeout: T });
+    check((await panel.locator('textarea, input, button').count()) === 0, 'the past conversation is read-only');
+    await shot(agent, 'console-history.png');
+    // The rated conversation of 小王's shift.
+    await agent.fill('#history-form input[name=q]', '');
+    await agent.selectOption('#history-form select[name=outcome]', 'rated');
+    await agent.fill('#history-form input[name=agent]', agentId);
+    await agent.click('#history-form button[type=submit]');
+    await agent.locator('#history-count', { hasText: /共显示 [1-9]\d* 个会话/ }).waitFor({ timeout: T });
+    check(/评价 \d 分/.test(await rows.first().textContent()), `a rated conversation: ${await rows.first().textContent()}`);
+    const listed = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-conversation')));
+    const [download] = await Promise.all([agent.waitForEvent('download', { timeout: T }), agent.click('#history-export')]);
+    check(download.suggestedFilename() === 'kefu-history.csv', `the file's name: ${download.suggestedFilename()}`);
+    const csv = fs.readFileSync(await download.path(), 'utf8');
+    check(csv.charCodeAt(0) === 0xfeff, 'a BOM, so spreadsheets read the Chinese as UTF-8');
+    const lines = csv.slice(1).trim().split(/\r?\n/);
+    check(lines[0].startsWith('id,started,last_activity,channel'), `the header: ${lines[0]}`);
+    check(lines.length - 1 === listed.length, `one row per listed conversation: ${lines.length - 1} vs ${listed.length}`);
+    check(listed.every((c) => lines.some((l) => l.startsWith(c + ','))), 'the same conversations as on the page');
+    check(lines.slice(1).every((l) => l.includes(agentId)), `each row names the agent: ${lines.slice(1).join(' | ')}`);
+    check(!listed.includes(id), 'the earlier search\'s ticket conversation was not rated');
+    await agent.click('#history-toggle');
+    await agent.locator('#app').waitFor({ timeout: T });
+  });
+
   await step("the admin page shows a broken article's reload error until it is fixed", async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 1100 }, locale: 'zh-CN' });
     const admin = watch(await ctx.newPage(), 'admin-reload');
@@ -480,6 +524,49 @@ try {
     await box.waitFor({ state: 'visible', timeout: T });
     check((await admin.locator('#kb-error-text').textContent()).includes('broken-e2e.md'), 'the button shows the new error');
     fs.rmSync(file);
+  });
+
+  await step('an agent closes the console, goes away after the grace, and the queued visitor is offered leave-a-message', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'zh-CN' });
+    const console2 = watch(await ctx.newPage(), 'presence-agent');
+    await console2.goto(`${presenceBase}/agent`);
+    await console2.fill('#login-id', 'zhao');
+    await console2.fill('#login-password', agentPassword);
+    await console2.click('#login button[type=submit]');
+    await console2.locator('#app').waitFor({ timeout: T });
+    await console2.selectOption('#status', 'online');
+    await console2.locator('#toast', { hasText: '已上线' }).waitFor({ timeout: T });
+    const vctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
+    const v = watch(await vctx.newPage(), 'presence-visitor');
+    await v.goto(`${presenceBase}/demo`);
+    await v.locator('.launcher').click();
+    await v.locator('textarea.input').fill('我要投诉，洗衣机送来就是坏的');
+    await v.locator('textarea.input').press('Enter');
+    await v.locator('.status', { hasText: /您排在第 1 位/ }).waitFor({ timeout: T });
+    const status = await v.locator('.status').textContent();
+    check(/预计等待约 \d+ 分钟/.test(status), `the widget shows an estimated wait: ${status}`);
+    await shot(v, 'widget-queue-estimate.png');
+    await console2.locator('#queue button[data-conversation]').first().waitFor({ timeout: T });
+    const agents = async () => (await (await v.request.get(`${presenceBase}/api/v1/admin/agents`, { headers: { Authorization: `Bearer ${adminToken}` } })).json());
+    check((await agents()).find((a) => a.id === 'zhao').status === 'online', 'online while the console is open');
+    // Closing the tab closes its socket; nothing else tells the server.
+    const closed = Date.now();
+    await console2.close();
+    pages.splice(pages.findIndex(([l]) => l === 'presence-agent'), 1);
+    const form = v.locator('.card.form');
+    await form.waitFor({ timeout: T });
+    const after = Date.now() - closed;
+    check(after >= 1000, `not before the one-second grace (${after} ms)`);
+    check((await agents()).find((a) => a.id === 'zhao').status === 'away', 'the agent is away');
+    check((await v.locator('.status').textContent()).indexOf('排在第') < 0, 'the queue position is gone');
+    await v.locator('.msg.bot', { hasText: '暂时没有客服在线' }).waitFor({ timeout: T });
+    await form.getByLabel('联系方式（手机或邮箱）').fill('zhao.customer@example.com');
+    await form.getByLabel('留言内容').fill('洗衣机坏了，请联系我换货');
+    await form.getByRole('button', { name: '提交留言' }).click();
+    await v.locator('.card', { hasText: '留言已提交' }).waitFor({ timeout: T });
+    await shot(v, 'widget-presence-ticket.png');
+    const tickets = await (await v.request.get(`${presenceBase}/api/v1/admin/tickets`, { headers: { Authorization: `Bearer ${adminToken}` } })).json();
+    check(tickets.some((t) => t.message.includes('换货') && t.reason === 'complaint'), `a ticket with the handoff's reason: ${JSON.stringify(tickets).slice(0, 300)}`);
   });
 
   check(problems.length === 0, `problems in the pages:\n  ${problems.join('\n  ')}`);

@@ -3,6 +3,7 @@
 mod access;
 mod conversation;
 mod handoff;
+mod ops;
 mod security;
 mod pages;
 mod restart;
