@@ -10,6 +10,7 @@ mod brain;
 mod events;
 mod locks;
 mod queue;
+pub mod reports;
 mod stats;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -34,6 +35,7 @@ use crate::text::normalize;
 pub use access::SessionEnded;
 pub use brain::{fingerprint, Brain, BrainError, Sources};
 pub use events::{AgentEvent, Hub, VisitorEvent};
+pub use reports::{Range, Report};
 pub use stats::Stats;
 
 /// What can go wrong serving a request. Each has a [`Code`] from the one table in
