@@ -8,12 +8,17 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use super::{ApiResult, AppState, Bearer, Json, Query};
+use axum::http::Uri;
+
+use super::{ApiError, ApiResult, AppState, Bearer, Json};
+use crate::codes::Code;
 use crate::service::reports::{self, Table};
 use crate::service::{Range, Report};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/admin/reports", get(report)).route("/admin/reports/csv", get(report_csv))
+    Router::new()
+        .route("/admin/reports", get(report))
+        .route("/admin/reports/csv", get(report_csv))
 }
 
 #[derive(Deserialize)]
@@ -28,23 +33,33 @@ struct RangeQuery {
     table: Option<String>,
 }
 
-async fn compute(s: &AppState, bearer: &Bearer, q: &RangeQuery) -> ApiResult<Report> {
+/// The token is checked before the query is read, so a caller without it learns nothing
+/// (not even which parameters are missing).
+fn query(s: &AppState, bearer: &Bearer, uri: &Uri) -> ApiResult<RangeQuery> {
     s.service.authorize_admin(bearer.token()?)?;
+    let q = axum::extract::Query::<RangeQuery>::try_from_uri(uri)
+        .map_err(|e| ApiError::new(Code::InvalidRange, format!("a report needs from=YYYY-MM-DD&to=YYYY-MM-DD: {}", e.body_text())))?;
+    Ok(q.0)
+}
+
+async fn compute(s: &AppState, q: &RangeQuery) -> ApiResult<Report> {
     let offset = q.utc_offset_minutes.unwrap_or_else(|| s.service.report_offset_minutes());
     let range = Range::parse(&q.from, &q.to, offset)?;
     Ok(s.service.report(range).await?)
 }
 
-async fn report(State(s): State<AppState>, bearer: Bearer, Query(q): Query<RangeQuery>) -> ApiResult<Json<Report>> {
+async fn report(State(s): State<AppState>, bearer: Bearer, uri: Uri) -> ApiResult<Json<Report>> {
+    let q = query(&s, &bearer, &uri)?;
     if q.table.is_some() {
-        return Err(super::ApiError::new(crate::codes::Code::BadRequest, "table is for /admin/reports/csv only"));
+        return Err(ApiError::new(Code::BadRequest, "table is for /admin/reports/csv only"));
     }
-    Ok(Json(compute(&s, &bearer, &q).await?))
+    Ok(Json(compute(&s, &q).await?))
 }
 
-async fn report_csv(State(s): State<AppState>, bearer: Bearer, Query(q): Query<RangeQuery>) -> ApiResult<Response> {
+async fn report_csv(State(s): State<AppState>, bearer: Bearer, uri: Uri) -> ApiResult<Response> {
+    let q = query(&s, &bearer, &uri)?;
     let table = Table::parse(q.table.as_deref().unwrap_or("days"))?;
-    let report = compute(&s, &bearer, &q).await?;
+    let report = compute(&s, &q).await?;
     let body = reports::csv(&report, table)?;
     let name = format!("kefu-{}-{}-to-{}.csv", q.table.as_deref().unwrap_or("days"), report.from, report.to);
     Ok((
