@@ -11,7 +11,7 @@ mod events;
 mod locks;
 mod queue;
 pub mod reports;
-mod stats;
+pub mod stats;
 #[cfg(test)]
 pub(crate) mod testing;
 mod turn;
