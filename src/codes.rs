@@ -45,6 +45,7 @@ codes! {
     CommentTooLong = 400 "comment_too_long" "a rating comment over `limits.max_comment_chars`",
     InvalidVisitor = 400 "invalid_visitor" "a visitor `name` over `limits.max_name_chars` or a `page` over `limits.max_page_chars`",
     InvalidHistoryQuery = 400 "invalid_history_query" "a history search with a bad date (`YYYY-MM-DD`), outcome, cursor or limit, or a range that ends before it starts",
+    InvalidRange = 400 "invalid_range" "a report's `from` or `to` that is not a `YYYY-MM-DD` calendar date, `from` after `to`, a range over 366 days, or a `utc_offset_minutes` that is not whole hours within ±14 h",
     InvalidQuestion = 400 "invalid_question" "a question to add that is not one line of 1 to 200 characters without quotes",
     IdentityNotAccepted = 400 "identity_not_accepted" "a signed identity sent to a server without `identity_secret`",
     Unauthorized = 401 "unauthorized" "no token, a wrong or expired token, or a conversation id that the token does not open",

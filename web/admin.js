@@ -1,7 +1,8 @@
 /* The admin page: the knowledge base's state (a failed reload's error shown, not only logged),
  * auto-resolution, handoffs by reason, messages per hour, ratings and answer feedback drawn as
  * small SVG charts, and the most frequent unanswered questions, each of which can be added to
- * an article as a similar question (live: the server reloads). */
+ * an article as a similar question (live: the server reloads). Below, a report over any date
+ * range (the bot, the team and each agent, charts per day) and its tables as CSV. */
 'use strict';
 
 (function () {
@@ -37,6 +38,98 @@
   var POLL_MS = 15000;
   setInterval(function () { if (token && !$('app').hidden) reloadStatus().then(null, function () {}); }, POLL_MS);
 
+  // Reports: local dates as the browser sees them; the offset is the browser's too, so the
+  // days match the ones the reader means.
+  function ymd(d) { return d.getFullYear() + '-' + String(d.getMonth() + 1).padStart(2, '0') + '-' + String(d.getDate()).padStart(2, '0'); }
+  var today = new Date();
+  $('report-to').value = ymd(today);
+  $('report-from').value = ymd(new Date(today.getFullYear(), today.getMonth(), today.getDate() - 6));
+  function rangeQuery() {
+    return 'from=' + encodeURIComponent($('report-from').value) + '&to=' + encodeURIComponent($('report-to').value) +
+      '&utc_offset_minutes=' + String(-new Date().getTimezoneOffset());
+  }
+  $('report-form').addEventListener('submit', function (e) { e.preventDefault(); report(); });
+  $('report-csv').addEventListener('click', function () {
+    var table = $('report-table').value;
+    // A plain link cannot carry the bearer token: fetch, then save the body.
+    fetch('/api/v1/admin/reports/csv?' + rangeQuery() + '&table=' + table, { headers: { Authorization: 'Bearer ' + token } }).then(function (r) {
+      if (!r.ok) return r.json().then(function (b) { throw new Error(b.error ? b.error.message : r.statusText); });
+      return r.blob().then(function (blob) {
+        var a = h('a', { href: URL.createObjectURL(blob), download: 'kefu-' + table + '-' + $('report-from').value + '-to-' + $('report-to').value + '.csv' });
+        document.body.appendChild(a);
+        a.click();
+        setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 0);
+      });
+    }).then(null, function (err) { $('report-error').textContent = '导出失败：' + err.message; });
+  });
+
+  function report() {
+    $('report-error').textContent = '';
+    return call('GET', '/admin/reports?' + rangeQuery()).then(drawReport, function (err) {
+      $('report-error').textContent = '报表失败：' + err.message;
+    });
+  }
+
+  function drawReport(r) {
+    var b = r.bot, cards = $('report-cards');
+    cards.textContent = '';
+    cards.setAttribute('data-range', r.from + '/' + r.to);
+    function card(key, label, value) { cards.appendChild(h('div', { class: 'card', 'data-key': key }, [h('span', { class: 'value', text: value }), h('span', { class: 'label', text: label })])); }
+    card('conversations', '会话', String(b.conversations));
+    card('engaged', '有提问的会话', String(b.engaged));
+    card('auto_resolved', '自动解决', String(b.auto_resolved));
+    card('auto_resolution_rate', '自动解决率', pct(b.auto_resolution_rate));
+    card('escalated', '转人工或留言', String(b.escalated));
+    card('abandoned_after_decline', '婉拒后离开', String(b.abandoned_after_decline));
+    card('handoffs', '转人工次数', String(b.handoffs));
+    card('handoff_rate', '转人工率', pct(b.handoff_rate));
+    card('unanswered', '未解答提问', String(b.unanswered));
+    card('csat', '满意度', r.team.csat_mean === null ? '—' : r.team.csat_mean.toFixed(2) + ' / 5');
+    dayColumns($('chart-days'), r.days);
+    donut($('chart-outcomes'), [
+      { label: '自动解决', value: b.auto_resolved, color: COLOR },
+      { label: '转人工或留言', value: b.escalated, color: '#f0a020' },
+      { label: '婉拒后离开', value: b.abandoned_after_decline, color: '#7a7f87' },
+      { label: '其他', value: b.unresolved, color: MUTED },
+    ], pct(b.auto_resolution_rate));
+    bars($('chart-articles'), b.top_articles.slice(0, 8).map(function (a) { return { label: (a.title || a.name).slice(0, 7), value: a.count }; }), false);
+    columns($('chart-unanswered-days'), r.days.map(function (d) { return { label: d.date.slice(5), value: d.unanswered, title: d.date + '：' + d.unanswered + ' 次' }; }), Math.max(1, Math.ceil(r.days.length / 10)));
+    var agents = $('report-agents');
+    agents.textContent = '';
+    [r.team].concat(r.agents).forEach(function (a) {
+      agents.appendChild(h('tr', { 'data-agent': a.agent || '' }, [
+        h('td', { text: a.agent || '全体' }),
+        h('td', { text: String(a.conversations) }),
+        h('td', { text: a.first_response_mean_ms === null ? '—' : kefu.duration(a.first_response_mean_ms) }),
+        h('td', { text: a.handle_mean_ms === null ? '—' : kefu.duration(a.handle_mean_ms) }),
+        h('td', { text: a.csat_mean === null ? '—' : a.csat_mean.toFixed(2) + '（' + a.csat_count + '）' }),
+        h('td', { text: String(a.sla_breaches) }),
+      ]));
+    });
+    var qs = $('report-questions');
+    qs.textContent = '';
+    if (!b.unanswered_questions.length) qs.appendChild(h('tr', {}, [h('td', { colspan: '2', class: 'muted', text: '暂无' })]));
+    b.unanswered_questions.forEach(function (q) { qs.appendChild(h('tr', {}, [h('td', { text: q.name }), h('td', { text: String(q.count) })])); });
+  }
+
+  // Per day, all conversations as a pale column and the auto-resolved ones over it.
+  function dayColumns(fig, days) {
+    reset(fig);
+    var max = Math.max.apply(null, days.map(function (d) { return d.conversations; }).concat([1]));
+    var w = 720, ht = 160, bottom = 20, step = w / days.length, every = Math.ceil(days.length / 10);
+    var g = svg('svg', { viewBox: '0 0 ' + w + ' ' + (ht + bottom), role: 'img', 'aria-label': '每日会话，最多 ' + max + ' 个' });
+    g.appendChild(svg('line', { x1: 0, y1: ht, x2: w, y2: ht, stroke: '#ccc' }));
+    days.forEach(function (d, i) {
+      var all = (ht - 14) * d.conversations / max, auto = (ht - 14) * d.auto_resolved / max, x = i * step + 1, bw = Math.max(step - 2, 1);
+      var tip = d.date + '：会话 ' + d.conversations + '，自动解决 ' + d.auto_resolved + '，转人工或留言 ' + d.escalated;
+      g.appendChild(svg('rect', { x: x, y: ht - all, width: bw, height: all, fill: MUTED, class: 'day', 'data-date': d.date, 'data-value': String(d.conversations) }, [svg('title', { text: tip })]));
+      g.appendChild(svg('rect', { x: x, y: ht - auto, width: bw, height: auto, fill: COLOR, class: 'bar' }, [svg('title', { text: tip })]));
+      if (d.conversations) g.appendChild(svg('text', { x: x + bw / 2, y: ht - all - 3, 'text-anchor': 'middle', 'font-size': 10, fill: '#222', text: String(d.conversations) }));
+      if (i % every === 0) g.appendChild(svg('text', { x: x, y: ht + 14, 'font-size': 10, fill: '#666', text: d.date.slice(5) }));
+    });
+    fig.appendChild(g);
+  }
+
   function reloadStatus() { return call('GET', '/admin/reload').then(knowledge); }
 
   function load() {
@@ -48,6 +141,7 @@
       $('app').hidden = false;
       $('refresh').hidden = $('logout').hidden = false;
       draw(r[0]);
+      report();
       $('updated').textContent = '更新于 ' + kefu.clock(Date.now());
     }, function (err) {
       if (err.status === 401) { sessionStorage.removeItem(TOKEN_KEY); $('login').hidden = false; $('app').hidden = true; }
@@ -146,7 +240,7 @@
   }
 
   // Vertical columns over time, a label every six hours.
-  function columns(fig, items) {
+  function columns(fig, items, labelEvery) {
     reset(fig);
     if (!items.length) { fig.appendChild(h('p', { class: 'empty muted', text: '暂无数据' })); return; }
     var max = Math.max.apply(null, items.map(function (d) { return d.value; }).concat([1]));
@@ -157,7 +251,7 @@
       var bh = (ht - 14) * d.value / max;
       g.appendChild(svg('rect', { x: i * step + 1, y: ht - bh, width: Math.max(step - 2, 1), height: bh, fill: COLOR, class: 'bar' }, [svg('title', { text: d.title })]));
       if (d.value === max && max > 0) g.appendChild(svg('text', { x: i * step + step / 2, y: ht - bh - 3, 'text-anchor': 'middle', 'font-size': 10, fill: '#222', text: String(d.value) }));
-      if (i % 6 === 0) g.appendChild(svg('text', { x: i * step, y: ht + 14, 'font-size': 10, fill: '#666', text: d.label }));
+      if (i % (labelEvery || 6) === 0) g.appendChild(svg('text', { x: i * step, y: ht + 14, 'font-size': 10, fill: '#666', text: d.label }));
     });
     fig.appendChild(g);
   }

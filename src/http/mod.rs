@@ -4,6 +4,7 @@
 //! reaches the service. [`app`] is the router; `crate::app::run` serves it.
 
 mod admin;
+mod reports;
 mod agent;
 mod client;
 pub(crate) mod connections;
@@ -154,6 +155,7 @@ pub fn app(state: AppState) -> Router {
         .merge(agent::routes())
         .merge(history::routes())
         .merge(admin::routes())
+        .merge(reports::routes())
         .fallback(|| async { ApiError::not_found_route() });
     let mut app = Router::new()
         .nest("/api/v1", api)

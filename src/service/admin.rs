@@ -61,6 +61,19 @@ impl Service {
         stats::compute(&*self.store, now_ms()).await
     }
 
+    /// The report over `range` (see [`super::reports`]).
+    pub async fn report(&self, range: Range) -> Result<Report> {
+        let brain = self.brain();
+        let title = |id: &str| brain.article(id).map(|a| a.title.clone());
+        super::reports::compute(&*self.store, range, &title).await
+    }
+
+    /// Local days' offset from UTC that reports use unless asked otherwise: the business
+    /// hours' (China by default).
+    pub fn report_offset_minutes(&self) -> i32 {
+        self.config.hours.utc_offset_minutes
+    }
+
     pub async fn tickets(&self) -> Result<Vec<Ticket>> {
         Ok(self.store.tickets().await?)
     }
@@ -78,15 +91,20 @@ impl Service {
         }
         let dir = self.sources.knowledge.clone();
         let (article, question) = (article.to_string(), question.to_string());
-        tokio::task::spawn_blocking(move || crate::knowledge::add_similar(&dir, &article, &question))
+        let taught = question.clone();
+        tokio::task::spawn_blocking(move || crate::knowledge::add_similar(&dir, &article, &taught))
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?
             .map_err(|e| ServiceError::refused(Code::BadRequest, e.to_string()))?;
         let status = self.reload().await;
-        match &status.error {
-            Some(e) => Err(ServiceError::Internal(format!("the question was added but the reload failed: {e}"))),
-            None => Ok(status),
+        if let Some(e) = &status.error {
+            return Err(ServiceError::Internal(format!("the question was added but the reload failed: {e}")));
         }
+        // The bot answers it now: it leaves the unanswered lists.
+        if let Some(q) = super::turn::question_key(&question) {
+            self.commit(Change { answered: vec![q], at_ms: now_ms(), ..Default::default() }).await?;
+        }
+        Ok(status)
     }
 }
 

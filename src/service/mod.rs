@@ -14,7 +14,8 @@ mod history;
 mod locks;
 mod presence;
 mod queue;
-mod stats;
+pub mod reports;
+pub mod stats;
 #[cfg(test)]
 pub(crate) mod testing;
 mod turn;
@@ -40,6 +41,7 @@ pub use brain::{fingerprint, Brain, BrainError, Sources};
 pub use events::{AgentEvent, Hub, VisitorEvent, RESYNC_EVENT};
 pub use history::{HistoryPage, HistoryRequest, HistoryView, SCAN_BUDGET};
 pub use presence::{AwayReason, ConsoleGuard, PresenceConfig};
+pub use reports::{Range, Report};
 pub use stats::Stats;
 
 /// What can go wrong serving a request. Each has a [`Code`] from the one table in

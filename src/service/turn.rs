@@ -215,13 +215,16 @@ impl Service {
         let Outcome { state, context, replies, handoff, ticket, rating, unanswered, transferred: _ } = outcome;
         conv.state = state;
         conv.context = context;
+        // An answered question leaves the unanswered lists (the reports' "answered since").
+        let answered = replies.iter().any(|(_, meta)| meta.kind == "answer");
         for (reply, meta) in replies {
             change.messages.push(NewMessage::bot(reply, meta));
         }
-        if unanswered {
-            let q: String = normalize(text).chars().take(200).collect();
-            if !q.trim().is_empty() {
-                change.unanswered.push(q.trim().to_string());
+        if let Some(q) = question_key(text) {
+            if unanswered {
+                change.unanswered.push(q);
+            } else if answered {
+                change.answered.push(q);
             }
         }
         if let Some(score) = rating {
@@ -419,4 +422,11 @@ mod tests {
         assert_eq!(code(f.service.visitor_message(&id, &token, "在吗", None).await), Code::ConversationClosed);
         assert_eq!(code(f.service.channel_message("nope", "在吗", None, false).await), Code::ConversationNotFound);
     }
+}
+
+/// A question as the unanswered lists keep it: normalised, at most 200 characters.
+pub(super) fn question_key(text: &str) -> Option<String> {
+    let q: String = normalize(text).chars().take(200).collect();
+    let q = q.trim();
+    (!q.is_empty()).then(|| q.to_string())
 }

@@ -8,6 +8,7 @@
 
 pub mod history;
 mod postgres;
+pub mod report;
 mod sled_store;
 
 use std::future::Future;
@@ -61,6 +62,9 @@ pub struct Change {
     pub identity: Option<(String, String)>,
     /// Questions the bot could not answer (normalised), counted.
     pub unanswered: Vec<String>,
+    /// Questions (normalised) the bot answered, or an admin taught it: they leave the
+    /// unanswered lists (see [`report`]).
+    pub answered: Vec<String>,
     /// When the step happened (for counters and message times).
     pub at_ms: Millis,
 }
@@ -163,6 +167,15 @@ pub trait Store: Send + Sync + 'static {
     /// Unanswered questions with their counts, most frequent first.
     async fn unanswered(&self, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
     async fn counters(&self) -> Result<Counters, StoreError>;
+    /// Report counters per hour in `[from_hour, until_hour)` (hours since the epoch), every
+    /// scope, in (hour, scope) order; kept by [`Store::commit`] (see [`report::derive`]).
+    async fn report_hours(&self, from_hour: u64, until_hour: u64) -> Result<Vec<report::HourCounts>, StoreError>;
+    /// All-time report counters per scope (`hour` is [`report::ALL_TIME`]).
+    async fn report_totals(&self) -> Result<Vec<report::HourCounts>, StoreError>;
+    /// Named counters (answers per article, unanswered questions) summed over
+    /// `[from_hour, until_hour)`, largest first (then by name), at most `limit`. Questions
+    /// answered since they were last unanswered are left out.
+    async fn report_names(&self, kind: report::NameKind, from_hour: u64, until_hour: u64, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
     async fn conversations(&self) -> Result<Vec<Conversation>, StoreError>;
     /// Conversations `query` matches, newest first, at most `query.limit` (and where the
     /// search stopped, if its `budget` ran out first): searched in the history index (one

@@ -14,6 +14,7 @@ use deadpool_postgres::Transaction;
 use tokio::sync::{broadcast, mpsc};
 use tokio_postgres::{NoTls, Row};
 
+use super::report::{self, Before, HourCounts, Marks, NameKind};
 use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Hits, HistoryQuery, Outcome, Session, Store, StoreError, Summary, Update};
 use crate::dialogue::{Conversation, Message, Sender};
 use crate::handoff::{Agent, Handoff, HandoffStatus, Priority, Rating, Ticket};
@@ -48,6 +49,16 @@ CREATE TABLE conversation_history (id text PRIMARY KEY, created_ms bigint NOT NU
     handed_off boolean NOT NULL, ticket boolean NOT NULL, rated boolean NOT NULL, text text NOT NULL,
     body text NOT NULL);
 CREATE INDEX conversation_history_order ON conversation_history (created_ms DESC, id);
+"#, r#"
+-- Report aggregates (store/report.rs), kept in each change's transaction. Counters are
+-- spread over shards (chosen per conversation) so that concurrent steps do not queue on
+-- one hot row; reads sum the shards.
+CREATE TABLE report_hours (hour bigint NOT NULL, scope text NOT NULL, counter text NOT NULL, shard smallint NOT NULL,
+    n bigint NOT NULL, PRIMARY KEY (hour, scope, counter, shard));
+CREATE TABLE report_marks (conversation text PRIMARY KEY, body text NOT NULL);
+CREATE TABLE report_names (kind text NOT NULL, hour bigint NOT NULL, name text NOT NULL, shard smallint NOT NULL,
+    n bigint NOT NULL, PRIMARY KEY (kind, hour, name, shard));
+CREATE TABLE report_answered (question text PRIMARY KEY, at_ms bigint NOT NULL);
 "#];
 
 /// Taken (for the transaction) by whoever runs migrations, so nodes starting together apply
@@ -257,6 +268,28 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    async fn report_rows(&self, range: &str, from: i64, until: i64) -> Result<Vec<HourCounts>, StoreError> {
+        let client = self.pool.get().await?;
+        let sql = format!(
+            "SELECT hour, scope, counter, sum(n)::bigint FROM report_hours WHERE {range} GROUP BY hour, scope, counter \
+             HAVING sum(n) <> 0 ORDER BY hour, scope COLLATE \"C\", counter COLLATE \"C\""
+        );
+        let stmt = client.prepare_cached(&sql).await?;
+        let mut out: Vec<HourCounts> = Vec::new();
+        for r in client.query(&stmt, &[&from, &until]).await? {
+            let (hour, scope, counter, n) = (r.get::<_, i64>(0) as u64, r.get::<_, String>(1), r.get::<_, String>(2), r.get::<_, i64>(3));
+            match out.last_mut() {
+                Some(last) if last.hour == hour && last.scope == scope => {
+                    last.counts.insert(counter, n);
+                }
+                _ => out.push(HourCounts { hour, scope, counts: [(counter, n)].into() }),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The URL without its password, for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -366,6 +399,29 @@ impl Store for PgStore {
         let stmt = client.prepare_cached("SELECT hour, n FROM message_hours ORDER BY hour").await?;
         let rows = client.query(&stmt, &[]).await?;
         Ok(Counters { messages_per_hour: rows.iter().map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64)).collect() })
+    }
+
+    async fn report_hours(&self, from_hour: u64, until_hour: u64) -> Result<Vec<HourCounts>, StoreError> {
+        let until_hour = until_hour.min(report::ALL_TIME);
+        self.report_rows("hour >= $1 AND hour < $2", i64_of(from_hour), i64_of(until_hour)).await
+    }
+
+    async fn report_totals(&self) -> Result<Vec<HourCounts>, StoreError> {
+        let all = i64_of(report::ALL_TIME);
+        self.report_rows("hour >= $1 AND hour <= $2", all, all).await
+    }
+
+    async fn report_names(&self, kind: NameKind, from_hour: u64, until_hour: u64, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT name, sum(n)::bigint AS total FROM report_names WHERE kind = $1 AND hour >= $2 AND hour < $3 \
+                 AND ($1 <> 'question' OR NOT EXISTS (SELECT 1 FROM report_answered a WHERE a.question = name)) \
+                 GROUP BY name HAVING sum(n) > 0 ORDER BY total DESC, name COLLATE \"C\" LIMIT $4",
+            )
+            .await?;
+        let rows = client.query(&stmt, &[&kind.as_str(), &i64_of(from_hour), &i64_of(until_hour), &i64_of(limit as u64)]).await?;
+        Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)).collect())
     }
 
     async fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
@@ -649,6 +705,7 @@ async fn write_summary(tx: &Transaction<'_>, s: &Summary, replace: bool) -> Resu
 
 async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Message>, StoreError> {
     let mut stored = Vec::with_capacity(change.messages.len());
+    let before = read_before(tx, change).await?;
     if let Some(conv) = &change.conversation {
         let mut conv = conv.clone();
         let read_seq = i64_of(conv.last_seq);
@@ -769,7 +826,110 @@ async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Message>, St
             tx.execute(&bump, &[q]).await?;
         }
     }
+    write_report(tx, change, &before).await?;
     Ok(stored)
+}
+
+/// What the report derivation needs from before the change, locked until the transaction
+/// ends so that another node's step cannot count the same transition.
+async fn read_before(tx: &Transaction<'_>, change: &Change) -> Result<Before, StoreError> {
+    let mut before = Before::default();
+    let touched: Vec<String> = report::touched(change).into_iter().collect();
+    if !touched.is_empty() {
+        let stmt = tx.prepare_cached("SELECT conversation, body FROM report_marks WHERE conversation = ANY($1) ORDER BY conversation FOR UPDATE").await?;
+        for row in tx.query(&stmt, &[&touched]).await? {
+            before.marks.insert(row.get(0), decode::<Marks>("report_marks", &row, 1)?);
+        }
+    }
+    if !change.handoffs.is_empty() {
+        let ids: Vec<i64> = change.handoffs.iter().map(|h| i64_of(h.id)).collect();
+        let stmt = tx.prepare_cached("SELECT body FROM handoffs WHERE id = ANY($1) ORDER BY id FOR UPDATE").await?;
+        for row in tx.query(&stmt, &[&ids]).await? {
+            let h: Handoff = decode("handoffs", &row, 0)?;
+            before.handoffs.insert(h.id, h);
+        }
+    }
+    if let Some(t) = &change.ticket {
+        before.ticket_existed = tx.query_opt("SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE", &[&i64_of(t.id)]).await?.is_some();
+    }
+    if let Some(r) = &change.rating {
+        let which = r.handoff.map_or_else(|| r.at_ms.to_string(), |h| format!("handoff-{h}"));
+        let row = tx.query_opt("SELECT body FROM ratings WHERE conversation = $1 AND which = $2 FOR UPDATE", &[&r.conversation, &which]).await?;
+        before.rating = row.map(|row| decode("ratings", &row, 0)).transpose()?;
+    }
+    if let Some(f) = &change.feedback {
+        let row = tx.query_opt("SELECT body FROM feedback WHERE conversation = $1 AND seq = $2 FOR UPDATE", &[&f.conversation, &i64_of(f.seq)]).await?;
+        before.feedback = row.map(|row| decode("feedback", &row, 0)).transpose()?;
+    }
+    Ok(before)
+}
+
+/// Which counter shard a change adds to: one per conversation, so one conversation's steps
+/// meet on the same rows and different conversations mostly do not.
+fn shard(change: &Change) -> i16 {
+    const SHARDS: u32 = 8;
+    let key = report::touched(change).into_iter().next().unwrap_or_default();
+    (key.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) % SHARDS) as i16
+}
+
+/// Adds the change's report counters and marks (see [`report::derive`]).
+async fn write_report(tx: &Transaction<'_>, change: &Change, before: &Before) -> Result<(), StoreError> {
+    let (tally, marks) = report::derive(change, before);
+    if !marks.is_empty() {
+        let upsert = tx
+            .prepare_cached("INSERT INTO report_marks (conversation, body) VALUES ($1, $2) ON CONFLICT (conversation) DO UPDATE SET body = EXCLUDED.body")
+            .await?;
+        for (id, m) in &marks {
+            tx.execute(&upsert, &[id, &encode(m)]).await?;
+        }
+    }
+    let shard = shard(change);
+    let (mut hours, mut scopes, mut names, mut ns) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((hour, scope), counts) in tally.rows() {
+        for (c, n) in counts {
+            hours.push(i64_of(hour));
+            scopes.push(scope.clone());
+            names.push(c);
+            ns.push(n);
+        }
+    }
+    if !hours.is_empty() {
+        // One statement for all counters, in key order (concurrent writers lock rows in the
+        // same order, so they cannot deadlock on them).
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO report_hours (hour, scope, counter, shard, n) \
+                 SELECT h, s, c, $4, n FROM unnest($1::bigint[], $2::text[], $3::text[], $5::bigint[]) AS u(h, s, c, n) \
+                 ON CONFLICT (hour, scope, counter, shard) DO UPDATE SET n = report_hours.n + EXCLUDED.n",
+            )
+            .await?;
+        tx.execute(&stmt, &[&hours, &scopes, &names, &shard, &ns]).await?;
+    }
+    if !tally.names.is_empty() {
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO report_names (kind, hour, name, shard, n) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (kind, hour, name, shard) DO UPDATE SET n = report_names.n + EXCLUDED.n",
+            )
+            .await?;
+        for ((kind, hour, name), n) in &tally.names {
+            tx.execute(&stmt, &[&kind.as_str(), &i64_of(*hour), name, &shard, n]).await?;
+        }
+    }
+    for q in &tally.unanswered {
+        tx.execute("DELETE FROM report_answered WHERE question = $1", &[q]).await?;
+    }
+    for q in &tally.answered {
+        // Only a question on the list leaves it (and is remembered as answered).
+        if tx.execute("DELETE FROM unanswered WHERE question = $1", &[q]).await? > 0 {
+            tx.execute(
+                "INSERT INTO report_answered (question, at_ms) VALUES ($1, $2) ON CONFLICT (question) DO UPDATE SET at_ms = EXCLUDED.at_ms",
+                &[q, &i64_of(change.at_ms)],
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 use tokio::sync::oneshot;
 
+use super::report::{self, Before, HourCounts, Marks, NameKind, Tally};
 use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Hits, HistoryQuery, Session, Store, StoreError, Summary, Update};
 use crate::dialogue::{Conversation, Message};
 use crate::handoff::{Agent, Handoff, HandoffStatus, Priority, Rating, Ticket};
@@ -382,6 +383,18 @@ impl Store for SledStore {
         Ok(Counters { messages_per_hour })
     }
 
+    async fn report_hours(&self, from_hour: u64, until_hour: u64) -> Result<Vec<HourCounts>, StoreError> {
+        self.report_hours_sync(from_hour, until_hour)
+    }
+
+    async fn report_totals(&self) -> Result<Vec<HourCounts>, StoreError> {
+        self.report_rows(report_key(report::ALL_TIME, ""), report_key(report::ALL_TIME + 1, ""))
+    }
+
+    async fn report_names(&self, kind: NameKind, from_hour: u64, until_hour: u64, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        self.report_names_sync(kind, from_hour, until_hour, limit)
+    }
+
     async fn conversations(&self) -> Result<Vec<Conversation>, StoreError> {
         Self::all(&self.inner.trees.conversations)
     }
@@ -655,8 +668,17 @@ fn apply(t: &Trees, changes: &[&Change]) -> Result<Vec<Result<Vec<Message>, Stor
     let result = trees.transaction(
         |(conversations, messages, client_ids, identities, handoffs, queue, agents, sessions, tickets, ratings, feedback, unanswered, counters, assigned)| {
             let mut outcomes = Vec::with_capacity(changes.len());
+            // The report counters of the whole batch, written once at its end.
+            let mut tally = Tally::default();
             for change in changes {
                 let mut stored = Vec::with_capacity(change.messages.len());
+                let before = match read_before(change, counters, handoffs, tickets, ratings, feedback)? {
+                    Ok(b) => b,
+                    Err(e) => {
+                        outcomes.push(Err(e));
+                        continue;
+                    }
+                };
                 if let Some(conv) = &change.conversation {
                     let mut conv = conv.clone();
                     // The caller serialises steps per conversation; a mismatch means two
@@ -750,8 +772,14 @@ fn apply(t: &Trees, changes: &[&Change]) -> Result<Vec<Result<Vec<Message>, Stor
                 for q in &change.unanswered {
                     bump(unanswered, q.as_bytes())?;
                 }
+                let (counts, marks) = report::derive(change, &before);
+                for (id, m) in marks {
+                    counters.insert(mark_key(&id), encode(&m))?;
+                }
+                tally.merge(counts);
                 outcomes.push(Ok(stored));
             }
+            write_tally(&tally, counters, unanswered, changes.last().map_or(0, |c| c.at_ms))?;
             TxResult::Ok(outcomes)
         },
     );
@@ -759,4 +787,168 @@ fn apply(t: &Trees, changes: &[&Change]) -> Result<Vec<Result<Vec<Message>, Stor
         TransactionError::Abort(never) => match never {},
         TransactionError::Storage(e) => e,
     })
+}
+
+// The report aggregates live in the `counters` tree under their own prefixes (sled's
+// transactions take at most 14 trees, and the store already uses 14):
+//   rep: hour scope    → the JSON counts of that hour and scope (hour ALL_TIME: all time)
+//   mrk: conversation  → its report marks
+//   nam: kind hour name → a big-endian count (answers per article, unanswered questions)
+//   ans: question      → when a once-unanswered question was answered (it left the lists)
+const REPORT: &[u8] = b"rep:";
+const MARKS: &[u8] = b"mrk:";
+const NAMES: &[u8] = b"nam:";
+const ANSWERED: &[u8] = b"ans:";
+
+fn prefixed(prefix: &[u8], rest: &[&[u8]]) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    for r in rest {
+        key.extend_from_slice(r);
+    }
+    key
+}
+
+fn report_key(hour: u64, scope: &str) -> Vec<u8> {
+    prefixed(REPORT, &[&hour.to_be_bytes(), scope.as_bytes()])
+}
+
+fn mark_key(conversation: &str) -> Vec<u8> {
+    prefixed(MARKS, &[conversation.as_bytes()])
+}
+
+fn kind_byte(kind: NameKind) -> u8 {
+    match kind {
+        NameKind::Article => b'a',
+        NameKind::Question => b'q',
+    }
+}
+
+fn name_key(kind: NameKind, hour: u64, name: &str) -> Vec<u8> {
+    prefixed(NAMES, &[&[kind_byte(kind)], &hour.to_be_bytes(), name.as_bytes()])
+}
+
+/// What the report derivation needs from before the change (read inside its transaction, so
+/// earlier changes of the batch are seen). An unreadable record refuses the change.
+fn read_before(
+    change: &Change,
+    counters: &TransactionalTree,
+    handoffs: &TransactionalTree,
+    tickets: &TransactionalTree,
+    ratings: &TransactionalTree,
+    feedback: &TransactionalTree,
+) -> TxResult<Result<Before, StoreError>> {
+    let mut before = Before::default();
+    for id in report::touched(change) {
+        let key = mark_key(&id);
+        if let Some(v) = counters.get(&key)? {
+            match decode::<Marks>(&key, &v) {
+                Ok(m) => before.marks.insert(id, m),
+                Err(e) => return Ok(Err(e)),
+            };
+        }
+    }
+    for h in &change.handoffs {
+        let key = h.id.to_be_bytes();
+        if let Some(v) = handoffs.get(key)? {
+            match decode::<Handoff>(&key, &v) {
+                Ok(old) => before.handoffs.insert(h.id, old),
+                Err(e) => return Ok(Err(e)),
+            };
+        }
+    }
+    if let Some(t) = &change.ticket {
+        before.ticket_existed = tickets.get(t.id.to_be_bytes())?.is_some();
+    }
+    if let Some(r) = &change.rating {
+        let which = r.handoff.map_or_else(|| r.at_ms.to_string(), |h| format!("handoff-{h}"));
+        let key = pair_key(&r.conversation, &which);
+        if let Some(v) = ratings.get(&key)? {
+            match decode::<Rating>(&key, &v) {
+                Ok(old) => before.rating = Some(old),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+    }
+    if let Some(f) = &change.feedback {
+        let key = pair_key(&f.conversation, &f.seq.to_string());
+        if let Some(v) = feedback.get(&key)? {
+            match decode::<Feedback>(&key, &v) {
+                Ok(old) => before.feedback = Some(old),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+    }
+    Ok(Ok(before))
+}
+
+/// Adds a batch's report counters, and moves questions on or off the unanswered lists.
+fn write_tally(tally: &Tally, counters: &TransactionalTree, unanswered: &TransactionalTree, at_ms: u64) -> TxResult<()> {
+    for ((hour, scope), deltas) in tally.rows() {
+        let key = report_key(hour, &scope);
+        // A corrupt row restarts from zero rather than blocking every write after it.
+        let mut counts: report::Counts = counters.get(&key)?.and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default();
+        for (c, n) in deltas {
+            *counts.entry(c).or_default() += n;
+        }
+        counts.retain(|_, n| *n != 0);
+        counters.insert(key, encode(&counts))?;
+    }
+    for ((kind, hour, name), n) in &tally.names {
+        let key = name_key(*kind, *hour, name);
+        let old = counters.get(&key)?.map_or(0, |v| be_u64(&v));
+        counters.insert(key, &old.saturating_add_signed(*n).to_be_bytes())?;
+    }
+    for q in &tally.unanswered {
+        counters.remove(prefixed(ANSWERED, &[q.as_bytes()]))?;
+    }
+    for q in &tally.answered {
+        // Only a question on the list leaves it (and is remembered as answered).
+        if unanswered.remove(q.as_bytes())?.is_some() {
+            counters.insert(prefixed(ANSWERED, &[q.as_bytes()]), &at_ms.to_be_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+impl SledStore {
+    fn report_rows(&self, from: Vec<u8>, until: Vec<u8>) -> Result<Vec<HourCounts>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.inner.trees.counters.range(from..until) {
+            let (k, v) = kv?;
+            let hour = be_u64(&k[REPORT.len()..REPORT.len() + 8]);
+            let scope = String::from_utf8_lossy(&k[REPORT.len() + 8..]).into_owned();
+            out.push(HourCounts { hour, scope, counts: decode(&k, &v)? });
+        }
+        Ok(out)
+    }
+
+    pub(super) fn report_hours_sync(&self, from_hour: u64, until_hour: u64) -> Result<Vec<HourCounts>, StoreError> {
+        let until_hour = until_hour.min(report::ALL_TIME);
+        if from_hour >= until_hour {
+            return Ok(Vec::new());
+        }
+        self.report_rows(report_key(from_hour, ""), report_key(until_hour, ""))
+    }
+
+    pub(super) fn report_names_sync(&self, kind: NameKind, from_hour: u64, until_hour: u64, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut sums: std::collections::HashMap<Vec<u8>, u64> = std::collections::HashMap::new();
+        if from_hour < until_hour {
+            let (from, until) = (name_key(kind, from_hour, ""), name_key(kind, until_hour, ""));
+            let skip = NAMES.len() + 9;
+            for kv in self.inner.trees.counters.range(from..until) {
+                let (k, v) = kv?;
+                *sums.entry(k[skip..].to_vec()).or_default() += be_u64(&v);
+            }
+        }
+        let mut all = Vec::with_capacity(sums.len());
+        for (name, n) in sums {
+            if kind == NameKind::Question && self.inner.trees.counters.contains_key(prefixed(ANSWERED, &[&name]))? {
+                continue;
+            }
+            all.push((String::from_utf8_lossy(&name).into_owned(), n));
+        }
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(limit);
+        Ok(all)
+    }
 }

@@ -1,5 +1,6 @@
 //! `kill -9` during a burst of visitor messages: after a restart every message the server
-//! acknowledged is there, with the same sequence number and text.
+//! acknowledged is there, with the same sequence number and text, and the report counters
+//! (written in the same transactions) agree exactly with a recount of what is stored.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -108,4 +109,79 @@ async fn acknowledged_messages_survive_kill_9() {
     let checked = verify(&http, &base, &conversations, &acked).await;
     eprintln!("{checked} acknowledged messages in {} conversations survived 3 kill -9 cycles", conversations.len());
     assert!(checked > 50, "only {checked} messages were acknowledged: the burst was too small to prove anything");
+    counters_match_the_stored_messages(&http, &base, &dir.path().join("data"), &conversations).await;
+}
+
+/// Recounts, from every stored message (acknowledged or not), what the report counters
+/// should say, and compares: a counter written apart from its messages would be off after a
+/// kill in between.
+async fn counters_match_the_stored_messages(http: &reqwest::Client, base: &str, data: &Path, conversations: &[(String, String)]) {
+    let admin = std::fs::read_to_string(data.join("admin-token")).unwrap().trim().to_string();
+    let tickets: Value = http.get(format!("{base}/admin/tickets")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let ticketed: std::collections::HashSet<String> =
+        tickets.as_array().unwrap().iter().map(|t| t["conversation"].as_str().unwrap().to_string()).collect();
+    let mut want: HashMap<&str, i64> = HashMap::new();
+    for (id, token) in conversations {
+        let mut kinds = Vec::new();
+        let mut visitor = false;
+        let mut after = 0;
+        loop {
+            let h: Value =
+                http.get(format!("{base}/conversations/{id}/messages?after={after}")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+            let page = h["messages"].as_array().unwrap().clone();
+            let Some(last) = page.last() else { break };
+            after = last["seq"].as_u64().unwrap();
+            for m in &page {
+                visitor |= m["from"]["kind"] == "visitor";
+                if let Some(k) = m["bot"]["kind"].as_str() {
+                    kinds.push(k.to_string());
+                }
+            }
+        }
+        *want.entry("conversations").or_default() += 1;
+        *want.entry("bot.answers").or_default() += kinds.iter().filter(|k| *k == "answer").count() as i64;
+        *want.entry("bot.declines").or_default() += kinds.iter().filter(|k| *k == "none" || *k == "clarify").count() as i64;
+        let handoffs = kinds.iter().filter(|k| *k == "handoff").count() as i64;
+        *want.entry("handoffs").or_default() += handoffs;
+        if !visitor {
+            continue;
+        }
+        let last = kinds.iter().rev().find(|k| ["answer", "none", "clarify"].contains(&k.as_str()));
+        let outcome = if handoffs > 0 || ticketed.contains(id) {
+            "escalated"
+        } else if last.is_some_and(|k| k != "answer") {
+            "abandoned_after_decline"
+        } else if last.is_some() {
+            "auto_resolved"
+        } else {
+            "unresolved"
+        };
+        *want.entry(outcome).or_default() += 1;
+        *want.entry("engaged").or_default() += 1;
+    }
+    // Every conversation of the test started within these three UTC days.
+    let day = |d: i64| kefu::service::reports::date_of(d);
+    let today = (kefu::service::now_ms() / 86_400_000) as i64;
+    let url = format!("{base}/admin/reports?from={}&to={}&utc_offset_minutes=0", day(today - 1), day(today + 1));
+    let r: Value = http.get(url).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let b = &r["bot"];
+    let got = |k: &str| b[k].as_i64().unwrap_or_else(|| panic!("no {k} in {b}"));
+    for (k, field) in [
+        ("conversations", "conversations"),
+        ("engaged", "engaged"),
+        ("auto_resolved", "auto_resolved"),
+        ("escalated", "escalated"),
+        ("abandoned_after_decline", "abandoned_after_decline"),
+        ("unresolved", "unresolved"),
+        ("bot.answers", "answers"),
+        ("bot.declines", "declines"),
+        ("handoffs", "handoffs"),
+    ] {
+        assert_eq!(got(field), want.get(k).copied().unwrap_or(0), "report {field} against a recount of the stored messages: {b}");
+    }
+    // The statistics read the all-time counters: the same figures.
+    let s: Value = http.get(format!("{base}/admin/stats")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    assert_eq!(s["conversations"].as_i64(), Some(want["conversations"]));
+    assert_eq!(s["auto_resolved"].as_i64(), want.get("auto_resolved").copied().or(Some(0)));
+    eprintln!("report counters match a recount of {} conversations: {want:?}", conversations.len());
 }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use kefu::dialogue::{Context, Conversation, NewMessage, State, Visitor};
 use kefu::handoff::{Agent, AgentStatus, Handoff, HandoffStatus, Priority, Rating, Reason, Ticket};
+use kefu::dialogue::{BotMeta, Sender};
+use kefu::store::report::{HourCounts, NameKind, ALL_TIME, HOUR_MS};
 use kefu::store::{Change, Feedback, HistoryQuery, Outcome, PgStore, Session, SledStore, Store, StoreError};
 
 use crate::fixture;
@@ -475,6 +477,205 @@ macro_rules! conformance {
     };
 }
 
+// ---- report counters ------------------------------------------------------------------
+
+/// 2026-02-08 00:00 UTC, in hours and ms.
+const H: u64 = 491_808;
+const T: u64 = H * HOUR_MS;
+
+fn bot(kind: &str, article: Option<&str>) -> NewMessage {
+    NewMessage::bot("……", BotMeta { kind: kind.into(), article: article.map(Into::into), ..Default::default() })
+}
+
+fn opened_at(id: &str, at: u64) -> Conversation {
+    Conversation { created_ms: at, updated_ms: at, ..conversation(id) }
+}
+
+/// The team's counters summed over `rows`, without zeros.
+fn team(rows: &[HourCounts]) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.scope.is_empty()) {
+        for (k, n) in &r.counts {
+            *out.entry(k.clone()).or_default() += n;
+        }
+    }
+    out.retain(|_, n| *n != 0);
+    out
+}
+
+fn scope(rows: &[HourCounts], scope: &str) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.scope == scope) {
+        for (k, n) in &r.counts {
+            *out.entry(k.clone()).or_default() += n;
+        }
+    }
+    out
+}
+
+fn counts(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
+    pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+}
+
+/// Steps of two conversations through the bot, a handoff, an agent and a rating: each moves
+/// the counters exactly as `store::report` says, in the hour it happened (conversations in
+/// the hour they started), and the counters survive reopening. All-time totals match.
+async fn report_counters_follow_each_change(place: Place) {
+    {
+        let store = place.open().await;
+        let mut a = opened_at("ra", T + 10);
+        let mut b = opened_at("rb", T + 20);
+        let s = store.commit(Change { conversation: Some(a.clone()), messages: vec![NewMessage::visitor("怎么退货", None), bot("answer", Some("refund"))], at_ms: T + 10, ..Default::default() }).await.unwrap();
+        a.last_seq = s.last().unwrap().seq;
+        let s = store
+            .commit(Change {
+                conversation: Some(b.clone()),
+                messages: vec![NewMessage::visitor("发票抬头", None), bot("none", None)],
+                unanswered: vec!["发票抬头".into()],
+                at_ms: T + 20,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        b.last_seq = s.last().unwrap().seq;
+        let hour = store.report_hours(H, H + 1).await.unwrap();
+        assert_eq!(
+            team(&hour),
+            counts(&[("conversations", 2), ("outcome.auto_resolved", 1), ("outcome.abandoned", 1), ("bot.answers", 1), ("bot.declines", 1), ("unanswered", 1)])
+        );
+        assert_eq!(store.report_names(NameKind::Article, H, H + 1, 10).await.unwrap(), vec![("refund".to_string(), 1)]);
+        assert_eq!(store.report_names(NameKind::Question, H, H + 1, 10).await.unwrap(), vec![("发票抬头".to_string(), 1)]);
+        assert!(store.report_hours(H + 1, H + 2).await.unwrap().is_empty(), "nothing in the next hour");
+        assert!(store.report_names(NameKind::Article, H + 1, H + 2, 10).await.unwrap().is_empty());
+
+        // An hour later: ra asks for a human; an agent takes it, writes, resolves; it is rated
+        // 4, then 5 (the second rating replaces the first).
+        let t = T + HOUR_MS;
+        let mut h = handoff(7, "ra", Priority::Normal, t);
+        a.handoff = Some(7);
+        let s = store.commit(Change { conversation: Some(a.clone()), messages: vec![NewMessage::visitor("转人工", None)], handoffs: vec![h.clone()], at_ms: t, ..Default::default() }).await.unwrap();
+        a.last_seq = s.last().unwrap().seq;
+        (h.status, h.agent, h.assigned_ms) = (HandoffStatus::Assigned, Some("wang".into()), Some(t + 60_000));
+        store.commit(Change { handoffs: vec![h.clone()], at_ms: t + 60_000, ..Default::default() }).await.unwrap();
+        let reply = NewMessage { from: Sender::Agent { id: "wang".into(), name: "小王".into() }, text: "您好".into(), internal: false, bot: None, client_id: None };
+        let s = store.commit(Change { conversation: Some(a.clone()), messages: vec![reply.clone()], at_ms: t + 90_000, ..Default::default() }).await.unwrap();
+        a.last_seq = s.last().unwrap().seq;
+        // A second message is not a first response.
+        let s = store.commit(Change { conversation: Some(a.clone()), messages: vec![reply], at_ms: t + 100_000, ..Default::default() }).await.unwrap();
+        a.last_seq = s.last().unwrap().seq;
+        (h.status, h.closed_ms) = (HandoffStatus::Resolved, Some(t + 300_000));
+        store.commit(Change { handoffs: vec![h.clone()], at_ms: t + 300_000, ..Default::default() }).await.unwrap();
+        for score in [4, 5] {
+            let rating = Rating { conversation: "ra".into(), handoff: Some(7), agent: Some("wang".into()), score, comment: None, at_ms: t + 400_000 };
+            store.commit(Change { rating: Some(rating), at_ms: t + 400_000, ..Default::default() }).await.unwrap();
+        }
+        // rb's visitor asks again and is answered, and the question is answered: it leaves
+        // the unanswered lists, and rb is resolved after all.
+        store
+            .commit(Change {
+                conversation: Some(b.clone()),
+                messages: vec![NewMessage::visitor("发票抬头", None), bot("answer", Some("invoice"))],
+                answered: vec!["发票抬头".into()],
+                at_ms: t + 500_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        store.durable().await.unwrap();
+    }
+    let store = place.open().await;
+    let first = store.report_hours(H, H + 1).await.unwrap();
+    assert_eq!(
+        team(&first),
+        counts(&[("conversations", 2), ("outcome.auto_resolved", 1), ("outcome.escalated", 1), ("bot.answers", 1), ("bot.declines", 1), ("unanswered", 1)]),
+        "ra moved to escalated and rb to resolved, in the hour they started"
+    );
+    let second = store.report_hours(H + 1, H + 2).await.unwrap();
+    assert_eq!(
+        team(&second),
+        counts(&[
+            ("handoffs", 1),
+            ("handoff.reason.requested", 1),
+            ("assigned", 1),
+            ("wait.n", 1),
+            ("wait.ms", 60_000),
+            ("wait.le.60", 1),
+            ("first_response.n", 1),
+            ("first_response.ms", 30_000),
+            ("handled.n", 1),
+            ("handled.ms", 240_000),
+            ("csat.n", 1),
+            ("csat.sum", 5),
+            ("csat.5", 1),
+            ("bot.answers", 1),
+        ])
+    );
+    assert_eq!(
+        scope(&second, "agent:wang"),
+        counts(&[("assigned", 1), ("first_response.n", 1), ("first_response.ms", 30_000), ("handled.n", 1), ("handled.ms", 240_000), ("csat.n", 1), ("csat.sum", 5)])
+    );
+    let both = store.report_hours(H, H + 2).await.unwrap();
+    assert_eq!(both.len(), first.len() + second.len());
+    assert!(both.windows(2).all(|w| (w[0].hour, &w[0].scope) < (w[1].hour, &w[1].scope)), "in (hour, scope) order");
+    // All time: the same sums, without the ALL_TIME rows leaking into ranges.
+    let totals = store.report_totals().await.unwrap();
+    assert!(totals.iter().all(|r| r.hour == ALL_TIME));
+    assert_eq!(team(&totals), team(&both));
+    assert_eq!(scope(&totals, "agent:wang"), scope(&both, "agent:wang"));
+    assert!(store.report_hours(0, u64::MAX).await.unwrap().iter().all(|r| r.hour != ALL_TIME));
+    assert!(store.report_names(NameKind::Question, H, H + 2, 10).await.unwrap().is_empty(), "answered questions leave the list");
+    assert!(store.unanswered(10).await.unwrap().is_empty());
+    assert_eq!(
+        store.report_names(NameKind::Article, H, H + 2, 10).await.unwrap(),
+        vec![("invoice".to_string(), 1), ("refund".to_string(), 1)],
+        "most first, then by name"
+    );
+    // Asked and not answered again: back on the list, with its earlier count.
+    store.commit(Change { unanswered: vec!["发票抬头".into()], at_ms: T + 2 * HOUR_MS, ..Default::default() }).await.unwrap();
+    assert_eq!(store.report_names(NameKind::Question, H, H + 3, 10).await.unwrap(), vec![("发票抬头".to_string(), 2)]);
+    assert_eq!(store.unanswered(10).await.unwrap(), vec![("发票抬头".to_string(), 1)]);
+}
+
+/// A refused change counts nothing; changes committed together from two nodes all count.
+async fn report_counters_count_every_applied_change_once(place: Place) {
+    let a = place.open().await;
+    let b = place.another_node().await.unwrap_or_else(|| a.clone());
+    a.commit(Change { conversation: Some(opened_at("old", T)), messages: vec![NewMessage::system("a")], at_ms: T, ..Default::default() }).await.unwrap();
+    // A stale copy of "old" (last_seq 0) is refused, with its answer and unanswered question.
+    let stale = a
+        .commit(Change {
+            conversation: Some(opened_at("old", T)),
+            messages: vec![NewMessage::visitor("在吗", None), bot("none", None)],
+            unanswered: vec!["在吗".into()],
+            at_ms: T,
+            ..Default::default()
+        })
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert_eq!(team(&a.report_hours(H, H + 1).await.unwrap()), counts(&[("conversations", 1)]));
+    let pending: Vec<_> = (0..60)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let kind = if i % 3 == 0 { "none" } else { "answer" };
+            store.commit(Change {
+                conversation: Some(opened_at(&format!("n{i}"), T + i)),
+                messages: vec![NewMessage::visitor("问", None), bot(kind, Some("refund"))],
+                at_ms: T + i,
+                ..Default::default()
+            })
+        })
+        .collect();
+    for outcome in futures_util::future::join_all(pending).await {
+        outcome.unwrap();
+    }
+    let c = team(&b.report_hours(H, H + 1).await.unwrap());
+    assert_eq!(
+        c,
+        counts(&[("conversations", 61), ("outcome.auto_resolved", 40), ("outcome.abandoned", 20), ("bot.answers", 40), ("bot.declines", 20)])
+    );
+    assert_eq!(team(&a.report_totals().await.unwrap()), c);
+}
+
 macro_rules! every_backend {
     ($($check:ident),* $(,)?) => {
         conformance!(sled: $($check),*);
@@ -493,4 +694,6 @@ every_backend!(
     ids_are_unique_across_callers,
     records_are_kept_claimed_once_and_updated_atomically,
     history_is_summarised_as_steps_commit_and_searched_by_each_filter,
+    report_counters_follow_each_change,
+    report_counters_count_every_applied_change_once,
 );

@@ -567,6 +567,97 @@ try {
     await shot(v, 'widget-presence-ticket.png');
     const tickets = await (await v.request.get(`${presenceBase}/api/v1/admin/tickets`, { headers: { Authorization: `Bearer ${adminToken}` } })).json();
     check(tickets.some((t) => t.message.includes('换货') && t.reason === 'complaint'), `a ticket with the handoff's reason: ${JSON.stringify(tickets).slice(0, 300)}`);
+  await step('a report over a date range matches hand counts of the conversations this step creates', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 1400 }, locale: 'zh-CN', acceptDownloads: true });
+    const admin = watch(await ctx.newPage(), 'admin-report');
+    await admin.goto(`${base}/admin`);
+    await admin.fill('#admin-token', adminToken);
+    await admin.click('#login button[type=submit]');
+    await admin.locator('#report-cards .card').first().waitFor({ timeout: T });
+    const ymd = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+    const now = new Date();
+    const today = ymd(now);
+    const yesterday = ymd(new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1));
+    const KEYS = ['conversations', 'engaged', 'auto_resolved', 'escalated', 'abandoned_after_decline', 'handoffs'];
+    // Runs the report on the page for a range and reads its cards (what the reader sees).
+    async function run(from, to) {
+      await admin.fill('#report-from', from);
+      await admin.fill('#report-to', to);
+      await admin.getByRole('button', { name: '生成报表' }).click();
+      await admin.waitForFunction((r) => document.querySelector('#report-cards').getAttribute('data-range') === r, `${from}/${to}`, { timeout: T });
+      const out = {};
+      for (const k of KEYS) out[k] = Number(await admin.locator(`#report-cards [data-key=${k}] .value`).textContent());
+      return out;
+    }
+    // Everything the run made before is today's: count from there.
+    const before = await run(today, today);
+    const hand = { conversations: 0, engaged: 0, auto_resolved: 0, escalated: 0, abandoned_after_decline: 0, handoffs: 0 };
+    const api = (method, url, token, data) => admin.request.fetch(`${base}/api/v1${url}`, { method, headers: token ? { Authorization: `Bearer ${token}` } : {}, data });
+    async function conversation(texts) {
+      const c = await (await api('POST', '/conversations')).json();
+      const kinds = [];
+      for (const text of texts) {
+        const r = await api('POST', `/conversations/${c.id}/messages`, c.token, { text });
+        check(r.status() === 200, `message ${text}: ${r.status()}`);
+        for (const m of (await r.json()).replies) if (m.bot) kinds.push(m.bot.kind);
+      }
+      return kinds;
+    }
+    // The hand count, from what the bot said to each conversation (as docs/api.md defines it).
+    async function tally(texts) {
+      const kinds = await conversation(texts);
+      hand.conversations += 1;
+      if (!texts.length) return;
+      hand.engaged += 1;
+      const decisive = kinds.filter((k) => ['answer', 'none', 'clarify'].includes(k));
+      if (kinds.includes('handoff')) { hand.escalated += 1; hand.handoffs += 1; }
+      else if (decisive.length && decisive[decisive.length - 1] !== 'answer') hand.abandoned_after_decline += 1;
+      else if (kinds.includes('answer')) hand.auto_resolved += 1;
+      return kinds;
+    }
+    for (let i = 0; i < 3; i++) check((await tally(['退货运费谁出？'])).includes('answer'), 'the shipping question is answered');
+    // Declined, and the visitor leaves: not resolved, although asked.
+    for (const q of ['量子纠缠的火锅底料怎么调', '帮我写一首关于月亮的诗']) {
+      const kinds = await tally([q]);
+      check(kinds.some((k) => k === 'none' || k === 'clarify'), `${q} is declined: ${kinds}`);
+    }
+    // Answered, then declined last: abandoned after a decline.
+    await tally(['退货运费谁出？', '量子纠缠的火锅底料怎么调']);
+    // Asks for a human; with nobody online (the agent went away above) the visitor leaves a
+    // message: a ticket, so escalated. Counted by what happened, handoff or ticket.
+    {
+      const c = await (await api('POST', '/conversations')).json();
+      const r = await (await api('POST', `/conversations/${c.id}/messages`, c.token, { text: '转人工' })).json();
+      const kinds = r.replies.filter((m) => m.bot).map((m) => m.bot.kind);
+      hand.conversations += 1;
+      hand.engaged += 1;
+      hand.escalated += 1;
+      if (kinds.includes('handoff')) hand.handoffs += 1;
+      else {
+        const t = await api('POST', `/conversations/${c.id}/ticket`, c.token, { contact: '13900139000', message: '报表测试的留言' });
+        check(t.status() === 201, `the ticket is taken: ${t.status()}`);
+      }
+    }
+    await tally([]); // opened, never asked
+    const after = await run(today, today);
+    for (const k of KEYS) check(after[k] - before[k] === hand[k], `${k}: the report moved by ${after[k] - before[k]}, the hand count is ${hand[k]}`);
+    check(hand.auto_resolved === 3 && hand.abandoned_after_decline === 3 && hand.escalated === 1 && hand.conversations === 8, `the hand counts: ${JSON.stringify(hand)}`);
+    const day = admin.locator(`#chart-days svg rect.day[data-date="${today}"]`);
+    check(Number(await day.getAttribute('data-value')) === after.conversations, "today's column shows the day's conversations");
+    await shot(admin, 'admin-report.png');
+    // The CSV of the same range says the same.
+    await admin.selectOption('#report-table', 'days');
+    const [download] = await Promise.all([admin.waitForEvent('download', { timeout: T }), admin.getByRole('button', { name: '下载 CSV' }).click()]);
+    const csv = fs.readFileSync(await download.path(), 'utf8').replace(/^\uFEFF/, '').trim().split(/\r?\n/).map((l) => l.split(','));
+    check(csv[0].join(',') === 'date,conversations,engaged,auto_resolved,escalated,handoffs,unanswered,csat_count,csat_mean', `CSV header: ${csv[0]}`);
+    check(csv.length === 2 && csv[1][0] === today && Number(csv[1][1]) === after.conversations && Number(csv[1][3]) === after.auto_resolved, `CSV row: ${csv[1]}`);
+    // A range that ends before today has none of them.
+    const earlier = await run(yesterday, yesterday);
+    check(earlier.conversations === 0, `yesterday had no conversations on this server: ${earlier.conversations}`);
+    // A bad range is refused with a message that names it.
+    const bad = await admin.request.get(`${base}/api/v1/admin/reports?from=2026-02-30&to=2026-03-01`, { headers: { Authorization: `Bearer ${adminToken}` } });
+    const body = await bad.json();
+    check(bad.status() === 400 && body.error.code === 'invalid_range' && body.error.message.includes('2026-02-30'), `a bad date: ${bad.status()} ${JSON.stringify(body)}`);
   });
 
   check(problems.length === 0, `problems in the pages:\n  ${problems.join('\n  ')}`);

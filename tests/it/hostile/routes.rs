@@ -55,6 +55,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/admin/reload", Access::Admin),
     ("POST", "/admin/reload", Access::Admin),
     ("GET", "/admin/stats", Access::Admin),
+    ("GET", "/admin/reports", Access::Admin),
+    ("GET", "/admin/reports/csv", Access::Admin),
     ("GET", "/admin/unanswered", Access::Admin),
     ("POST", "/admin/similar", Access::Admin),
     ("GET", "/admin/agents", Access::Admin),
