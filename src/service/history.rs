@@ -80,17 +80,7 @@ fn day_start(field: &str, value: &str, utc_offset_minutes: i32) -> Result<Millis
 fn local_time(ms: Millis, utc_offset_minutes: i32) -> String {
     let local = ms as i64 + utc_offset_minutes as i64 * 60_000;
     let (days, rest) = (local.div_euclid(86_400_000), local.rem_euclid(86_400_000) / 1000);
-    // civil_from_days, the inverse of days_from_civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rest / 3600, rest / 60 % 60, rest % 60)
+    format!("{} {:02}:{:02}:{:02}", super::reports::date_of(days), rest / 3600, rest / 60 % 60, rest % 60)
 }
 
 fn cursor(s: &Summary) -> String {

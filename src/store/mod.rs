@@ -69,6 +69,29 @@ pub struct Change {
     pub at_ms: Millis,
 }
 
+impl Change {
+    /// The messages this change stores in `conv`, numbered on from its `last_seq` (which
+    /// moves on), as both backends write them.
+    pub(crate) fn number(&self, conv: &mut Conversation) -> Vec<Message> {
+        self.messages
+            .iter()
+            .map(|m| {
+                conv.last_seq += 1;
+                Message {
+                    conversation: conv.id.clone(),
+                    seq: conv.last_seq,
+                    at_ms: self.at_ms,
+                    from: m.from.clone(),
+                    text: m.text.clone(),
+                    internal: m.internal,
+                    bot: m.bot.clone(),
+                    client_id: m.client_id.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
 /// Counters kept for the statistics page.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counters {

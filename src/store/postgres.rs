@@ -709,19 +709,7 @@ async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Message>, St
     if let Some(conv) = &change.conversation {
         let mut conv = conv.clone();
         let read_seq = i64_of(conv.last_seq);
-        for m in &change.messages {
-            conv.last_seq += 1;
-            stored.push(Message {
-                conversation: conv.id.clone(),
-                seq: conv.last_seq,
-                at_ms: change.at_ms,
-                from: m.from.clone(),
-                text: m.text.clone(),
-                internal: m.internal,
-                bot: m.bot.clone(),
-                client_id: m.client_id.clone(),
-            });
-        }
+        stored.extend(change.number(&mut conv));
         conv.updated_ms = change.at_ms;
         let body = encode(&conv);
         // Moves the conversation on only from the sequence number the step read: another

@@ -696,20 +696,9 @@ fn apply(t: &Trees, changes: &[&Change]) -> Result<Vec<Result<Vec<Message>, Stor
                             }
                         }
                     }
-                    for m in &change.messages {
-                        conv.last_seq += 1;
-                        let message = Message {
-                            conversation: conv.id.clone(),
-                            seq: conv.last_seq,
-                            at_ms: change.at_ms,
-                            from: m.from.clone(),
-                            text: m.text.clone(),
-                            internal: m.internal,
-                            bot: m.bot.clone(),
-                            client_id: m.client_id.clone(),
-                        };
+                    for message in change.number(&mut conv) {
                         messages.insert(message_key(&conv.id, message.seq), encode(&message))?;
-                        if let Some(cid) = &m.client_id {
+                        if let Some(cid) = &message.client_id {
                             client_ids.insert(pair_key(&conv.id, cid), &message.seq.to_be_bytes())?;
                         }
                         if message.from == crate::dialogue::Sender::Visitor {
