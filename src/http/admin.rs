@@ -139,6 +139,6 @@ async fn unlock(State(s): State<AppState>, Path(id): Path<String>, bearer: Beare
     if s.service.store().agent(&id).await.map_err(crate::service::ServiceError::from)?.is_none() {
         return Err(super::ApiError::new(crate::codes::Code::AgentNotFound, format!("agent {} not found", id.chars().take(64).collect::<String>())));
     }
-    let was_locked = s.limits.logins.unlock(&id);
+    let was_locked = s.limits.logins.unlock(&id) | s.service.clear_shared_failures(&id).await?;
     Ok(Json(serde_json::json!({"agent": id, "was_locked": was_locked})))
 }

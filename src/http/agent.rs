@@ -53,7 +53,9 @@ struct LoginBody {
 /// `Retry-After`, before the password is even checked).
 async fn login(State(s): State<AppState>, Extension(ClientAddr(ip)): Extension<ClientAddr>, Json(b): Json<LoginBody>) -> ApiResult<Json<serde_json::Value>> {
     let logins = &s.limits.logins;
-    if let Err(locked) = logins.check(ip, &b.id) {
+    // Several nodes: the account's failures on every node count (the address's stay per node).
+    let shared = s.service.shared_lockout(&b.id).await?.map(Locked::Account).map_or(Ok(()), Err);
+    if let Err(locked) = shared.and_then(|()| logins.check(ip, &b.id)) {
         let (wait, message) = match locked {
             Locked::Account(d) => (d, format!("too many failed logins for agent {}; retry later or ask an admin to unlock it", b.id.chars().take(64).collect::<String>())),
             Locked::Address(d) => (d, format!("too many failed logins from {ip}; retry later")),
@@ -63,11 +65,18 @@ async fn login(State(s): State<AppState>, Extension(ClientAddr(ip)): Extension<C
     match s.service.login(&b.id, &b.password).await {
         Ok((token, agent)) => {
             logins.succeeded(&b.id);
+            s.service.clear_shared_failures(&b.id).await?;
             Ok(Json(serde_json::json!({"token": token, "agent": agent})))
         }
         Err(e) => {
             if matches!(e, crate::service::ServiceError::Unauthorized) {
-                logins.failed(ip, &b.id);
+                if s.service.store().notes().is_some() {
+                    logins.failed_from(ip);
+                    let l = &s.config.limits;
+                    s.service.count_shared_failure(&b.id, l.login_failures_per_account, std::time::Duration::from_secs(l.login_lockout_secs)).await?;
+                } else {
+                    logins.failed(ip, &b.id);
+                }
             }
             Err(e.into())
         }

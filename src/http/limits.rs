@@ -103,8 +103,9 @@ impl Drop for SocketSlot {
 
 /// Failed agent logins, per account and per client address: past the limit, logins are
 /// refused (429) until the lockout ends or, for an account, an admin unlocks it. Failures
-/// older than the lockout are forgotten. In memory: a restart forgets them, and each node
-/// behind a load balancer counts its own.
+/// older than the lockout are forgotten. In memory: a restart forgets them. With several
+/// nodes on one store an account's failures are also counted in the store, on every node
+/// (`Service::count_shared_failure`); an address's stay per node.
 pub struct Logins {
     per_address: u32,
     per_account: u32,
@@ -162,9 +163,19 @@ impl Logins {
 
     /// Counts a wrong password (or unknown account) for both keys.
     pub fn failed(&self, ip: IpAddr, account: &str) {
+        self.count(&[(LoginKey::Address(ip), self.per_address), (Self::account_key(account), self.per_account)]);
+    }
+
+    /// Counts a wrong password for the address only: the account's failures are counted in
+    /// the store that several nodes share (an unlock on any node then lifts them).
+    pub fn failed_from(&self, ip: IpAddr) {
+        self.count(&[(LoginKey::Address(ip), self.per_address)]);
+    }
+
+    fn count(&self, keys: &[(LoginKey, u32)]) {
         let now = Instant::now();
         let mut inner = self.inner.lock().expect("logins lock poisoned");
-        for (key, limit) in [(LoginKey::Address(ip), self.per_address), (Self::account_key(account), self.per_account)] {
+        for (key, limit) in keys.iter().cloned() {
             let f = inner.entry(key).or_insert(Failures { count: 0, first: now, locked_until: None });
             if now.duration_since(f.first) > self.lockout || f.locked_until.is_some_and(|t| t <= now) {
                 *f = Failures { count: 0, first: now, locked_until: None };

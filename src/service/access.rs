@@ -10,6 +10,21 @@ use super::*;
 
 const KEYSPACE: &str = "agent-access";
 
+/// Failed logins of one account, kept in the store when several nodes share it, so that the
+/// lockout holds on every node (each node also counts in memory, per address and account).
+const LOGIN_FAILURES: &str = "login-failures";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Failures {
+    count: u32,
+    first_ms: Millis,
+    locked_until_ms: Millis,
+}
+
+fn account_key(account: &str) -> String {
+    account.chars().take(64).collect()
+}
+
 /// What is remembered of an agent's access.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(super) struct Access {
@@ -89,6 +104,52 @@ impl Service {
             return self.set_status(&agent, AgentStatus::Away).await;
         }
         Ok(self.agent_info(&agent, &self.actives().await?).await)
+    }
+
+    /// With a shared store: how long the account stays locked by failed logins counted on
+    /// any node (`None`: not locked, or a single-node store, whose count is in memory).
+    pub async fn shared_lockout(&self, account: &str) -> Result<Option<Duration>> {
+        if self.store.notes().is_none() {
+            return Ok(None);
+        }
+        let Some(bytes) = self.store.record(LOGIN_FAILURES, &account_key(account)).await? else { return Ok(None) };
+        let f: Failures = serde_json::from_slice(&bytes).unwrap_or_default();
+        let now = now_ms();
+        Ok((f.locked_until_ms > now).then(|| Duration::from_millis(f.locked_until_ms - now)))
+    }
+
+    /// Counts a failed login of `account` for every node (shared stores only): past `limit`
+    /// within `lockout`, the account is locked for `lockout`.
+    pub async fn count_shared_failure(&self, account: &str, limit: u32, lockout: Duration) -> Result<()> {
+        if self.store.notes().is_none() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let lockout_ms = lockout.as_millis() as Millis;
+        let count = |old: Option<&[u8]>| {
+            let mut f: Failures = old.and_then(|b| serde_json::from_slice(b).ok()).unwrap_or_default();
+            if now.saturating_sub(f.first_ms) > lockout_ms || (f.locked_until_ms != 0 && f.locked_until_ms <= now) {
+                f = Failures { count: 0, first_ms: now, locked_until_ms: 0 };
+            }
+            f.count += 1;
+            if f.count >= limit {
+                f.locked_until_ms = now + lockout_ms;
+            }
+            Ok(Some(serde_json::to_vec(&f).expect("failures serialise")))
+        };
+        self.store.update_record(LOGIN_FAILURES, &account_key(account), &count).await?;
+        Ok(())
+    }
+
+    /// Forgets an account's shared failures (a right password, an admin's unlock); whether
+    /// it was locked.
+    pub async fn clear_shared_failures(&self, account: &str) -> Result<bool> {
+        if self.store.notes().is_none() {
+            return Ok(false);
+        }
+        let locked = self.shared_lockout(account).await?.is_some();
+        self.store.set_record(LOGIN_FAILURES, &account_key(account), None).await?;
+        Ok(locked)
     }
 
     /// Whether the agent is disabled.

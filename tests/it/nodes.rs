@@ -277,3 +277,32 @@ async fn knowledge_reloaded_on_one_node_is_served_by_all() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Wrong passwords tried on node A lock the account on node B too (an attacker spreading
+/// guesses over the nodes gets one allowance, not one per node); an admin's unlock on B
+/// lifts it everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_lock_an_account_on_every_node() {
+    let url = crate::fixture::pg_database().await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut ca = node_config(da.path(), &url);
+    ca.limits.login_failures_per_account = 3;
+    let mut cb = node_config(db.path(), &url);
+    cb.limits.login_failures_per_account = 3;
+    let a = Server::start(ca).await;
+    let b = Server::start(cb).await;
+    a.agent("zhou", "小周").await;
+    for _ in 0..3 {
+        let (status, _) = a.call("POST", "/agent/login", None, Some(json!({"id": "zhou", "password": "wrong guess 12345"}))).await;
+        assert_eq!(status, 401);
+    }
+    let (status, v) = b.call("POST", "/agent/login", None, Some(json!({"id": "zhou", "password": "correct horse battery"}))).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (429, Some("login_locked")), "{v}");
+    let (status, v) = b.call("POST", "/admin/agents/zhou/unlock", Some(ADMIN_TOKEN), None).await;
+    assert_eq!((status, v["was_locked"].as_bool()), (200, Some(true)), "{v}");
+    for node in [&a, &b] {
+        login(node, "zhou").await;
+    }
+    a.stop().await;
+    b.stop().await;
+}
