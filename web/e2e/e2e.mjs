@@ -567,6 +567,8 @@ try {
     await shot(v, 'widget-presence-ticket.png');
     const tickets = await (await v.request.get(`${presenceBase}/api/v1/admin/tickets`, { headers: { Authorization: `Bearer ${adminToken}` } })).json();
     check(tickets.some((t) => t.message.includes('换货') && t.reason === 'complaint'), `a ticket with the handoff's reason: ${JSON.stringify(tickets).slice(0, 300)}`);
+  });
+
   await step('a report over a date range matches hand counts of the conversations this step creates', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 1400 }, locale: 'zh-CN', acceptDownloads: true });
     const admin = watch(await ctx.newPage(), 'admin-report');
