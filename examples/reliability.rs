@@ -661,7 +661,8 @@ async fn two_nodes(env: &Env, cycles: usize, store: &str, rng: &mut Rng) -> Resu
     }
     let b = env.start(&spec_b)?;
     b.ready().await.context("node B is not ready")?;
-    let agent = b.agent("reliability-nodes").await?;
+    // The id `verify` checks claims against.
+    let agent = b.agent("reliability").await?;
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut lost = Vec::new();
     let mut last = Verified::default();
