@@ -430,8 +430,13 @@ try {
   });
 
   await step('with nobody online the visitor leaves a message', async () => {
-    await agent.selectOption('#status', 'away');
-    await agent.locator('#toast', { hasText: '已设为离开' }).waitFor({ timeout: T });
+    // Waits for the server's answer, not the toast: another toast (a new handoff's) can replace
+    // it before it is seen on a busy machine (CI saw that once).
+    const [away] = await Promise.all([
+      agent.waitForResponse((r) => r.url().endsWith('/api/v1/agent/status') && r.request().method() === 'POST', { timeout: T }),
+      agent.selectOption('#status', 'away'),
+    ]);
+    check(away.status() === 200, `setting the agent away: ${away.status()}`);
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const p = watch(await ctx.newPage(), 'ticket');
     await p.goto(`${base}/demo`);
