@@ -335,20 +335,7 @@ impl Service {
 }
 
 /// The messages a change will store, with the sequence numbers they will get (the caller
-/// holds the conversation's lock, so the numbers are exact).
-fn predict(conv: &Conversation, messages: &[NewMessage], at_ms: Millis) -> Vec<Message> {
-    messages
-        .iter()
-        .enumerate()
-        .map(|(i, m)| Message {
-            conversation: conv.id.clone(),
-            seq: conv.last_seq + 1 + i as u64,
-            at_ms,
-            from: m.from.clone(),
-            text: m.text.clone(),
-            internal: m.internal,
-            bot: m.bot.clone(),
-            client_id: m.client_id.clone(),
-        })
-        .collect()
+/// holds the conversation's lock, so the numbers are exact): the store's own numbering.
+fn predict(conv: &Conversation, change: &Change) -> Vec<Message> {
+    change.number(&mut conv.clone())
 }

@@ -186,7 +186,7 @@ impl Service {
     /// The conversation so far, with the messages `change` is about to store.
     async fn transcript(&self, conv: &Conversation, change: &Change) -> Result<Vec<Message>> {
         let mut t = self.store.messages(&conv.id, 0, HISTORY_LIMIT).await?;
-        t.extend(predict(conv, &change.messages, change.at_ms));
+        t.extend(predict(conv, change));
         Ok(t)
     }
 

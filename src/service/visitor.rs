@@ -237,7 +237,7 @@ impl Service {
         }
         conv.context.pending_message = None;
         let mut transcript = self.store.messages(id, 0, HISTORY_LIMIT).await?;
-        transcript.extend(predict(&conv, &change.messages, now));
+        transcript.extend(predict(&conv, &change));
         let ticket = Ticket {
             id: self.store.next_id().await?,
             conversation: id.into(),
