@@ -14,7 +14,7 @@ use deadpool_postgres::Transaction;
 use tokio::sync::{broadcast, mpsc};
 use tokio_postgres::{NoTls, Row};
 
-use super::report::{self, Before, HourCounts, Marks, NameKind};
+use super::report::{self, Before, HourCounts, Marks, NameKind, Span};
 use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Hits, HistoryQuery, Outcome, Session, Store, StoreError, Summary, Update};
 use crate::dialogue::{Conversation, Message, Sender};
 use crate::handoff::{Agent, Handoff, HandoffStatus, Priority, Rating, Ticket};
@@ -59,6 +59,11 @@ CREATE TABLE report_marks (conversation text PRIMARY KEY, body text NOT NULL);
 CREATE TABLE report_names (kind text NOT NULL, hour bigint NOT NULL, name text NOT NULL, shard smallint NOT NULL,
     n bigint NOT NULL, PRIMARY KEY (kind, hour, name, shard));
 CREATE TABLE report_answered (question text PRIMARY KEY, at_ms bigint NOT NULL);
+"#, r#"
+-- Named counters also per UTC day (report::Span): a long range reads days, not hours.
+INSERT INTO report_names (kind, hour, name, shard, n)
+    SELECT kind || '.day', hour - hour % 24, name, shard, sum(n)::bigint FROM report_names
+    WHERE kind IN ('article', 'question') GROUP BY kind, hour - hour % 24, name, shard;
 "#];
 
 /// Taken (for the transaction) by whoever runs migrations, so nodes starting together apply
@@ -415,12 +420,25 @@ impl Store for PgStore {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT name, sum(n)::bigint AS total FROM report_names WHERE kind = $1 AND hour >= $2 AND hour < $3 \
-                 AND ($1 <> 'question' OR NOT EXISTS (SELECT 1 FROM report_answered a WHERE a.question = name)) \
-                 GROUP BY name HAVING sum(n) > 0 ORDER BY total DESC, name COLLATE \"C\" LIMIT $4",
+                "SELECT name, sum(n)::bigint AS total FROM report_names \
+                 WHERE ((kind = $1 AND hour >= $2 AND hour < $3) OR (kind = $4 AND hour >= $5 AND hour < $6) OR (kind = $1 AND hour >= $7 AND hour < $8)) \
+                 AND ($9::text <> 'question' OR NOT EXISTS (SELECT 1 FROM report_answered a WHERE a.question = name)) \
+                 GROUP BY name HAVING sum(n) > 0 ORDER BY total DESC, name COLLATE \"C\" LIMIT $10",
             )
             .await?;
-        let rows = client.query(&stmt, &[&kind.as_str(), &i64_of(from_hour), &i64_of(until_hour), &i64_of(limit as u64)]).await?;
+        // At most three buckets: hours before the first whole day, the days, hours after.
+        let (mut hours, mut days) = (Vec::new(), (0i64, 0i64));
+        for (span, from, until) in report::name_buckets(from_hour, until_hour) {
+            match span {
+                Span::Hour => hours.push((i64_of(from), i64_of(until))),
+                Span::Day => days = (i64_of(from), i64_of(until)),
+            }
+        }
+        hours.resize(2, (0, 0));
+        let (hour, day) = (kind.bucket_name(Span::Hour), kind.bucket_name(Span::Day));
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] =
+            [&hour, &hours[0].0, &hours[0].1, &day, &days.0, &days.1, &hours[1].0, &hours[1].1, &kind.as_str(), &i64_of(limit as u64)];
+        let rows = client.query(&stmt, &params).await?;
         Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)).collect())
     }
 
@@ -900,8 +918,8 @@ async fn write_report(tx: &Transaction<'_>, change: &Change, before: &Before) ->
                  ON CONFLICT (kind, hour, name, shard) DO UPDATE SET n = report_names.n + EXCLUDED.n",
             )
             .await?;
-        for ((kind, hour, name), n) in &tally.names {
-            tx.execute(&stmt, &[&kind.as_str(), &i64_of(*hour), name, &shard, n]).await?;
+        for ((kind, span, hour, name), n) in tally.name_rows() {
+            tx.execute(&stmt, &[&kind.bucket_name(span), &i64_of(hour), &name, &shard, &n]).await?;
         }
     }
     for q in &tally.unanswered {

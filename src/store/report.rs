@@ -54,6 +54,50 @@ impl NameKind {
             NameKind::Question => "question",
         }
     }
+
+    /// The name of the kind's counters in `span` buckets, as the stores key them.
+    pub fn bucket_name(self, span: Span) -> &'static str {
+        match (self, span) {
+            (NameKind::Article, Span::Hour) => "article",
+            (NameKind::Question, Span::Hour) => "question",
+            (NameKind::Article, Span::Day) => "article.day",
+            (NameKind::Question, Span::Day) => "question.day",
+        }
+    }
+}
+
+/// How long a named counter's bucket is. Each named counter is kept per hour and per UTC
+/// day: a 30-day report then reads ~30 day rows per name plus the hours at its edges (the
+/// local day's offset) instead of 720 hour rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Span {
+    Hour,
+    Day,
+}
+
+const DAY_HOURS: u64 = 24;
+
+/// The buckets that cover hours `[from, until)`: the whole UTC days inside as days, the
+/// hours before the first and after the last as hours. Each is `(span, from, until)` in
+/// hours; a day bucket is keyed by the hour it starts.
+pub fn name_buckets(from: u64, until: u64) -> Vec<(Span, u64, u64)> {
+    if from >= until {
+        return Vec::new();
+    }
+    let first_day = from.div_ceil(DAY_HOURS) * DAY_HOURS;
+    let last_day = until / DAY_HOURS * DAY_HOURS;
+    if first_day >= last_day {
+        return vec![(Span::Hour, from, until)];
+    }
+    let mut out = Vec::with_capacity(3);
+    if from < first_day {
+        out.push((Span::Hour, from, first_day));
+    }
+    out.push((Span::Day, first_day, last_day));
+    if last_day < until {
+        out.push((Span::Hour, last_day, until));
+    }
+    out
 }
 
 /// What the store remembers of one conversation to classify it: each change moves the
@@ -129,6 +173,17 @@ impl Ord for NameKind {
 }
 
 impl Tally {
+    /// The named counters to add, each in its hour and in its day bucket:
+    /// `(kind, span, bucket hour, name) → delta`.
+    pub fn name_rows(&self) -> BTreeMap<(NameKind, Span, u64, &str), i64> {
+        let mut rows = BTreeMap::new();
+        for ((kind, hour, name), n) in &self.names {
+            *rows.entry((*kind, Span::Hour, *hour, name.as_str())).or_default() += n;
+            *rows.entry((*kind, Span::Day, hour - hour % DAY_HOURS, name.as_str())).or_default() += n;
+        }
+        rows
+    }
+
     fn add(&mut self, at_ms: Millis, scope: &str, counter: &str, n: i64) {
         self.add_hour(at_ms / HOUR_MS, scope, counter, n);
     }
@@ -420,4 +475,27 @@ pub fn sum<'a>(rows: impl IntoIterator<Item = &'a Counts>) -> Counts {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{name_buckets, Span};
+
+    #[test]
+    fn a_range_reads_whole_days_as_days_and_its_edges_as_hours() {
+        // A China-time day (UTC+8) starts at 16:00 UTC: 8 hours before the first UTC day.
+        let from = 20_000 * 24 - 8;
+        assert_eq!(
+            name_buckets(from, from + 30 * 24),
+            vec![
+                (Span::Hour, from, 20_000 * 24),
+                (Span::Day, 20_000 * 24, 20_029 * 24),
+                (Span::Hour, 20_029 * 24, from + 30 * 24)
+            ]
+        );
+        assert_eq!(name_buckets(48, 96), vec![(Span::Day, 48, 96)]);
+        assert_eq!(name_buckets(50, 60), vec![(Span::Hour, 50, 60)]);
+        assert_eq!(name_buckets(50, 74), vec![(Span::Hour, 50, 74)]);
+        assert_eq!(name_buckets(60, 60), vec![]);
+    }
 }

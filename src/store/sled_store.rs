@@ -12,7 +12,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 use tokio::sync::oneshot;
 
-use super::report::{self, Before, HourCounts, Marks, NameKind, Tally};
+use super::report::{self, Before, HourCounts, Marks, NameKind, Span, Tally};
 use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Hits, HistoryQuery, Session, Store, StoreError, Summary, Update};
 use crate::dialogue::{Conversation, Message};
 use crate::handoff::{Agent, Handoff, HandoffStatus, Priority, Rating, Ticket};
@@ -229,6 +229,10 @@ impl SledStore {
                 }
             }
             trees.counters.insert(ASSIGNED_INDEXED, &[1])?;
+            db.flush()?;
+        }
+        if trees.counters.get(NAMES_BY_DAY)?.is_none() {
+            index_names_by_day(&trees.counters)?;
             db.flush()?;
         }
         if trees.counters.get(HISTORY_INDEXED)?.is_none() {
@@ -805,15 +809,45 @@ fn mark_key(conversation: &str) -> Vec<u8> {
     prefixed(MARKS, &[conversation.as_bytes()])
 }
 
-fn kind_byte(kind: NameKind) -> u8 {
-    match kind {
-        NameKind::Article => b'a',
-        NameKind::Question => b'q',
+fn kind_byte(kind: NameKind, span: Span) -> u8 {
+    match (kind, span) {
+        (NameKind::Article, Span::Hour) => b'a',
+        (NameKind::Question, Span::Hour) => b'q',
+        (NameKind::Article, Span::Day) => b'A',
+        (NameKind::Question, Span::Day) => b'Q',
     }
 }
 
-fn name_key(kind: NameKind, hour: u64, name: &str) -> Vec<u8> {
-    prefixed(NAMES, &[&[kind_byte(kind)], &hour.to_be_bytes(), name.as_bytes()])
+fn name_key(kind: NameKind, span: Span, hour: u64, name: &str) -> Vec<u8> {
+    prefixed(NAMES, &[&[kind_byte(kind, span)], &hour.to_be_bytes(), name.as_bytes()])
+}
+
+/// Marks a store whose named counters have their day buckets (older stores add them at open).
+const NAMES_BY_DAY: &[u8] = b"index:names-by-day";
+
+/// Adds the day buckets of every hour bucket of the named counters (a store written before
+/// they existed), in one atomic batch.
+fn index_names_by_day(counters: &sled::Tree) -> Result<(), StoreError> {
+    let mut days: std::collections::BTreeMap<Vec<u8>, u64> = std::collections::BTreeMap::new();
+    for kv in counters.scan_prefix(NAMES) {
+        let (k, v) = kv?;
+        let kind = match k.get(NAMES.len()) {
+            Some(b'a') => NameKind::Article,
+            Some(b'q') => NameKind::Question,
+            _ => continue,
+        };
+        let hour = be_u64(&k[NAMES.len() + 1..NAMES.len() + 9]);
+        let day = (hour - hour % 24).to_be_bytes();
+        let key = prefixed(NAMES, &[&[kind_byte(kind, Span::Day)], &day, &k[NAMES.len() + 9..]]);
+        *days.entry(key).or_default() += be_u64(&v);
+    }
+    let mut batch = sled::Batch::default();
+    for (k, n) in days {
+        batch.insert(k, &n.to_be_bytes());
+    }
+    batch.insert(NAMES_BY_DAY, &[1]);
+    counters.apply_batch(batch)?;
+    Ok(())
 }
 
 /// What the report derivation needs from before the change (read inside its transaction, so
@@ -882,10 +916,10 @@ fn write_tally(tally: &Tally, counters: &TransactionalTree, unanswered: &Transac
         counts.retain(|_, n| *n != 0);
         counters.insert(key, encode(&counts))?;
     }
-    for ((kind, hour, name), n) in &tally.names {
-        let key = name_key(*kind, *hour, name);
+    for ((kind, span, hour, name), n) in tally.name_rows() {
+        let key = name_key(kind, span, hour, name);
         let old = counters.get(&key)?.map_or(0, |v| be_u64(&v));
-        counters.insert(key, &old.saturating_add_signed(*n).to_be_bytes())?;
+        counters.insert(key, &old.saturating_add_signed(n).to_be_bytes())?;
     }
     for q in &tally.unanswered {
         counters.remove(prefixed(ANSWERED, &[q.as_bytes()]))?;
@@ -921,8 +955,8 @@ impl SledStore {
 
     pub(super) fn report_names_sync(&self, kind: NameKind, from_hour: u64, until_hour: u64, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
         let mut sums: std::collections::HashMap<Vec<u8>, u64> = std::collections::HashMap::new();
-        if from_hour < until_hour {
-            let (from, until) = (name_key(kind, from_hour, ""), name_key(kind, until_hour, ""));
+        for (span, from_hour, until_hour) in report::name_buckets(from_hour, until_hour) {
+            let (from, until) = (name_key(kind, span, from_hour, ""), name_key(kind, span, until_hour, ""));
             let skip = NAMES.len() + 9;
             for kv in self.inner.trees.counters.range(from..until) {
                 let (k, v) = kv?;
@@ -939,5 +973,78 @@ impl SledStore {
         all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         all.truncate(limit);
         Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialogue::{BotMeta, NewMessage};
+
+    /// A store written before named counters had day buckets gains them at open.
+    #[tokio::test]
+    async fn an_older_store_gains_the_day_buckets_of_its_named_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = 491_808u64; // a whole UTC day
+        let store = SledStore::open(dir.path()).unwrap();
+        for (i, article) in ["refund", "refund", "invoice"].into_iter().enumerate() {
+            let at = (hour + 3 * i as u64) * report::HOUR_MS;
+            let conv = Conversation::new(format!("c{i}"), vec![], Default::default(), at);
+            let answer = NewMessage::bot(
+                "……",
+                BotMeta {
+                    kind: "answer".into(),
+                    article: Some(article.into()),
+                    ..Default::default()
+                },
+            );
+            store
+                .commit(Change {
+                    conversation: Some(conv),
+                    messages: vec![answer],
+                    at_ms: at,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        let want = vec![("refund".to_string(), 2), ("invoice".to_string(), 1)];
+        assert_eq!(
+            store
+                .report_names(NameKind::Article, hour, hour + 48, 10)
+                .await
+                .unwrap(),
+            want
+        );
+        // Make it an older store: no day buckets, no marker.
+        let counters = &store.inner.trees.counters;
+        for kv in counters.scan_prefix(prefixed(NAMES, &[b"A"])) {
+            counters.remove(kv.unwrap().0).unwrap();
+        }
+        counters.remove(NAMES_BY_DAY).unwrap();
+        assert_eq!(
+            store
+                .report_names(NameKind::Article, hour, hour + 48, 10)
+                .await
+                .unwrap(),
+            vec![],
+            "the days are gone"
+        );
+        drop(store);
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store
+                .report_names(NameKind::Article, hour, hour + 48, 10)
+                .await
+                .unwrap(),
+            want
+        );
+        assert_eq!(
+            store
+                .report_names(NameKind::Article, hour + 2, hour + 48, 10)
+                .await
+                .unwrap(),
+            vec![("invoice".to_string(), 1), ("refund".to_string(), 1)]
+        );
     }
 }

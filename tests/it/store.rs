@@ -676,6 +676,89 @@ async fn report_counters_count_every_applied_change_once(place: Place) {
     assert_eq!(team(&a.report_totals().await.unwrap()), c);
 }
 
+async fn named_counters_over_days_match_their_hours(place: Place) {
+    let store = place.open().await;
+    // Answers every 5 hours over 4 days (from the UTC day of H), one article in 3 hours, the
+    // other in the rest; a question every 7 hours.
+    let day = H - H % 24;
+    let mut expected: Vec<(u64, &str, &str)> = Vec::new();
+    for i in 0..20u64 {
+        let hour = day + i * 5;
+        let article = if i % 3 == 0 { "refund" } else { "invoice" };
+        let at = hour * 3_600_000;
+        store
+            .commit(Change {
+                conversation: Some(opened_at(&format!("d{i}"), at)),
+                messages: vec![
+                    NewMessage::visitor("问", None),
+                    bot("answer", Some(article)),
+                ],
+                unanswered: if i % 7 == 0 {
+                    vec![format!("问题{}", i % 2)]
+                } else {
+                    vec![]
+                },
+                at_ms: at,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        expected.push((
+            hour,
+            article,
+            if i % 7 == 0 {
+                if i % 2 == 0 {
+                    "问题0"
+                } else {
+                    "问题1"
+                }
+            } else {
+                ""
+            },
+        ));
+    }
+    // Ranges that start and end inside days (a local day's offset), whole days, and one day.
+    for (from, until) in [
+        (day + 8, day + 80),
+        (day, day + 96),
+        (day + 30, day + 40),
+        (day + 16, day + 88),
+        (day - 5, day + 200),
+    ] {
+        let mut articles: BTreeMap<String, u64> = BTreeMap::new();
+        let mut questions: BTreeMap<String, u64> = BTreeMap::new();
+        for (hour, article, question) in &expected {
+            if (from..until).contains(hour) {
+                *articles.entry(article.to_string()).or_default() += 1;
+                if !question.is_empty() {
+                    *questions.entry(question.to_string()).or_default() += 1;
+                }
+            }
+        }
+        let sorted = |m: BTreeMap<String, u64>| {
+            let mut v: Vec<(String, u64)> = m.into_iter().collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v
+        };
+        assert_eq!(
+            store
+                .report_names(NameKind::Article, from, until, 10)
+                .await
+                .unwrap(),
+            sorted(articles),
+            "articles in {from}..{until}"
+        );
+        assert_eq!(
+            store
+                .report_names(NameKind::Question, from, until, 10)
+                .await
+                .unwrap(),
+            sorted(questions),
+            "questions in {from}..{until}"
+        );
+    }
+}
+
 macro_rules! every_backend {
     ($($check:ident),* $(,)?) => {
         conformance!(sled: $($check),*);
@@ -696,4 +779,5 @@ every_backend!(
     history_is_summarised_as_steps_commit_and_searched_by_each_filter,
     report_counters_follow_each_change,
     report_counters_count_every_applied_change_once,
+    named_counters_over_days_match_their_hours,
 );
