@@ -2,7 +2,8 @@
 //! every change is one transaction, and a step whose conversation another node moved on is
 //! refused by a conditional update (the same rule the sled store applies in its writer).
 
-use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use deadpool_postgres::Transaction;
 use tokio::sync::{broadcast, mpsc};
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{NoTls, Row, Statement};
 
 use super::report::{self, Before, HourCounts, Marks, NameKind, Span};
 use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Hits, HistoryQuery, Outcome, Session, Store, StoreError, Summary, Update};
@@ -700,8 +701,9 @@ async fn listen(config: tokio_postgres::Config, node: String, notes: broadcast::
 
 /// Writes one change inside `tx`; the caller commits.
 /// Stores a summary with the columns the search filters on; `replace`: over an existing one.
-async fn write_summary(tx: &Transaction<'_>, s: &Summary, replace: bool) -> Result<(), StoreError> {
-    let sql = format!(
+/// The summary upsert: `replace` for a step, not for indexing an older store.
+fn summary_sql(replace: bool) -> String {
+    format!(
         "INSERT INTO conversation_history (id, created_ms, channel, user_id, visitor_name, agents, bot_answered, handed_off, ticket, rated, text, body) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO {}",
         if replace {
@@ -711,8 +713,11 @@ async fn write_summary(tx: &Transaction<'_>, s: &Summary, replace: bool) -> Resu
         } else {
             "NOTHING"
         }
-    );
-    let stmt = tx.prepare_cached(&sql).await?;
+    )
+}
+
+async fn write_summary(tx: &Transaction<'_>, s: &Summary, replace: bool) -> Result<(), StoreError> {
+    let stmt = tx.prepare_cached(&summary_sql(replace)).await?;
     tx.execute(
         &stmt,
         &[&s.id, &i64_of(s.created_ms), &s.channel, &s.user_id, &s.visitor_name, &s.agents, &s.bot_answered, &s.handed_off, &s.ticket, &s.rating.is_some(), &s.text, &encode(s)],
@@ -721,153 +726,259 @@ async fn write_summary(tx: &Transaction<'_>, s: &Summary, replace: bool) -> Resu
     Ok(())
 }
 
+/// One round trip's statements: tokio-postgres pipelines the requests of futures polled
+/// together, so a step waits for four round trips (BEGIN, its reads, its writes, COMMIT)
+/// instead of one per statement. They are sent, and take their locks, in the order pushed.
+type Pending<'a> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a>>;
+
+const UPDATE_CONVERSATION: &str = "UPDATE conversations SET last_seq = $2, updated_ms = $3, body = $4 WHERE id = $1 AND last_seq = $5";
+const INSERT_CONVERSATION: &str = "INSERT INTO conversations (id, last_seq, updated_ms, body) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+const READ_SUMMARY: &str = "SELECT body FROM conversation_history WHERE id = $1";
+const READ_MARKS: &str = "SELECT conversation, body FROM report_marks WHERE conversation = ANY($1) ORDER BY conversation FOR UPDATE";
+const READ_HANDOFFS: &str = "SELECT body FROM handoffs WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+const READ_TICKET: &str = "SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE";
+const READ_RATING: &str = "SELECT body FROM ratings WHERE conversation = $1 AND which = $2 FOR UPDATE";
+const READ_FEEDBACK: &str = "SELECT body FROM feedback WHERE conversation = $1 AND seq = $2 FOR UPDATE";
+const INSERT_MESSAGE: &str = "INSERT INTO messages (conversation, seq, client_id, body) VALUES ($1, $2, $3, $4)";
+const BUMP_MESSAGE_HOUR: &str = "INSERT INTO message_hours (hour, n) VALUES ($1, $2) ON CONFLICT (hour) DO UPDATE SET n = message_hours.n + EXCLUDED.n";
+const UPSERT_HANDOFF: &str = "INSERT INTO handoffs (id, status, agent, priority, created_ms, body) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, agent = EXCLUDED.agent, priority = EXCLUDED.priority, \
+     created_ms = EXCLUDED.created_ms, body = EXCLUDED.body";
+const UPSERT_TICKET: &str = "INSERT INTO tickets (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body";
+const UPSERT_RATING: &str =
+    "INSERT INTO ratings (conversation, which, body) VALUES ($1, $2, $3) ON CONFLICT (conversation, which) DO UPDATE SET body = EXCLUDED.body";
+const UPSERT_FEEDBACK: &str =
+    "INSERT INTO feedback (conversation, seq, body) VALUES ($1, $2, $3) ON CONFLICT (conversation, seq) DO UPDATE SET body = EXCLUDED.body";
+const UPSERT_AGENT: &str = "INSERT INTO agents (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body";
+const UPSERT_SESSION: &str = "INSERT INTO sessions (token_hash, body) VALUES ($1, $2) ON CONFLICT (token_hash) DO UPDATE SET body = EXCLUDED.body";
+const DELETE_SESSION: &str = "DELETE FROM sessions WHERE token_hash = $1";
+const UPSERT_IDENTITY: &str =
+    "INSERT INTO identities (user_id, conversation) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET conversation = EXCLUDED.conversation";
+const BUMP_UNANSWERED: &str = "INSERT INTO unanswered (question, n) VALUES ($1, 1) ON CONFLICT (question) DO UPDATE SET n = unanswered.n + 1";
+const UPSERT_MARKS: &str = "INSERT INTO report_marks (conversation, body) VALUES ($1, $2) ON CONFLICT (conversation) DO UPDATE SET body = EXCLUDED.body";
+// One statement for all of a step's counters, in key order (concurrent writers lock rows in
+// the same order, so they cannot deadlock on them).
+const ADD_COUNTERS: &str = "INSERT INTO report_hours (hour, scope, counter, shard, n) \
+     SELECT h, s, c, $4, n FROM unnest($1::bigint[], $2::text[], $3::text[], $5::bigint[]) AS u(h, s, c, n) \
+     ON CONFLICT (hour, scope, counter, shard) DO UPDATE SET n = report_hours.n + EXCLUDED.n";
+const ADD_NAMED: &str = "INSERT INTO report_names (kind, hour, name, shard, n) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (kind, hour, name, shard) DO UPDATE SET n = report_names.n + EXCLUDED.n";
+const UNANSWERED_AGAIN: &str = "DELETE FROM report_answered WHERE question = $1";
+// Only a question on the list leaves it (and is remembered as answered).
+const ANSWERED: &str = "WITH gone AS (DELETE FROM unanswered WHERE question = $1 RETURNING 1) \
+     INSERT INTO report_answered (question, at_ms) SELECT $1::text, $2::bigint WHERE EXISTS (SELECT 1 FROM gone) \
+     ON CONFLICT (question) DO UPDATE SET at_ms = EXCLUDED.at_ms";
+
+/// Prepares the statements of one round trip (or finds them cached on this connection)
+/// before any of them runs, so that they are sent in the order written.
+async fn prepared<const N: usize>(tx: &Transaction<'_>, sqls: [&str; N]) -> Result<[Statement; N], StoreError> {
+    let statements = futures_util::future::try_join_all(sqls.iter().map(|sql| tx.prepare_cached(sql))).await?;
+    Ok(statements.try_into().unwrap_or_else(|_| unreachable!("one statement per query")))
+}
+
+fn rating_key(r: &Rating) -> String {
+    r.handoff.map_or_else(|| r.at_ms.to_string(), |h| format!("handoff-{h}"))
+}
+
 async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Message>, StoreError> {
+    let [update, read_summary, read_marks, read_handoffs, read_ticket, read_rating, read_feedback] =
+        prepared(tx, [UPDATE_CONVERSATION, READ_SUMMARY, READ_MARKS, READ_HANDOFFS, READ_TICKET, READ_RATING, READ_FEEDBACK]).await?;
     let mut stored = Vec::with_capacity(change.messages.len());
-    let before = read_before(tx, change).await?;
-    if let Some(conv) = &change.conversation {
+    let next = change.conversation.as_ref().map(|conv| {
         let mut conv = conv.clone();
         let read_seq = i64_of(conv.last_seq);
         stored.extend(change.number(&mut conv));
         conv.updated_ms = change.at_ms;
         let body = encode(&conv);
+        (conv, read_seq, body)
+    });
+
+    // Round trip 1: what the report derivation compares with (locked until the transaction
+    // ends, so another node's step cannot count the same transition), the conversation's
+    // summary, and the conditional update of the conversation.
+    let touched: Vec<String> = report::touched(change).into_iter().collect();
+    let handoff_ids: Vec<i64> = change.handoffs.iter().map(|h| i64_of(h.id)).collect();
+    let rating_which = change.rating.as_ref().map(rating_key);
+    let (marks, handoffs, ticket, rating, feedback, moved, summary) = futures_util::try_join!(
+        async { if touched.is_empty() { Ok(Vec::new()) } else { tx.query(&read_marks, &[&touched]).await } },
+        async { if handoff_ids.is_empty() { Ok(Vec::new()) } else { tx.query(&read_handoffs, &[&handoff_ids]).await } },
+        async {
+            match &change.ticket {
+                Some(t) => tx.query_opt(&read_ticket, &[&i64_of(t.id)]).await,
+                None => Ok(None),
+            }
+        },
+        async {
+            match (&change.rating, &rating_which) {
+                (Some(r), Some(which)) => tx.query_opt(&read_rating, &[&r.conversation, which]).await,
+                _ => Ok(None),
+            }
+        },
+        async {
+            match &change.feedback {
+                Some(f) => tx.query_opt(&read_feedback, &[&f.conversation, &i64_of(f.seq)]).await,
+                None => Ok(None),
+            }
+        },
         // Moves the conversation on only from the sequence number the step read: another
         // node's step in between leaves no row to update, and the insert then finds the row.
-        let update = tx
-            .prepare_cached("UPDATE conversations SET last_seq = $2, updated_ms = $3, body = $4 WHERE id = $1 AND last_seq = $5")
-            .await?;
-        let n = tx.execute(&update, &[&conv.id, &i64_of(conv.last_seq), &i64_of(conv.updated_ms), &body, &read_seq]).await?;
-        if n == 0 {
-            let insert = tx
-                .prepare_cached("INSERT INTO conversations (id, last_seq, updated_ms, body) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-                .await?;
-            if tx.execute(&insert, &[&conv.id, &i64_of(conv.last_seq), &i64_of(conv.updated_ms), &body]).await? == 0 {
-                return Err(StoreError::Conflict(conv.id.clone()));
+        async {
+            match &next {
+                Some((conv, read_seq, body)) => {
+                    tx.execute(&update, &[&conv.id, &i64_of(conv.last_seq), &i64_of(conv.updated_ms), body, read_seq]).await.map(|n| n > 0)
+                }
+                None => Ok(true),
             }
-        }
-        let insert = tx.prepare_cached("INSERT INTO messages (conversation, seq, client_id, body) VALUES ($1, $2, $3, $4)").await?;
-        let mut hours: BTreeMap<i64, i64> = BTreeMap::new();
-        for m in &stored {
-            tx.execute(&insert, &[&m.conversation, &i64_of(m.seq), &m.client_id, &encode(m)]).await?;
-            if m.from == Sender::Visitor {
-                *hours.entry(i64_of(change.at_ms / 3_600_000)).or_default() += 1;
+        },
+        async {
+            match &next {
+                Some((conv, ..)) => tx.query_opt(&read_summary, &[&conv.id]).await,
+                None => Ok(None),
             }
-        }
-        let bump = tx
-            .prepare_cached("INSERT INTO message_hours (hour, n) VALUES ($1, $2) ON CONFLICT (hour) DO UPDATE SET n = message_hours.n + EXCLUDED.n")
-            .await?;
-        for (hour, n) in hours {
-            tx.execute(&bump, &[&hour, &n]).await?;
-        }
-        // The conversation's row is ours (updated or inserted above): its summary is too.
-        let previous = tx
-            .query_opt("SELECT body FROM conversation_history WHERE id = $1", &[&conv.id])
-            .await?
-            .and_then(|row| decode::<Summary>("conversation_history", &row, 0).ok());
-        write_summary(tx, &Summary::after(previous, &conv, change, &stored), true).await?;
+        },
+    )?;
+    let mut before = Before::default();
+    for row in &marks {
+        before.marks.insert(row.get(0), decode::<Marks>("report_marks", row, 1)?);
     }
-    if !change.handoffs.is_empty() {
-        let upsert = tx
-            .prepare_cached(
-                "INSERT INTO handoffs (id, status, agent, priority, created_ms, body) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, agent = EXCLUDED.agent, priority = EXCLUDED.priority, \
-                 created_ms = EXCLUDED.created_ms, body = EXCLUDED.body",
-            )
-            .await?;
-        for h in &change.handoffs {
-            tx.execute(&upsert, &[&i64_of(h.id), &status_name(&h.status), &h.agent, &priority_rank(h.priority), &i64_of(h.created_ms), &encode(h)])
-                .await?;
+    for row in &handoffs {
+        let h: Handoff = decode("handoffs", row, 0)?;
+        before.handoffs.insert(h.id, h);
+    }
+    before.ticket_existed = ticket.is_some();
+    before.rating = rating.map(|row| decode("ratings", &row, 0)).transpose()?;
+    before.feedback = feedback.map(|row| decode("feedback", &row, 0)).transpose()?;
+    if let (Some((conv, _, body)), false) = (&next, moved) {
+        let insert = tx.prepare_cached(INSERT_CONVERSATION).await?;
+        if tx.execute(&insert, &[&conv.id, &i64_of(conv.last_seq), &i64_of(conv.updated_ms), body]).await? == 0 {
+            return Err(StoreError::Conflict(conv.id.clone()));
         }
     }
-    if let Some(t) = &change.ticket {
-        tx.execute(
-            "INSERT INTO tickets (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
-            &[&i64_of(t.id), &encode(t)],
+
+    // Round trip 2: every write. The values the statements borrow are made first.
+    let [insert_message, bump_hour, upsert_summary, upsert_handoff, upsert_ticket, upsert_rating, upsert_feedback, upsert_agent, upsert_session, delete_session, upsert_identity, bump_unanswered, upsert_marks, add_counters, add_named, unanswered_again, answered] =
+        prepared(
+            tx,
+            [
+                INSERT_MESSAGE, BUMP_MESSAGE_HOUR, &summary_sql(true), UPSERT_HANDOFF, UPSERT_TICKET, UPSERT_RATING, UPSERT_FEEDBACK, UPSERT_AGENT,
+                UPSERT_SESSION, DELETE_SESSION, UPSERT_IDENTITY, BUMP_UNANSWERED, UPSERT_MARKS, ADD_COUNTERS, ADD_NAMED, UNANSWERED_AGAIN, ANSWERED,
+            ],
         )
         .await?;
+    let messages: Vec<(i64, String)> = stored.iter().map(|m| (i64_of(m.seq), encode(m))).collect();
+    // The visitor's messages of the step, counted in its hour.
+    let visitor_messages = stored.iter().filter(|m| m.from == Sender::Visitor).count() as i64;
+    let hours: Vec<(i64, i64)> = if visitor_messages > 0 { vec![(i64_of(change.at_ms / 3_600_000), visitor_messages)] } else { vec![] };
+    let summary = next.as_ref().map(|(conv, ..)| {
+        let previous = summary.and_then(|row| decode::<Summary>("conversation_history", &row, 0).ok());
+        let s = Summary::after(previous, conv, change, &stored);
+        let body = encode(&s);
+        (s, body)
+    });
+    let handoff_rows: Vec<(i64, i16, i64, String)> =
+        change.handoffs.iter().map(|h| (i64_of(h.id), priority_rank(h.priority), i64_of(h.created_ms), encode(h))).collect();
+    let ticket = change.ticket.as_ref().map(|t| (i64_of(t.id), encode(t)));
+    let rating = change.rating.as_ref().map(encode);
+    let feedback = change.feedback.as_ref().map(|f| (i64_of(f.seq), encode(f)));
+    let agent = change.agent.as_ref().map(encode);
+    let session = change.session.as_ref().map(|(hash, s)| (hash, s.as_ref().map(encode)));
+    let (tally, new_marks) = report::derive(change, &before);
+    let new_marks: Vec<(&String, String)> = new_marks.iter().map(|(id, m)| (id, encode(m))).collect();
+    let shard = shard(change);
+    let (mut counter_hours, mut scopes, mut names, mut ns) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((hour, scope), counts) in tally.rows() {
+        for (c, n) in counts {
+            counter_hours.push(i64_of(hour));
+            scopes.push(scope.clone());
+            names.push(c);
+            ns.push(n);
+        }
     }
-    if let Some(r) = &change.rating {
+    let named: Vec<(&str, i64, &str, i64)> =
+        tally.name_rows().into_iter().map(|((kind, span, hour, name), n)| (kind.bucket_name(span), i64_of(hour), name, n)).collect();
+    let at_ms = i64_of(change.at_ms);
+
+    let summary_row = summary.as_ref().map(|(s, body)| (s, i64_of(s.created_ms), s.rating.is_some(), body));
+
+    // Each statement borrows what it writes; `async move` keeps its parameter list alive.
+    let mut writes: Vec<Pending<'_>> = Vec::new();
+    let (insert_message, bump_hour, upsert_handoff, add_named, bump_unanswered) = (&insert_message, &bump_hour, &upsert_handoff, &add_named, &bump_unanswered);
+    let (upsert_marks, unanswered_again, answered) = (&upsert_marks, &unanswered_again, &answered);
+    if let Some((conv, ..)) = &next {
+        for ((seq, body), m) in messages.iter().zip(&stored) {
+            writes.push(Box::pin(async move { tx.execute(insert_message, &[&conv.id, seq, &m.client_id, body]).await }));
+        }
+        for (hour, n) in &hours {
+            writes.push(Box::pin(async move { tx.execute(bump_hour, &[hour, n]).await }));
+        }
+    }
+    if let Some((s, created_ms, rated, body)) = &summary_row {
+        let stmt = &upsert_summary;
+        writes.push(Box::pin(async move {
+            tx.execute(stmt, &[&s.id, created_ms, &s.channel, &s.user_id, &s.visitor_name, &s.agents, &s.bot_answered, &s.handed_off, &s.ticket, rated, &s.text, *body])
+                .await
+        }));
+    }
+    for ((id, priority, created_ms, body), h) in handoff_rows.iter().zip(&change.handoffs) {
+        writes.push(Box::pin(async move { tx.execute(upsert_handoff, &[id, &status_name(&h.status), &h.agent, priority, created_ms, body]).await }));
+    }
+    if let Some((id, body)) = &ticket {
+        let stmt = &upsert_ticket;
+        writes.push(Box::pin(async move { tx.execute(stmt, &[id, body]).await }));
+    }
+    if let (Some(r), Some(body), Some(which)) = (&change.rating, &rating, &rating_which) {
         // One rating per resolution: a second one for the same handoff replaces it.
-        let which = r.handoff.map_or_else(|| r.at_ms.to_string(), |h| format!("handoff-{h}"));
-        tx.execute(
-            "INSERT INTO ratings (conversation, which, body) VALUES ($1, $2, $3) ON CONFLICT (conversation, which) DO UPDATE SET body = EXCLUDED.body",
-            &[&r.conversation, &which, &encode(r)],
-        )
-        .await?;
+        let stmt = &upsert_rating;
+        writes.push(Box::pin(async move { tx.execute(stmt, &[&r.conversation, which, body]).await }));
     }
-    if let Some(f) = &change.feedback {
-        tx.execute(
-            "INSERT INTO feedback (conversation, seq, body) VALUES ($1, $2, $3) ON CONFLICT (conversation, seq) DO UPDATE SET body = EXCLUDED.body",
-            &[&f.conversation, &i64_of(f.seq), &encode(f)],
-        )
-        .await?;
+    if let (Some(f), Some((seq, body))) = (&change.feedback, &feedback) {
+        let stmt = &upsert_feedback;
+        writes.push(Box::pin(async move { tx.execute(stmt, &[&f.conversation, seq, body]).await }));
     }
-    if let Some(a) = &change.agent {
-        tx.execute("INSERT INTO agents (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body", &[&a.id, &encode(a)]).await?;
+    if let (Some(a), Some(body)) = (&change.agent, &agent) {
+        let stmt = &upsert_agent;
+        writes.push(Box::pin(async move { tx.execute(stmt, &[&a.id, body]).await }));
     }
-    match &change.session {
-        Some((hash, Some(s))) => {
-            tx.execute(
-                "INSERT INTO sessions (token_hash, body) VALUES ($1, $2) ON CONFLICT (token_hash) DO UPDATE SET body = EXCLUDED.body",
-                &[hash, &encode(s)],
-            )
-            .await?;
+    match &session {
+        Some((hash, Some(body))) => {
+            let stmt = &upsert_session;
+            writes.push(Box::pin(async move { tx.execute(stmt, &[*hash, body]).await }));
         }
         Some((hash, None)) => {
-            tx.execute("DELETE FROM sessions WHERE token_hash = $1", &[hash]).await?;
+            let stmt = &delete_session;
+            writes.push(Box::pin(async move { tx.execute(stmt, &[*hash]).await }));
         }
         None => {}
     }
     if let Some((user, conv)) = &change.identity {
-        tx.execute(
-            "INSERT INTO identities (user_id, conversation) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE SET conversation = EXCLUDED.conversation",
-            &[user, conv],
-        )
-        .await?;
+        let stmt = &upsert_identity;
+        writes.push(Box::pin(async move { tx.execute(stmt, &[user, conv]).await }));
     }
-    if !change.unanswered.is_empty() {
-        let bump = tx
-            .prepare_cached("INSERT INTO unanswered (question, n) VALUES ($1, 1) ON CONFLICT (question) DO UPDATE SET n = unanswered.n + 1")
-            .await?;
-        for q in &change.unanswered {
-            tx.execute(&bump, &[q]).await?;
-        }
+    for q in &change.unanswered {
+        writes.push(Box::pin(async move { tx.execute(bump_unanswered, &[q]).await }));
     }
-    write_report(tx, change, &before).await?;
+    // The report's counters and marks (see [`report::derive`]).
+    for (id, body) in &new_marks {
+        writes.push(Box::pin(async move { tx.execute(upsert_marks, &[*id, body]).await }));
+    }
+    if !counter_hours.is_empty() {
+        let stmt = &add_counters;
+        let (counter_hours, scopes, names, ns, shard) = (&counter_hours, &scopes, &names, &ns, &shard);
+        writes.push(Box::pin(async move { tx.execute(stmt, &[counter_hours, scopes, names, shard, ns]).await }));
+    }
+    for (kind, hour, name, n) in &named {
+        let shard = &shard;
+        writes.push(Box::pin(async move { tx.execute(add_named, &[kind, hour, name, shard, n]).await }));
+    }
+    for q in &tally.unanswered {
+        writes.push(Box::pin(async move { tx.execute(unanswered_again, &[q]).await }));
+    }
+    for q in &tally.answered {
+        let at_ms = &at_ms;
+        writes.push(Box::pin(async move { tx.execute(answered, &[q, at_ms]).await }));
+    }
+    futures_util::future::try_join_all(writes).await?;
     Ok(stored)
-}
-
-/// What the report derivation needs from before the change, locked until the transaction
-/// ends so that another node's step cannot count the same transition.
-async fn read_before(tx: &Transaction<'_>, change: &Change) -> Result<Before, StoreError> {
-    let mut before = Before::default();
-    let touched: Vec<String> = report::touched(change).into_iter().collect();
-    if !touched.is_empty() {
-        let stmt = tx.prepare_cached("SELECT conversation, body FROM report_marks WHERE conversation = ANY($1) ORDER BY conversation FOR UPDATE").await?;
-        for row in tx.query(&stmt, &[&touched]).await? {
-            before.marks.insert(row.get(0), decode::<Marks>("report_marks", &row, 1)?);
-        }
-    }
-    if !change.handoffs.is_empty() {
-        let ids: Vec<i64> = change.handoffs.iter().map(|h| i64_of(h.id)).collect();
-        let stmt = tx.prepare_cached("SELECT body FROM handoffs WHERE id = ANY($1) ORDER BY id FOR UPDATE").await?;
-        for row in tx.query(&stmt, &[&ids]).await? {
-            let h: Handoff = decode("handoffs", &row, 0)?;
-            before.handoffs.insert(h.id, h);
-        }
-    }
-    if let Some(t) = &change.ticket {
-        before.ticket_existed = tx.query_opt("SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE", &[&i64_of(t.id)]).await?.is_some();
-    }
-    if let Some(r) = &change.rating {
-        let which = r.handoff.map_or_else(|| r.at_ms.to_string(), |h| format!("handoff-{h}"));
-        let row = tx.query_opt("SELECT body FROM ratings WHERE conversation = $1 AND which = $2 FOR UPDATE", &[&r.conversation, &which]).await?;
-        before.rating = row.map(|row| decode("ratings", &row, 0)).transpose()?;
-    }
-    if let Some(f) = &change.feedback {
-        let row = tx.query_opt("SELECT body FROM feedback WHERE conversation = $1 AND seq = $2 FOR UPDATE", &[&f.conversation, &i64_of(f.seq)]).await?;
-        before.feedback = row.map(|row| decode("feedback", &row, 0)).transpose()?;
-    }
-    Ok(before)
 }
 
 /// Which counter shard a change adds to: one per conversation, so one conversation's steps
@@ -876,66 +987,6 @@ fn shard(change: &Change) -> i16 {
     const SHARDS: u32 = 8;
     let key = report::touched(change).into_iter().next().unwrap_or_default();
     (key.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) % SHARDS) as i16
-}
-
-/// Adds the change's report counters and marks (see [`report::derive`]).
-async fn write_report(tx: &Transaction<'_>, change: &Change, before: &Before) -> Result<(), StoreError> {
-    let (tally, marks) = report::derive(change, before);
-    if !marks.is_empty() {
-        let upsert = tx
-            .prepare_cached("INSERT INTO report_marks (conversation, body) VALUES ($1, $2) ON CONFLICT (conversation) DO UPDATE SET body = EXCLUDED.body")
-            .await?;
-        for (id, m) in &marks {
-            tx.execute(&upsert, &[id, &encode(m)]).await?;
-        }
-    }
-    let shard = shard(change);
-    let (mut hours, mut scopes, mut names, mut ns) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for ((hour, scope), counts) in tally.rows() {
-        for (c, n) in counts {
-            hours.push(i64_of(hour));
-            scopes.push(scope.clone());
-            names.push(c);
-            ns.push(n);
-        }
-    }
-    if !hours.is_empty() {
-        // One statement for all counters, in key order (concurrent writers lock rows in the
-        // same order, so they cannot deadlock on them).
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO report_hours (hour, scope, counter, shard, n) \
-                 SELECT h, s, c, $4, n FROM unnest($1::bigint[], $2::text[], $3::text[], $5::bigint[]) AS u(h, s, c, n) \
-                 ON CONFLICT (hour, scope, counter, shard) DO UPDATE SET n = report_hours.n + EXCLUDED.n",
-            )
-            .await?;
-        tx.execute(&stmt, &[&hours, &scopes, &names, &shard, &ns]).await?;
-    }
-    if !tally.names.is_empty() {
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO report_names (kind, hour, name, shard, n) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (kind, hour, name, shard) DO UPDATE SET n = report_names.n + EXCLUDED.n",
-            )
-            .await?;
-        for ((kind, span, hour, name), n) in tally.name_rows() {
-            tx.execute(&stmt, &[&kind.bucket_name(span), &i64_of(hour), &name, &shard, &n]).await?;
-        }
-    }
-    for q in &tally.unanswered {
-        tx.execute("DELETE FROM report_answered WHERE question = $1", &[q]).await?;
-    }
-    for q in &tally.answered {
-        // Only a question on the list leaves it (and is remembered as answered).
-        if tx.execute("DELETE FROM unanswered WHERE question = $1", &[q]).await? > 0 {
-            tx.execute(
-                "INSERT INTO report_answered (question, at_ms) VALUES ($1, $2) ON CONFLICT (question) DO UPDATE SET at_ms = EXCLUDED.at_ms",
-                &[q, &i64_of(change.at_ms)],
-            )
-            .await?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
