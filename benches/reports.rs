@@ -22,7 +22,7 @@ use criterion::Criterion;
 use kefu::dialogue::{BotMeta, Context, Conversation, NewMessage, Sender, State, Visitor};
 use kefu::handoff::{Handoff, HandoffStatus, Priority, Rating, Reason};
 use kefu::service::reports::{self, Range};
-use kefu::store::report::HOUR_MS;
+use kefu::store::report::{NameKind, HOUR_MS};
 use kefu::store::{Change, SledStore, Store};
 
 const DAYS: u64 = 60;
@@ -197,7 +197,27 @@ fn bench(c: &mut Criterion) {
     let report_once = || {
         rt.block_on(reports::compute(&*store, range, &title)).unwrap();
     };
-    let runs: [(&str, &dyn Fn()); 2] = [("stats", &stats_once), ("report_30_days", &report_once)];
+    // The named counters alone, as the report reads them (whole UTC days as day rows, the
+    // edges as hours) and, for comparison in the same run, read hour by hour: 30 ranges of
+    // 24 hours that each straddle a UTC midnight hold no whole day, so they read only hour rows
+    // (what the report read before the day rows existed).
+    let (from_hour, until_hour) = range.hours();
+    assert_ne!(from_hour % 24, 0, "a China day starts inside a UTC day");
+    let names_by_day = || {
+        for kind in [NameKind::Article, NameKind::Question] {
+            black_box(rt.block_on(store.report_names(kind, from_hour, until_hour, reports::TOP)).unwrap());
+        }
+    };
+    let names_by_hour = || {
+        for kind in [NameKind::Article, NameKind::Question] {
+            for day in 0..30 {
+                let from = from_hour + day * 24;
+                black_box(rt.block_on(store.report_names(kind, from, from + 24, reports::TOP)).unwrap());
+            }
+        }
+    };
+    let runs: [(&str, &dyn Fn()); 4] =
+        [("stats", &stats_once), ("report_30_days", &report_once), ("named_counters_by_day", &names_by_day), ("named_counters_by_hour", &names_by_hour)];
     for (name, run) in runs {
         let mut times: Vec<Duration> = (0..if test_mode { 3 } else { 50 })
             .map(|_| {
