@@ -1005,9 +1005,24 @@ impl SledStore {
                 }
             }
         }
+        // Answered questions leave the list. That list is usually much shorter than the
+        // names: read it once, unless it is longer (then look each name up).
+        let mut answered = None;
+        if kind == NameKind::Question {
+            let mut set = std::collections::HashSet::new();
+            for kv in counters.scan_prefix(ANSWERED).take(sums.len() + 1) {
+                set.insert(kv?.0[ANSWERED.len()..].to_vec());
+            }
+            answered = (set.len() <= sums.len()).then_some(set);
+        }
         let mut all = Vec::with_capacity(sums.len());
         for (name, n) in sums {
-            if kind == NameKind::Question && counters.contains_key(prefixed(ANSWERED, &[&name]))? {
+            let gone = match (&answered, kind) {
+                (Some(set), _) => set.contains(&name),
+                (None, NameKind::Question) => counters.contains_key(prefixed(ANSWERED, &[&name]))?,
+                (None, NameKind::Article) => false,
+            };
+            if gone {
                 continue;
             }
             all.push((String::from_utf8_lossy(&name).into_owned(), n));
