@@ -263,6 +263,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let background =
         tokio::spawn(background(service.clone(), limits.clone(), config.watch_interval_ms, config.data.join(FINGERPRINT_FILE)));
     let presence = tokio::spawn(service.clone().presence_loop());
+    let sla = tokio::spawn(service.clone().sla_loop());
     let header_timeout = Duration::from_millis(config.limits.header_timeout_ms);
     let proxies = limits.proxies.clone();
     let max_connections = match config.limits.max_connections {
@@ -304,7 +305,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     background.abort();
     other_nodes.abort();
     presence.abort();
-    let _ = (background.await, presence.await);
+    sla.abort();
+    let _ = (background.await, presence.await, sla.await);
     if let Some((relay, sender)) = wechat_tasks {
         relay.abort();
         sender.abort();

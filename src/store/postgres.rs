@@ -379,6 +379,10 @@ impl Store for PgStore {
         self.all("tickets", "SELECT body FROM tickets ORDER BY id", &[]).await
     }
 
+    async fn ticket(&self, id: u64) -> Result<Option<Ticket>, StoreError> {
+        self.one("tickets", "SELECT body FROM tickets WHERE id = $1", &i64_of(id)).await
+    }
+
     async fn ratings(&self) -> Result<Vec<Rating>, StoreError> {
         self.all("ratings", "SELECT body FROM ratings ORDER BY conversation, which", &[]).await
     }
@@ -838,7 +842,11 @@ async fn read_before(tx: &Transaction<'_>, change: &Change) -> Result<Before, St
         }
     }
     if let Some(t) = &change.ticket {
-        before.ticket_existed = tx.query_opt("SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE", &[&i64_of(t.id)]).await?.is_some();
+        let row = tx.query_opt("SELECT body FROM tickets WHERE id = $1 FOR UPDATE", &[&i64_of(t.id)]).await?;
+        before.ticket = row.map(|row| decode("tickets", &row, 0)).transpose()?;
+        if !report::ticket_follows(t, before.ticket.as_ref()) {
+            return Err(StoreError::TicketChanged(t.id));
+        }
     }
     if let Some(r) = &change.rating {
         let which = r.handoff.map_or_else(|| r.at_ms.to_string(), |h| format!("handoff-{h}"));
