@@ -472,6 +472,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sla_policies_come_from_sla_tables_and_the_clock_speed_is_checked() {
+        let text = "sla_clock_speed = 60\n[[sla]]\ncategory = \"投诉\"\nfirst_response_minutes = 15\nresolution_minutes = 480\n[[sla]]\nfirst_response_minutes = 120\nresolution_minutes = 0\n";
+        let c: Config = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+        let p = c.sla_policies();
+        assert_eq!((p.speed, p.policies.len(), p.policies[0].category.as_deref()), (60.0, 2, Some("投诉")));
+        assert_eq!(Config::default().sla_policies().policies, crate::handoff::SlaPolicies::defaults(), "none configured: the defaults");
+        let slow = Config { sla_clock_speed: 0.0, ..Config::default() };
+        assert!(slow.validate().unwrap_err().to_string().contains("sla_clock_speed"));
+        let bad: Result<Config, _> = toml::from_str("[[sla]]\npriority = \"asap\"\nfirst_response_minutes = 1\nresolution_minutes = 1\n");
+        assert!(bad.is_err(), "an unknown priority is refused");
+    }
+
+    #[test]
     fn file_then_environment() {
         let text = "listen = \"0.0.0.0:9000\"\nassignment = \"auto\"\n[limits]\nmax_message_chars = 500\n[hours]\nopen = \"09:00\"\nclose = \"18:00\"\n";
         let mut c = Config::parse(text, Path::new("kefu.toml")).unwrap();
