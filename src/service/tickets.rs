@@ -60,6 +60,9 @@ const MAX_TAGS: usize = 20;
 /// How often the SLA watch looks at least (it also wakes at the next due time and whenever
 /// a ticket is written).
 const SLA_WATCH_MS: u64 = 30_000;
+/// How often a write that lost to another node's is tried again on the fresh ticket (this
+/// node's writers of one ticket wait their turn instead; see `lock_ticket`).
+const TICKET_RETRIES: u32 = 10;
 
 fn invalid(message: String) -> ServiceError {
     ServiceError::refused(Code::InvalidTicket, message)
@@ -208,10 +211,16 @@ impl Service {
         Ok(TicketView { ticket, reachable: conv.state != State::Closed })
     }
 
+    /// Writes of one ticket on this node take turns, like the steps of a conversation.
+    async fn lock_ticket(&self, id: u64) -> Result<locks::Turn> {
+        self.lock(&format!("ticket:{id}")).await
+    }
+
     /// Reads the ticket, applies `f` and writes it with its version moved on. A write that
-    /// lost a race with another (an agent, the SLA watch) is retried on the fresh ticket, so
-    /// `f` decides again on what is stored.
+    /// lost a race with another node's is retried on the fresh ticket, so `f` decides again
+    /// on what is stored.
     async fn change_ticket(&self, id: u64, f: impl Fn(&mut Ticket, Millis) -> Result<()>) -> Result<Ticket> {
+        let _turn = self.lock_ticket(id).await?;
         let mut tries = 0;
         loop {
             let mut t = self.load_ticket(id).await?;
@@ -222,7 +231,7 @@ impl Service {
             t.check_sla(now);
             t.version += 1;
             match self.commit(Change { ticket: Some(t.clone()), at_ms: now, ..Default::default() }).await {
-                Err(ServiceError::Refused(Code::TicketChanged, _)) if tries < 3 => tries += 1,
+                Err(ServiceError::Refused(Code::TicketChanged, _)) if tries < TICKET_RETRIES => tries += 1,
                 Err(e) => return Err(e),
                 Ok(_) => {
                     self.announce_ticket(&t, false);
@@ -309,9 +318,10 @@ impl Service {
             let reachable = self.reachable(&t.conversation).await?;
             return Ok(TicketView { ticket: t, reachable });
         }
+        let ticket_turn = self.lock_ticket(id).await?;
         let conv_id = self.load_ticket(id).await?.conversation;
         // The message and the ticket's record of it are one change, under the conversation's
-        // lock (its messages are numbered in order).
+        // lock too (its messages are numbered in order).
         let turn = self.lock(&conv_id).await?;
         let Some(conv) = self.store.conversation(&conv_id).await?.filter(|c| c.state != State::Closed) else {
             return Err(ServiceError::refused(Code::Unreachable, format!("conversation {conv_id} of ticket {id} is closed; reply by phone or mail (via) instead")));
@@ -335,12 +345,13 @@ impl Service {
             t.version += 1;
             change.ticket = Some(t.clone());
             match self.commit(change).await {
-                Err(ServiceError::Refused(Code::TicketChanged, _)) if tries < 3 => tries += 1,
+                Err(ServiceError::Refused(Code::TicketChanged, _)) if tries < TICKET_RETRIES => tries += 1,
                 Err(e) => return Err(e),
                 Ok(stored) => break (t, stored),
             }
         };
         drop(turn);
+        drop(ticket_turn);
         self.publish_visitor_messages(&conv, &stored, None).await?;
         self.announce_ticket(&t, false);
         Ok(TicketView { ticket: t, reachable: true })
@@ -358,7 +369,9 @@ impl Service {
                 next = Some(next.map_or(due, |n| n.min(due)));
                 continue;
             }
-            let mut fresh = t.clone();
+            let _turn = self.lock_ticket(t.id).await?;
+            // Read again under the lock: an agent may have written it since the list was read.
+            let Some(mut fresh) = self.store.ticket(t.id).await? else { continue };
             if !fresh.check_sla(now) {
                 continue;
             }
