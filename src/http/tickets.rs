@@ -8,7 +8,8 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::agent::authorize;
-use super::{ApiResult, AppState, Bearer, Json, Path, Query};
+use super::{ApiError, ApiResult, AppState, Bearer, Json, Path, Query};
+use crate::codes::Code;
 use crate::handoff::TicketSummary;
 use crate::service::{NewTicket, TicketFilter, TicketUpdate, TicketView};
 
@@ -18,6 +19,11 @@ pub fn routes() -> Router<AppState> {
         .route("/agent/tickets/{id}", get(view).patch(update))
         .route("/agent/tickets/{id}/replies", post(reply))
         .route("/agent/tickets/{id}/notes", post(note))
+}
+
+/// A ticket id from the path, read after the token is checked (so ids cannot be probed).
+fn ticket_id(id: &str) -> Result<u64, ApiError> {
+    id.parse().map_err(|_| ApiError::new(Code::TicketNotFound, format!("ticket {:?} not found: a ticket id is a number", id.chars().take(40).collect::<String>())))
 }
 
 #[derive(Deserialize)]
@@ -37,9 +43,9 @@ async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>, bearer: Bea
     Ok(Json(s.service.ticket_list(&filter).await?))
 }
 
-async fn view(State(s): State<AppState>, Path(id): Path<u64>, bearer: Bearer) -> ApiResult<Json<TicketView>> {
+async fn view(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer) -> ApiResult<Json<TicketView>> {
     authorize(&s, &bearer).await?;
-    Ok(Json(s.service.ticket_view(id).await?))
+    Ok(Json(s.service.ticket_view(ticket_id(&id)?).await?))
 }
 
 #[derive(Deserialize)]
@@ -82,7 +88,7 @@ struct UpdateBody {
     complaint_step: Option<String>,
 }
 
-async fn update(State(s): State<AppState>, Path(id): Path<u64>, bearer: Bearer, Json(b): Json<UpdateBody>) -> ApiResult<Json<TicketView>> {
+async fn update(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer, Json(b): Json<UpdateBody>) -> ApiResult<Json<TicketView>> {
     let agent = authorize(&s, &bearer).await?;
     let u = TicketUpdate {
         status: b.status,
@@ -93,7 +99,7 @@ async fn update(State(s): State<AppState>, Path(id): Path<u64>, bearer: Bearer, 
         complaint: b.complaint,
         complaint_step: b.complaint_step,
     };
-    Ok(Json(s.service.update_ticket(&agent, id, u).await?))
+    Ok(Json(s.service.update_ticket(&agent, ticket_id(&id)?, u).await?))
 }
 
 #[derive(Deserialize)]
@@ -104,9 +110,9 @@ struct ReplyBody {
     via: Option<String>,
 }
 
-async fn reply(State(s): State<AppState>, Path(id): Path<u64>, bearer: Bearer, Json(b): Json<ReplyBody>) -> ApiResult<Json<TicketView>> {
+async fn reply(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer, Json(b): Json<ReplyBody>) -> ApiResult<Json<TicketView>> {
     let agent = authorize(&s, &bearer).await?;
-    Ok(Json(s.service.ticket_reply(&agent, id, &b.text, b.via.as_deref()).await?))
+    Ok(Json(s.service.ticket_reply(&agent, ticket_id(&id)?, &b.text, b.via.as_deref()).await?))
 }
 
 #[derive(Deserialize)]
@@ -115,7 +121,7 @@ struct NoteBody {
     text: String,
 }
 
-async fn note(State(s): State<AppState>, Path(id): Path<u64>, bearer: Bearer, Json(b): Json<NoteBody>) -> ApiResult<Json<TicketView>> {
+async fn note(State(s): State<AppState>, Path(id): Path<String>, bearer: Bearer, Json(b): Json<NoteBody>) -> ApiResult<Json<TicketView>> {
     let agent = authorize(&s, &bearer).await?;
-    Ok(Json(s.service.ticket_note(&agent, id, &b.text).await?))
+    Ok(Json(s.service.ticket_note(&agent, ticket_id(&id)?, &b.text).await?))
 }
