@@ -623,6 +623,18 @@ try {
     check(reopen.status() === 409 && err.error.code === 'invalid_transition', `reopening a closed ticket: ${reopen.status()} ${JSON.stringify(err)}`);
     const breached = await (await agent.request.get(`${base}/api/v1/agent/tickets?breached=true&q=${encodeURIComponent('冰箱')}`, { headers: { Authorization: `Bearer ${token}` } })).json();
     check(breached.some((x) => x.id === id), 'the breached filter finds it');
+    // An agent makes a ticket from an open conversation with its 建工单 button.
+    await agent.click('#tickets-toggle');
+    await agent.locator('#app').waitFor({ timeout: T });
+    await agent.locator('#tabs .tab').first().click();
+    await agent.locator('#views .view:not([hidden]) .actions button', { hasText: '建工单' }).click();
+    const dialog = agent.locator('#ticket-new');
+    await dialog.waitFor({ timeout: T });
+    await dialog.locator('textarea[name=message]').fill('客户要求开具增值税专用发票');
+    await dialog.locator('input[name=category]').fill('发票');
+    await dialog.getByRole('button', { name: '创建' }).click();
+    await view.locator('.ticket-message', { hasText: '增值税专用发票' }).waitFor({ timeout: T });
+    check(/新建/.test(await view.locator('h2').textContent()), 'the new ticket opens on the tickets page');
     await agent.click('#tickets-toggle');
     await agent.locator('#app').waitFor({ timeout: T });
   });
