@@ -137,6 +137,8 @@ fn conversation(i: u64, n: u64, rng: &mut Rng) -> Change {
             visitor,
             transcript: vec![],
             created_ms,
+            version: 1,
+            ..Default::default()
         });
     }
     change.conversation = Some(conv);

@@ -263,6 +263,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let background =
         tokio::spawn(background(service.clone(), limits.clone(), config.watch_interval_ms, config.data.join(FINGERPRINT_FILE)));
     let presence = tokio::spawn(service.clone().presence_loop());
+    if config.sla_clock_speed != 1.0 {
+        // A fast SLA clock is for tests: in production it would breach every ticket early.
+        tracing::warn!(speed = config.sla_clock_speed, "sla_clock_speed is not 1: SLA budgets are divided by it");
+    }
+    let sla = tokio::spawn(service.clone().sla_loop());
     let header_timeout = Duration::from_millis(config.limits.header_timeout_ms);
     let proxies = limits.proxies.clone();
     let max_connections = match config.limits.max_connections {
@@ -304,7 +309,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     background.abort();
     other_nodes.abort();
     presence.abort();
-    let _ = (background.await, presence.await);
+    sla.abort();
+    let _ = (background.await, presence.await, sla.await);
     if let Some((relay, sender)) = wechat_tasks {
         relay.abort();
         sender.abort();

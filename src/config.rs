@@ -128,6 +128,14 @@ pub struct Config {
     pub hours: BusinessHours,
     /// When agents go away and queued visitors are offered leave-a-message.
     pub presence: crate::service::PresenceConfig,
+    /// Ticket SLA policies, each a `[[sla]]` table (`priority`, `category`,
+    /// `first_response_minutes`, `resolution_minutes`, in business minutes); the first that
+    /// covers a ticket applies. None: the built-in defaults (see `handoff::SlaPolicies`).
+    pub sla: Vec<crate::handoff::SlaPolicy>,
+    /// How many seconds of SLA time pass per real second: the SLA budgets are divided by it.
+    /// 1 in production; a test sets e.g. 3600 so that an hour's budget runs out in a second
+    /// (the clock of record, the times stored and shown, stays the real one).
+    pub sla_clock_speed: f64,
     /// WeChat apps (公众号, 小程序), each a `[[wechat]]` table served at `/wechat/{name}`.
     pub wechat: Vec<crate::channels::wechat::WeChatApp>,
 }
@@ -156,6 +164,8 @@ impl Default for Config {
             dialogue: Rules::default(),
             hours: BusinessHours::default(),
             presence: Default::default(),
+            sla: vec![],
+            sla_clock_speed: 1.0,
             wechat: vec![],
         }
     }
@@ -274,6 +284,7 @@ impl Config {
         env.set("KEFU_HOURS_DAYS", &mut h.days)?;
         env.set("KEFU_HOURS_OPEN", &mut h.open)?;
         env.set("KEFU_HOURS_CLOSE", &mut h.close)?;
+        env.set("KEFU_SLA_CLOCK_SPEED", &mut self.sla_clock_speed)?;
         let p = &mut self.presence;
         env.set("KEFU_PRESENCE_AWAY_GRACE_SECS", &mut p.away_grace_secs)?;
         env.set("KEFU_PRESENCE_IDLE_SECS", &mut p.idle_secs)?;
@@ -289,6 +300,7 @@ impl Config {
         }
         self.hours.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.presence.validate().map_err(ConfigError::Invalid)?;
+        self.sla_policies().validate().map_err(ConfigError::Invalid)?;
         if let Some(t) = self.thresholds() {
             t.validate().map_err(ConfigError::Invalid)?;
         }
@@ -360,7 +372,14 @@ impl Config {
             dialogue: self.dialogue.clone(),
             hours: self.hours.clone(),
             presence: self.presence.clone(),
+            sla: self.sla_policies(),
         }
+    }
+
+    /// The configured SLA policies, or the defaults when there are none.
+    pub fn sla_policies(&self) -> crate::handoff::SlaPolicies {
+        let policies = if self.sla.is_empty() { crate::handoff::SlaPolicies::defaults() } else { self.sla.clone() };
+        crate::handoff::SlaPolicies { policies, speed: self.sla_clock_speed }
     }
 
     /// The configured thresholds, when either is set (the other keeps the model's default).
@@ -420,7 +439,7 @@ macro_rules! numbers {
 }
 
 numbers!(u8 => "a number from 0 to 255", u32 => "a whole number", u64 => "a whole number", usize => "a whole number",
-         i32 => "a whole number", f32 => "a number");
+         i32 => "a whole number", f32 => "a number", f64 => "a number");
 
 impl<T: FromEnv> FromEnv for Option<T> {
     fn from_env(v: &str) -> Result<Self, String> {
@@ -451,6 +470,20 @@ impl FromEnv for Assignment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sla_policies_come_from_sla_tables_and_the_clock_speed_is_checked() {
+        let text = "sla_clock_speed = 60\n[[sla]]\ncategory = \"投诉\"\nfirst_response_minutes = 15\nresolution_minutes = 480\n[[sla]]\nfirst_response_minutes = 120\nresolution_minutes = 0\n";
+        let c: Config = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+        let p = c.sla_policies();
+        assert_eq!((p.speed, p.policies.len(), p.policies[0].category.as_deref()), (60.0, 2, Some("投诉")));
+        assert_eq!(Config::default().sla_policies().policies, crate::handoff::SlaPolicies::defaults(), "none configured: the defaults");
+        let slow = Config { sla_clock_speed: 0.0, ..Config::default() };
+        assert!(slow.validate().unwrap_err().to_string().contains("sla_clock_speed"));
+        let bad: Result<Config, _> = toml::from_str("[[sla]]\npriority = \"asap\"\nfirst_response_minutes = 1\nresolution_minutes = 1\n");
+        assert!(bad.is_err(), "an unknown priority is refused");
+    }
 
     #[test]
     fn file_then_environment() {

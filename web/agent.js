@@ -67,6 +67,7 @@
       $('logout').hidden = false;
       $('status-box').hidden = false;
       $('history-toggle').hidden = false;
+      document.dispatchEvent(new CustomEvent('kefu-agent-event', { detail: { type: 'ready' } }));
       showMe();
       connect();
       refresh();
@@ -87,6 +88,8 @@
     sock.onopen = function () { attempt = 0; refresh(); };
     sock.onmessage = function (ev) {
       var e; try { e = JSON.parse(ev.data); } catch (x) { return; }
+      // Other pages of the console (tickets.js) follow the same socket.
+      document.dispatchEvent(new CustomEvent('kefu-agent-event', { detail: e }));
       if (e.type === 'handoff') { alertHandoff(e.handoff); refresh(); }
       else if (e.type === 'message') { var v = views[e.conversation]; if (v) { append(v, e.message); if (v !== current) v.tab.classList.add('unread'); } }
       else if (e.type === 'changed') { refresh(); if (views[e.conversation]) reload(views[e.conversation]); }
@@ -274,6 +277,10 @@
     var mine = conv.state.kind === 'with_agent' && conv.state.agent === me.id;
     v.actions.textContent = '';
     v.actions.appendChild(h('span', { class: 'state', text: '状态：' + (STATES[conv.state.kind] || conv.state.kind) + (conv.state.agent ? '（' + conv.state.agent + '）' : '') }));
+    v.actions.appendChild(h('button', { type: 'button', text: '建工单', onclick: function () {
+      var first = (v.data.messages || []).filter(function (m) { return m.from.kind === 'visitor'; })[0];
+      document.dispatchEvent(new CustomEvent('kefu-new-ticket', { detail: { conversation: conv.id, message: first ? first.text : '' } }));
+    } }));
     if (hf && hf.status === 'queued') v.actions.appendChild(h('button', { type: 'button', class: 'primary', text: '认领', onclick: function () { act(v, 'claim', '已认领'); } }));
     if (mine) {
       v.actions.appendChild(h('button', { type: 'button', text: '解决', onclick: function () { act(v, 'resolve', '已解决，已邀请访客评价'); } }));

@@ -1,6 +1,7 @@
 //! Business hours: when agents are on duty, in the business's own time zone.
 
 use serde::Deserialize;
+use time::{OffsetDateTime, UtcOffset};
 
 use crate::dialogue::Millis;
 
@@ -84,6 +85,43 @@ impl BusinessHours {
         let weekday = ((day + 3).rem_euclid(7) + 1) as u8;
         self.days.contains(&weekday) && open <= minute && minute < close
     }
+
+    /// The instant `budget_ms` of business time after `start`: the budget runs down only
+    /// while the business is open (an SLA of 4 hours given at 17:00 on a Friday, 09:00–18:00
+    /// on weekdays, falls due at 12:00 on Monday). `None` when the hours are never open.
+    /// Calendar days come from the `time` crate; the fixed offset has no daylight saving,
+    /// so every local day is 24 hours long.
+    pub fn add_business(&self, start: Millis, budget_ms: u64) -> Option<Millis> {
+        let (Ok(open), Ok(close)) = (minutes(&self.open), minutes(&self.close)) else { return None };
+        if open >= close || !self.days.iter().any(|d| (1..=7).contains(d)) {
+            return None;
+        }
+        if budget_ms == 0 {
+            return Some(start);
+        }
+        let offset = UtcOffset::from_whole_seconds(self.utc_offset_minutes.checked_mul(60)?).ok()?;
+        let mut date = OffsetDateTime::from_unix_timestamp_nanos(start as i128 * 1_000_000).ok()?.to_offset(offset).date();
+        let (mut at, mut left) = (start, budget_ms);
+        // A budget of years would walk many days; a week has at least one open day, so this
+        // bound covers any budget of up to 100 years.
+        for _ in 0..(budget_ms / 60_000 + 8).min(40_000) {
+            let midnight = date.midnight().assume_offset(offset).unix_timestamp();
+            let midnight = u64::try_from(midnight).ok()? * 1000;
+            if self.days.contains(&date.weekday().number_from_monday()) {
+                let (from, until) = (midnight + open as u64 * 60_000, midnight + close as u64 * 60_000);
+                let from = at.max(from);
+                if from < until {
+                    if left <= until - from {
+                        return Some(from + left);
+                    }
+                    left -= until - from;
+                }
+            }
+            date = date.next_day()?;
+            at = at.max(midnight + 24 * 3_600_000);
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +140,61 @@ mod tests {
         assert!(!office.is_open(MONDAY_0930_CHINA + 9 * 3_600_000), "18:30 is after closing");
         assert!(!office.is_open(MONDAY_0930_CHINA - 24 * 3_600_000), "Sunday is not a working day");
         assert!(BusinessHours::default().is_open(MONDAY_0930_CHINA - 24 * 3_600_000));
+    }
+
+    const HOUR: u64 = 3_600_000;
+
+    fn office() -> BusinessHours {
+        BusinessHours { days: vec![1, 2, 3, 4, 5], open: "09:00".into(), close: "18:00".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn business_time_runs_within_the_day() {
+        // Monday 09:30 + 2 h = Monday 11:30.
+        assert_eq!(office().add_business(MONDAY_0930_CHINA, 2 * HOUR), Some(MONDAY_0930_CHINA + 2 * HOUR));
+        // Exactly to closing time: due at 18:00, not the next morning.
+        assert_eq!(office().add_business(MONDAY_0930_CHINA, 8 * HOUR + HOUR / 2), Some(MONDAY_0930_CHINA + 8 * HOUR + HOUR / 2));
+        assert_eq!(office().add_business(MONDAY_0930_CHINA, 0), Some(MONDAY_0930_CHINA));
+    }
+
+    #[test]
+    fn business_time_stops_overnight() {
+        // Monday 17:00 + 4 h: one hour on Monday, three on Tuesday from 09:00 → Tuesday 12:00.
+        let monday_1700 = MONDAY_0930_CHINA + 7 * HOUR + HOUR / 2;
+        let tuesday_1200 = MONDAY_0930_CHINA + 24 * HOUR + 2 * HOUR + HOUR / 2;
+        assert_eq!(office().add_business(monday_1700, 4 * HOUR), Some(tuesday_1200));
+        // Given at 03:00 (before opening), the clock starts at 09:00.
+        let monday_0300 = MONDAY_0930_CHINA - 6 * HOUR - HOUR / 2;
+        assert_eq!(office().add_business(monday_0300, HOUR), Some(MONDAY_0930_CHINA + HOUR / 2));
+        // Given at 20:00, after closing: starts at 09:00 the next day.
+        let monday_2000 = MONDAY_0930_CHINA + 10 * HOUR + HOUR / 2;
+        assert_eq!(office().add_business(monday_2000, HOUR), Some(MONDAY_0930_CHINA + 24 * HOUR + HOUR / 2));
+    }
+
+    #[test]
+    fn business_time_skips_the_weekend() {
+        // Friday 17:00 + 4 h → Monday 12:00 (one hour on Friday, three on Monday).
+        let friday_1700 = MONDAY_0930_CHINA + 4 * 24 * HOUR + 7 * HOUR + HOUR / 2;
+        let next_monday_1200 = MONDAY_0930_CHINA + 7 * 24 * HOUR + 2 * HOUR + HOUR / 2;
+        assert_eq!(office().add_business(friday_1700, 4 * HOUR), Some(next_monday_1200));
+        // Saturday noon + 1 h → Monday 10:00.
+        let saturday_1200 = MONDAY_0930_CHINA + 5 * 24 * HOUR + 2 * HOUR + HOUR / 2;
+        assert_eq!(office().add_business(saturday_1200, HOUR), Some(MONDAY_0930_CHINA + 7 * 24 * HOUR + HOUR / 2));
+        // Three business days (27 h) from Thursday 09:00 → Monday 18:00.
+        let thursday_0900 = MONDAY_0930_CHINA + 3 * 24 * HOUR - HOUR / 2;
+        assert_eq!(office().add_business(thursday_0900, 27 * HOUR), Some(MONDAY_0930_CHINA + 7 * 24 * HOUR + 8 * HOUR + HOUR / 2));
+    }
+
+    #[test]
+    fn business_time_around_the_clock_and_never() {
+        let always = BusinessHours::default();
+        assert_eq!(always.add_business(MONDAY_0930_CHINA, 50 * HOUR), Some(MONDAY_0930_CHINA + 50 * HOUR));
+        let never = BusinessHours { days: vec![], ..Default::default() };
+        assert_eq!(never.add_business(MONDAY_0930_CHINA, HOUR), None);
+        // Another offset: UTC office hours, Monday 17:30 UTC + 1 h → Tuesday 09:30 UTC.
+        let utc = BusinessHours { utc_offset_minutes: 0, ..office() };
+        let monday_1730_utc = MONDAY_0930_CHINA + 16 * HOUR;
+        assert_eq!(utc.add_business(monday_1730_utc, HOUR), Some(MONDAY_0930_CHINA + 24 * HOUR + 8 * HOUR));
     }
 
     #[test]

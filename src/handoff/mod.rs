@@ -1,10 +1,12 @@
 //! Human handoff: the handoff record an agent works from, agents, the priority queue,
-//! automatic assignment, business hours, leave-a-message tickets, ratings and canned replies.
+//! automatic assignment, business hours, tickets (工单) with their SLA, ratings and canned
+//! replies.
 //!
 //! Everything here is plain data and pure decisions; the service stores and applies them.
 
 mod canned;
 mod hours;
+mod ticket;
 
 use std::collections::BTreeMap;
 
@@ -13,6 +15,10 @@ use serde::{Deserialize, Serialize};
 use crate::dialogue::{Message, Millis, Visitor};
 pub use canned::{canned_path, load_canned, Canned, CannedError, CANNED_FILE};
 pub use hours::{BusinessHours, HoursError};
+pub use ticket::{
+    ComplaintStep, ReplyVia, Sla, SlaClock, SlaPolicies, SlaPolicy, Ticket, TicketChange, TicketError, TicketEvent, TicketPriority, TicketSource,
+    TicketStatus, TicketSummary, COMPLAINT, LEFT_MESSAGE,
+};
 
 /// How handoffs reach agents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -201,19 +207,6 @@ pub fn pick_agent<'a>(agents: &[Load<'a>], skill: &str) -> Option<&'a Agent> {
             ra.total_cmp(&rb).then_with(|| a.agent.id.cmp(&b.agent.id))
         })
         .map(|l| l.agent)
-}
-
-/// A message left when nobody could take the conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Ticket {
-    pub id: u64,
-    pub conversation: String,
-    pub contact: String,
-    pub message: String,
-    pub reason: Reason,
-    pub visitor: Visitor,
-    pub transcript: Vec<Message>,
-    pub created_ms: Millis,
 }
 
 /// A visitor's 1–5 rating of a resolved conversation.

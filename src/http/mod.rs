@@ -14,6 +14,7 @@ mod limits;
 mod pages;
 #[cfg(test)]
 mod tests;
+mod tickets;
 mod visitor;
 mod wechat;
 mod ws;
@@ -154,6 +155,7 @@ pub fn app(state: AppState) -> Router {
         .merge(visitor::routes())
         .merge(agent::routes())
         .merge(history::routes())
+        .merge(tickets::routes())
         .merge(admin::routes())
         .merge(reports::routes())
         .fallback(|| async { ApiError::not_found_route() });

@@ -75,6 +75,7 @@ static AGENT: Asset = Asset::new(include_bytes!("../../web/agent.html"), "text/h
 static ADMIN: Asset = Asset::new(include_bytes!("../../web/admin.html"), "text/html; charset=utf-8", true);
 static FAVICON: Asset = Asset::new(include_bytes!("../../web/favicon.svg"), "image/svg+xml", false);
 static AGENT_JS: Asset = Asset::new(include_bytes!("../../web/agent.js"), "text/javascript; charset=utf-8", false);
+static TICKETS_JS: Asset = Asset::new(include_bytes!("../../web/tickets.js"), "text/javascript; charset=utf-8", false);
 static HISTORY_JS: Asset = Asset::new(include_bytes!("../../web/history.js"), "text/javascript; charset=utf-8", false);
 static ADMIN_JS: Asset = Asset::new(include_bytes!("../../web/admin.js"), "text/javascript; charset=utf-8", false);
 static MD_JS: Asset = Asset::new(include_bytes!("../../web/md.js"), "text/javascript; charset=utf-8", false);
@@ -97,6 +98,7 @@ async fn asset(Path(file): Path<String>, h: HeaderMap) -> Response {
     let asset = match file.as_str() {
         "agent.js" => &AGENT_JS,
         "history.js" => &HISTORY_JS,
+        "tickets.js" => &TICKETS_JS,
         "admin.js" => &ADMIN_JS,
         "md.js" => &MD_JS,
         "console.js" => &CONSOLE_JS,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::dialogue::{Message, StateName};
-use crate::handoff::{AgentStatus, Handoff, HandoffStatus};
+use crate::handoff::{AgentStatus, Handoff, HandoffStatus, TicketSummary};
 
 /// An event for a visitor's widget.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +45,8 @@ pub enum AgentEvent {
     Typing { conversation: String },
     /// An agent went online or away (by hand, or sent away by presence).
     Presence { agent: String, status: AgentStatus },
+    /// A ticket was made (`created`: announce it like a handoff) or changed.
+    Ticket { ticket: TicketSummary, created: bool },
 }
 
 /// What this node tells the other nodes about an event it published: small events as they
@@ -58,6 +60,8 @@ pub enum Note {
     Agents { event: AgentEvent },
     AgentMessage { c: String, seq: u64 },
     Handoff { id: u64 },
+    /// A ticket by id (its message may be long): the receiver reads it from the store.
+    Ticket { id: u64, created: bool },
     /// The shared knowledge has a new generation (see `shared_knowledge`).
     Knowledge { generation: u64 },
 }
@@ -74,6 +78,7 @@ impl Note {
         match event {
             AgentEvent::Handoff { handoff } => Note::Handoff { id: handoff.id },
             AgentEvent::Message { conversation, message } => Note::AgentMessage { c: conversation.clone(), seq: message.seq },
+            AgentEvent::Ticket { ticket, created } => Note::Ticket { id: ticket.id, created: *created },
             other => Note::Agents { event: other.clone() },
         }
     }

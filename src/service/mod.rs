@@ -16,6 +16,7 @@ mod presence;
 mod queue;
 pub mod reports;
 pub mod stats;
+mod tickets;
 #[cfg(test)]
 pub(crate) mod testing;
 mod turn;
@@ -43,6 +44,7 @@ pub use history::{HistoryPage, HistoryRequest, HistoryView, SCAN_BUDGET};
 pub use presence::{AwayReason, ConsoleGuard, PresenceConfig};
 pub use reports::{Range, Report};
 pub use stats::Stats;
+pub use tickets::{NewTicket, TicketFilter, TicketUpdate, TicketView};
 
 /// What can go wrong serving a request. Each has a [`Code`] from the one table in
 /// `crate::codes`; the HTTP edge answers with the code's status.
@@ -72,6 +74,8 @@ impl From<StoreError> for ServiceError {
             ServiceError::Unavailable(e)
         } else if let StoreError::Conflict(id) = e {
             ServiceError::Moved(id)
+        } else if let StoreError::TicketChanged(id) = e {
+            ServiceError::refused(Code::TicketChanged, format!("ticket {id} was changed by someone else meanwhile; reload it and try again"))
         } else {
             ServiceError::Internal(e.to_string())
         }
@@ -235,6 +239,8 @@ pub struct ServiceConfig {
     pub dialogue: Rules,
     pub hours: BusinessHours,
     pub presence: PresenceConfig,
+    /// SLA policies for tickets, with the SLA clock's speed.
+    pub sla: handoff::SlaPolicies,
 }
 
 pub struct Service {
@@ -254,6 +260,8 @@ pub struct Service {
     /// Sessions that end (logout, password reset, disabling), for their sockets.
     sessions_ended: tokio::sync::broadcast::Sender<SessionEnded>,
     presence: Arc<presence::Presence>,
+    /// Wakes the SLA watch when a ticket is written (its due times may be sooner).
+    sla_wake: tokio::sync::Notify,
 }
 
 const HISTORY_LIMIT: usize = 1000;
@@ -287,6 +295,7 @@ impl Service {
             opening: Default::default(),
             sessions_ended: access::channel(),
             presence: Default::default(),
+            sla_wake: Default::default(),
         }
     }
 

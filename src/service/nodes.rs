@@ -64,6 +64,12 @@ impl Service {
                 }
             }
             Note::Handoff { .. } => {}
+            Note::Ticket { id, created } if self.hub.has_agents() => {
+                if let Some(t) = self.store.ticket(id).await? {
+                    self.hub.local_agents(&AgentEvent::Ticket { ticket: crate::handoff::TicketSummary::from(&t), created });
+                }
+            }
+            Note::Ticket { .. } => {}
             Note::Knowledge { .. } => self.adopt_knowledge().await?,
         }
         Ok(())

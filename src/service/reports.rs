@@ -165,8 +165,8 @@ pub struct AgentReport {
     /// Ratings given in the range for this agent's conversations (team: every rating).
     pub csat_count: i64,
     pub csat_mean: Option<f64>,
-    /// TODO(tickets): SLA policies do not exist yet (tickets carry no due times), so there is
-    /// nothing to breach; counted once tickets get SLA (issue 17 item 1).
+    /// SLA clocks (first response, resolution) that tickets ran out of in the range; an
+    /// agent's are those of tickets assigned to them when the clock ran out.
     pub sla_breaches: i64,
 }
 
@@ -250,7 +250,7 @@ pub fn agent_of(agent: Option<String>, c: &Counts) -> AgentReport {
         handle_mean_ms: mean(get(c, "handled.ms"), get(c, "handled.n")),
         csat_count,
         csat_mean: (csat_count > 0).then(|| get(c, "csat.sum") as f64 / csat_count as f64),
-        sla_breaches: 0,
+        sla_breaches: get(c, "sla.breaches"),
     }
 }
 

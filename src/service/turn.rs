@@ -113,8 +113,12 @@ impl Service {
         }
         change.conversation = Some(conv.clone());
         drop(hint);
+        let new_ticket = change.ticket.clone();
         let stored = self.commit(change).await?;
         drop(turn);
+        if let Some(t) = &new_ticket {
+            self.announce_ticket(t, true);
+        }
         self.publish_visitor_messages(&conv, &stored, new_handoff.as_ref()).await?;
         // The widget shows controls by state (e.g. the leave-a-message form): announce a new
         // state that the messages' publication did not (it covers handoffs only).
@@ -239,7 +243,7 @@ impl Service {
             });
         }
         if let Some(t) = ticket {
-            change.ticket = Some(Ticket {
+            let mut ticket = Ticket {
                 id: self.store.next_id().await?,
                 conversation: conv.id.clone(),
                 contact: t.contact.unwrap_or_default(),
@@ -248,7 +252,10 @@ impl Service {
                 visitor: conv.visitor.clone(),
                 transcript: self.transcript(conv, change).await?,
                 created_ms: change.at_ms,
-            });
+                ..Default::default()
+            };
+            self.open_ticket(&mut ticket, "visitor");
+            change.ticket = Some(ticket);
         }
         let Some(req) = handoff else { return Ok(None) };
         let h = Handoff {

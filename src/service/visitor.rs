@@ -238,7 +238,7 @@ impl Service {
         conv.context.pending_message = None;
         let mut transcript = self.store.messages(id, 0, HISTORY_LIMIT).await?;
         transcript.extend(predict(&conv, &change));
-        let ticket = Ticket {
+        let mut ticket = Ticket {
             id: self.store.next_id().await?,
             conversation: id.into(),
             contact: contact.trim().into(),
@@ -247,13 +247,16 @@ impl Service {
             visitor: conv.visitor.clone(),
             transcript,
             created_ms: now,
+            ..Default::default()
         };
+        self.open_ticket(&mut ticket, "visitor");
         let said = self.config.dialogue.ticket_text.replace("{contact}", contact.trim()).replace("{message}", &crate::dialogue::policy::quote(message));
         change.messages.push(NewMessage::bot(said, crate::dialogue::BotMeta { kind: "ticket".into(), ..Default::default() }));
         change.ticket = Some(ticket.clone());
         change.conversation = Some(conv.clone());
         let stored = self.commit(change).await?;
         self.publish_visitor_messages(&conv, &stored, None).await?;
+        self.announce_ticket(&ticket, true);
         Ok(ticket)
     }
 }

@@ -52,6 +52,8 @@ pub struct Change {
     /// A handoff and its queue entry, written together: queued handoffs are in the queue,
     /// others are not.
     pub handoffs: Vec<Handoff>,
+    /// A ticket, new or changed: its `version` must be one more than the stored one's (a
+    /// new ticket's is 1), else the change is refused with [`StoreError::TicketChanged`].
     pub ticket: Option<Ticket>,
     pub rating: Option<Rating>,
     pub feedback: Option<Feedback>,
@@ -111,6 +113,9 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
     #[error("conversation {0} changed under a step (a concurrent writer)")]
     Conflict(String),
+    /// A ticket written from an older copy: someone else changed it since it was read.
+    #[error("ticket {0} changed under a step (a concurrent writer)")]
+    TicketChanged(u64),
     #[error("the storage writer has stopped")]
     WriterGone,
 }
@@ -185,6 +190,7 @@ pub trait Store: Send + Sync + 'static {
     async fn agents(&self) -> Result<Vec<Agent>, StoreError>;
     async fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError>;
     async fn tickets(&self) -> Result<Vec<Ticket>, StoreError>;
+    async fn ticket(&self, id: u64) -> Result<Option<Ticket>, StoreError>;
     async fn ratings(&self) -> Result<Vec<Rating>, StoreError>;
     async fn feedback(&self) -> Result<Vec<Feedback>, StoreError>;
     /// Unanswered questions with their counts, most frequent first.

@@ -385,6 +385,10 @@ impl Store for PgStore {
         self.all("tickets", "SELECT body FROM tickets ORDER BY id", &[]).await
     }
 
+    async fn ticket(&self, id: u64) -> Result<Option<Ticket>, StoreError> {
+        self.one("tickets", "SELECT body FROM tickets WHERE id = $1", &i64_of(id)).await
+    }
+
     async fn ratings(&self) -> Result<Vec<Rating>, StoreError> {
         self.all("ratings", "SELECT body FROM ratings ORDER BY conversation, which", &[]).await
     }
@@ -736,7 +740,7 @@ const INSERT_CONVERSATION: &str = "INSERT INTO conversations (id, last_seq, upda
 const READ_SUMMARY: &str = "SELECT body FROM conversation_history WHERE id = $1";
 const READ_MARKS: &str = "SELECT conversation, body FROM report_marks WHERE conversation = ANY($1) ORDER BY conversation FOR UPDATE";
 const READ_HANDOFFS: &str = "SELECT body FROM handoffs WHERE id = ANY($1) ORDER BY id FOR UPDATE";
-const READ_TICKET: &str = "SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE";
+const READ_TICKET: &str = "SELECT body FROM tickets WHERE id = $1 FOR UPDATE";
 const READ_RATING: &str = "SELECT body FROM ratings WHERE conversation = $1 AND which = $2 FOR UPDATE";
 const READ_FEEDBACK: &str = "SELECT body FROM feedback WHERE conversation = $1 AND seq = $2 FOR UPDATE";
 const INSERT_MESSAGE: &str = "INSERT INTO messages (conversation, seq, client_id, body) VALUES ($1, $2, $3, $4)";
@@ -845,7 +849,12 @@ async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Message>, St
         let h: Handoff = decode("handoffs", row, 0)?;
         before.handoffs.insert(h.id, h);
     }
-    before.ticket_existed = ticket.is_some();
+    before.ticket = ticket.map(|row| decode("tickets", &row, 0)).transpose()?;
+    if let Some(t) = &change.ticket {
+        if !report::ticket_follows(t, before.ticket.as_ref()) {
+            return Err(StoreError::TicketChanged(t.id));
+        }
+    }
     before.rating = rating.map(|row| decode("ratings", &row, 0)).transpose()?;
     before.feedback = feedback.map(|row| decode("feedback", &row, 0)).transpose()?;
     if let (Some((conv, _, body)), false) = (&next, moved) {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Change, Feedback};
 use crate::dialogue::{Millis, Sender};
-use crate::handoff::{Handoff, HandoffStatus, Rating};
+use crate::handoff::{Handoff, HandoffStatus, Rating, Ticket};
 
 pub const HOUR_MS: u64 = 3_600_000;
 
@@ -250,14 +250,21 @@ pub fn touched(change: &Change) -> BTreeSet<String> {
     out
 }
 
+/// Whether `ticket` may replace `stored`: its version is the next one (a new ticket's is 1).
+/// Both backends check it under the ticket's lock, so of two writers that read the same
+/// version only the first is stored.
+pub fn ticket_follows(ticket: &Ticket, stored: Option<&Ticket>) -> bool {
+    ticket.version == stored.map_or(0, |s| s.version) + 1
+}
+
 /// What was stored before the change, that the derivation compares with.
 #[derive(Default)]
 pub struct Before {
     /// Marks of the [`touched`] conversations that have them.
     pub marks: HashMap<String, Marks>,
     pub handoffs: HashMap<u64, Handoff>,
-    /// Whether the change's ticket id was stored already.
-    pub ticket_existed: bool,
+    /// The change's ticket as stored before it, if it was.
+    pub ticket: Option<Ticket>,
     /// The rating and feedback the change replaces.
     pub rating: Option<Rating>,
     pub feedback: Option<Feedback>,
@@ -304,7 +311,8 @@ pub const WAIT_BUCKETS: &[(&str, Option<u64>)] = &[
 /// `handoff.reason.<reason>`, `tickets`, `wait.n`/`wait.ms`/`wait.le.*` (queue to
 /// assignment), `csat.n`/`csat.sum`/`csat.<score>`, `feedback.helpful`/`feedback.unhelpful`;
 /// per agent `assigned`, `first_response.n`/`.ms` (assignment to the agent's first message),
-/// `handled.n`/`.ms` (assignment to resolving or returning), `csat.n`/`csat.sum`.
+/// `handled.n`/`.ms` (assignment to resolving or returning), `csat.n`/`csat.sum`; for the
+/// team and a ticket's assignee `sla.breaches` (SLA clocks a ticket ran out of).
 pub fn derive(change: &Change, before: &Before) -> (Tally, BTreeMap<String, Marks>) {
     let mut t = Tally::default();
     let at = change.at_ms;
@@ -407,9 +415,18 @@ pub fn derive(change: &Change, before: &Before) -> (Tally, BTreeMap<String, Mark
     }
     if let Some(ticket) = &change.ticket {
         let mut m = mark(&mut marks, &mut t, &ticket.conversation, ticket.created_ms);
-        if !before.ticket_existed {
+        if before.ticket.is_none() {
             t.add(at, TEAM, "tickets", 1);
             m.escalated = true;
+        }
+        // A breach counts once, when the ticket first records it, for the team and for the
+        // agent the ticket is assigned to then.
+        let breaches = ticket.sla.breaches() as i64 - before.ticket.as_ref().map_or(0, |old| old.sla.breaches() as i64);
+        if breaches > 0 {
+            t.add(at, TEAM, "sla.breaches", breaches);
+            if let Some(agent) = &ticket.assignee {
+                t.add(at, &agent_scope(agent), "sla.breaches", breaches);
+            }
         }
         marks.insert(ticket.conversation.clone(), m);
     }

@@ -357,6 +357,10 @@ impl Store for SledStore {
         Self::all(&self.inner.trees.tickets)
     }
 
+    async fn ticket(&self, id: u64) -> Result<Option<Ticket>, StoreError> {
+        Self::get(&self.inner.trees.tickets, &id.to_be_bytes())
+    }
+
     async fn ratings(&self) -> Result<Vec<Rating>, StoreError> {
         Self::all(&self.inner.trees.ratings)
     }
@@ -884,7 +888,16 @@ fn read_before(
         }
     }
     if let Some(t) = &change.ticket {
-        before.ticket_existed = tickets.get(t.id.to_be_bytes())?.is_some();
+        let key = t.id.to_be_bytes();
+        if let Some(v) = tickets.get(key)? {
+            match decode::<Ticket>(&key, &v) {
+                Ok(old) => before.ticket = Some(old),
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        if !report::ticket_follows(t, before.ticket.as_ref()) {
+            return Ok(Err(StoreError::TicketChanged(t.id)));
+        }
     }
     if let Some(r) = &change.rating {
         let which = r.handoff.map_or_else(|| r.at_ms.to_string(), |h| format!("handoff-{h}"));

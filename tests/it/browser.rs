@@ -46,6 +46,9 @@ async fn widget_console_and_admin_in_chromium() {
     let mut c = config(&dir.path().join("data"));
     c.knowledge = kb.clone();
     c.allowed_origins = vec![SHOP_ORIGIN.into()];
+    // A fast SLA clock: a ticket's 4 business hours to a first response pass in 4 seconds,
+    // so the ticket step sees a breach without waiting hours.
+    c.sla_clock_speed = 3600.0;
     let server = Server::start(c).await;
     // 小王 works in the browser; 小李 (over the API, from the script) takes a transfer.
     for (id, name) in [("wang", "小王"), ("li", "小李")] {

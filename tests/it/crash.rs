@@ -1,6 +1,7 @@
 //! `kill -9` during a burst of visitor messages: after a restart every message the server
 //! acknowledged is there, with the same sequence number and text, and the report counters
-//! (written in the same transactions) agree exactly with a recount of what is stored.
+//! (written in the same transactions) agree exactly with a recount of what is stored. An
+//! agent works a ticket meanwhile: every acknowledged ticket change survives too.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -67,6 +68,9 @@ async fn acknowledged_messages_survive_kill_9() {
     let http = reqwest::Client::new();
     let acked: Acked = Default::default();
     let mut conversations: Vec<(String, String)> = Vec::new();
+    // Acknowledged ticket notes: (ticket id, the version that stored it, its text).
+    let notes: Arc<Mutex<Vec<(u64, u64, String)>>> = Default::default();
+    let mut ticket: Option<u64> = None;
     let questions = ["怎么退货", "退款多久到账", "发票怎么开", "运费怎么算", "忘记密码怎么办", "转人工", "优惠券怎么用"];
 
     for cycle in 0..3u64 {
@@ -74,6 +78,8 @@ async fn acknowledged_messages_survive_kill_9() {
         let base = format!("http://{addr}/api/v1");
         // Everything acknowledged before the last kill must be here.
         verify(&http, &base, &conversations, &acked).await;
+        let agent_token = agent_login(&http, &base, &config).await;
+        verify_tickets(&http, &base, &agent_token, &notes).await;
         for _ in 0..4 {
             let v: Value = http.post(format!("{base}/conversations")).send().await.unwrap().json().await.unwrap();
             conversations.push((v["id"].as_str().unwrap().into(), v["token"].as_str().unwrap().into()));
@@ -98,6 +104,29 @@ async fn acknowledged_messages_survive_kill_9() {
                 }
             }));
         }
+        let ticket_id = match ticket {
+            Some(t) => t,
+            None => {
+                let body = json!({"conversation": conversations[0].0, "message": "客户要求重开发票", "category": "发票"});
+                let t: Value = http.post(format!("{base}/agent/tickets")).bearer_auth(&agent_token).json(&body).send().await.unwrap().json().await.unwrap();
+                *ticket.insert(t["id"].as_u64().unwrap_or_else(|| panic!("no ticket: {t}")))
+            }
+        };
+        {
+            let (http, base, notes, token) = (http.clone(), base.clone(), notes.clone(), agent_token.clone());
+            senders.push(tokio::spawn(async move {
+                for n in 0.. {
+                    let text = format!("备注 #{cycle}-{n}");
+                    let sent = http.post(format!("{base}/agent/tickets/{ticket_id}/notes")).bearer_auth(&token).json(&json!({"text": text})).send().await;
+                    let Ok(resp) = sent else { return };
+                    if resp.status() != 200 {
+                        continue;
+                    }
+                    let Ok(v) = resp.json::<Value>().await else { return };
+                    notes.lock().unwrap().push((ticket_id, v["version"].as_u64().unwrap(), text));
+                }
+            }));
+        }
         tokio::time::sleep(Duration::from_millis(700 + 300 * cycle)).await;
         drop(child); // SIGKILL
         for s in senders {
@@ -108,8 +137,39 @@ async fn acknowledged_messages_survive_kill_9() {
     let base = format!("http://{addr}/api/v1");
     let checked = verify(&http, &base, &conversations, &acked).await;
     eprintln!("{checked} acknowledged messages in {} conversations survived 3 kill -9 cycles", conversations.len());
+    let agent_token = agent_login(&http, &base, &config).await;
+    let checked_notes = verify_tickets(&http, &base, &agent_token, &notes).await;
+    eprintln!("{checked_notes} acknowledged ticket notes survived");
+    assert!(checked_notes > 10, "only {checked_notes} ticket notes were acknowledged");
     assert!(checked > 50, "only {checked} messages were acknowledged: the burst was too small to prove anything");
     counters_match_the_stored_messages(&http, &base, &dir.path().join("data"), &conversations).await;
+}
+
+/// Logs the agent in (creating the account on the first start).
+async fn agent_login(http: &reqwest::Client, base: &str, config: &Path) -> String {
+    // The first answer comes once the server has built its service, which writes the token.
+    http.get(base.replace("/api/v1", "/healthz")).send().await.unwrap();
+    let data = config.parent().unwrap().join("data");
+    let admin = std::fs::read_to_string(data.join("admin-token")).unwrap().trim().to_string();
+    let account = json!({"id": "crash-agent", "name": "小崔", "password": "kill-nine-survivor"});
+    let r = http.post(format!("{base}/admin/agents")).bearer_auth(&admin).json(&account).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let login = json!({"id": "crash-agent", "password": "kill-nine-survivor"});
+    let v: Value = http.post(format!("{base}/agent/login")).json(&login).send().await.unwrap().json().await.unwrap();
+    v["token"].as_str().unwrap_or_else(|| panic!("no login: {v}")).to_string()
+}
+
+/// Asserts every acknowledged ticket note is in its ticket's history, once, and the ticket's
+/// version is at least the one each note was stored with; returns how many were checked.
+async fn verify_tickets(http: &reqwest::Client, base: &str, token: &str, notes: &Mutex<Vec<(u64, u64, String)>>) -> usize {
+    let notes = notes.lock().unwrap().clone();
+    for (id, version, text) in &notes {
+        let t: Value = http.get(format!("{base}/agent/tickets/{id}")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        assert!(t["version"].as_u64().unwrap() >= *version, "ticket {id} went back from version {version}: {}", t["version"]);
+        let found = t["history"].as_array().unwrap().iter().filter(|e| e["kind"] == "note" && e["text"] == *text).count();
+        assert_eq!(found, 1, "acknowledged note {text:?} of ticket {id} lost or doubled");
+    }
+    notes.len()
 }
 
 /// Recounts, from every stored message (acknowledged or not), what the report counters

@@ -92,6 +92,40 @@ async fn two_nodes_share_conversations_events_and_handoffs() {
     b.stop().await;
 }
 
+/// A ticket left on one node is announced to agents on the other; notes written through
+/// both nodes at once are all kept (the ticket's version refuses a write from a stale copy,
+/// and the service retries it on the fresh one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_are_announced_across_nodes_and_concurrent_changes_are_all_kept() {
+    let url = crate::fixture::pg_database().await;
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Server::start(node_config(da.path(), &url)).await;
+    let b = Server::start(node_config(db.path(), &url)).await;
+    let on_a = a.agent("li", "小李").await;
+    let on_b = login(&b, "li").await;
+    let mut agent_b = b.ws(&format!("/agent/ws?token={on_b}")).await;
+    let conv = a.visitor().await;
+    let (status, v) = a.call("POST", &format!("/conversations/{}/ticket", conv.0), Some(&conv.1), Some(json!({"contact": "13600136000", "message": "空调漏水"}))).await;
+    assert_eq!(status, 201, "{v}");
+    let e = agent_b.until("the ticket, left on A, announced on B", |e| e["type"] == "ticket" && e["created"] == true).await;
+    assert_eq!(e["ticket"]["message"], "空调漏水");
+    let id = e["ticket"]["id"].as_u64().unwrap();
+    let notes = (0..8).map(|i| {
+        let (node, token) = if i % 2 == 0 { (&a, &on_a) } else { (&b, &on_b) };
+        let path = format!("/agent/tickets/{id}/notes");
+        async move { node.call("POST", &path, Some(token), Some(json!({"text": format!("备注{i}")}))).await }
+    });
+    for (status, v) in futures_util::future::join_all(notes).await {
+        assert_eq!(status, 200, "{v}");
+    }
+    let (_, t) = b.call("GET", &format!("/agent/tickets/{id}"), Some(&on_b), None).await;
+    let kept: Vec<&str> = t["history"].as_array().unwrap().iter().filter(|e| e["kind"] == "note").map(|e| e["text"].as_str().unwrap()).collect();
+    assert_eq!(kept.len(), 8, "every note kept once: {kept:?}");
+    assert_eq!(t["version"], 9, "one version per write");
+    a.stop().await;
+    b.stop().await;
+}
+
 /// A cluster of its own (restarting the shared one would break the other tests).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_is_survived() {

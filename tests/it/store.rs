@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kefu::dialogue::{Context, Conversation, NewMessage, State, Visitor};
-use kefu::handoff::{Agent, AgentStatus, Handoff, HandoffStatus, Priority, Rating, Reason, Ticket};
+use kefu::handoff::{Agent, AgentStatus, BusinessHours, Handoff, HandoffStatus, Priority, Rating, Reason, SlaPolicies, Ticket};
 use kefu::dialogue::{BotMeta, Sender};
 use kefu::store::report::{HourCounts, NameKind, ALL_TIME, HOUR_MS};
 use kefu::store::{Change, Feedback, HistoryQuery, Outcome, PgStore, Session, SledStore, Store, StoreError};
@@ -266,6 +266,8 @@ async fn people_sessions_and_records_of_a_step(place: Place) {
         visitor: Visitor::default(),
         transcript: vec![],
         created_ms: 3,
+        version: 1,
+        ..Default::default()
     };
     let rating = Rating { conversation: "c1".into(), handoff: Some(7), agent: Some("a1".into()), score: 4, comment: None, at_ms: 4 };
     let feedback = Feedback { conversation: "c1".into(), seq: 2, article: Some("refund".into()), helpful: true, at_ms: 4 };
@@ -423,7 +425,7 @@ async fn history_is_summarised_as_steps_commit_and_searched_by_each_filter(place
         c.last_seq = stored.last().unwrap().seq;
         let ticket = Ticket {
             id: 9, conversation: "c".into(), contact: "13800138000".into(), message: "请回电".into(), reason: Reason::Requested,
-            visitor: Visitor::default(), transcript: vec![], created_ms: 3_200,
+            visitor: Visitor::default(), transcript: vec![], created_ms: 3_200, version: 1, ..Default::default()
         };
         s.commit(Change { conversation: Some(c.clone()), ticket: Some(ticket), at_ms: 3_200, ..Default::default() }).await.unwrap();
         drop(a);
@@ -515,6 +517,59 @@ fn scope(rows: &[HourCounts], scope: &str) -> BTreeMap<String, i64> {
 
 fn counts(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
     pairs.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+}
+
+/// Tickets: each write moves the version on by one, and a write from an older copy (two
+/// agents who read the same ticket) is refused whole, its conversation's message too; an
+/// SLA breach is counted once, in the hour it is recorded, for the team and the assignee.
+async fn tickets_move_on_by_version_and_count_breaches_once(place: Place) {
+    {
+        let store = place.open().await;
+        let mut t = Ticket { id: 40, conversation: "tk".into(), message: "请回电".into(), created_ms: T, ..Default::default() };
+        t.open("visitor", &SlaPolicies::default(), &BusinessHours::default());
+        assert_eq!(t.version, 1);
+        store.commit(Change { conversation: Some(opened_at("tk", T)), ticket: Some(t.clone()), at_ms: T, ..Default::default() }).await.unwrap();
+        assert_eq!(store.ticket(40).await.unwrap(), Some(t.clone()));
+        assert_eq!(store.ticket(41).await.unwrap(), None);
+        let mut stale_new = t.clone();
+        stale_new.version = 1;
+        assert!(matches!(store.commit(Change { ticket: Some(stale_new), ..Default::default() }).await, Err(StoreError::TicketChanged(40))), "version 1 is taken");
+
+        let (mut a, mut b) = (t.clone(), t.clone());
+        a.set_assignee("wang", T + 1, Some("wang".into())).unwrap();
+        a.version += 1;
+        b.note("li", T + 1, "我来处理".into()).unwrap();
+        b.version += 1;
+        store.commit(Change { ticket: Some(a.clone()), at_ms: T + 1, ..Default::default() }).await.unwrap();
+        let conv = store.conversation("tk").await.unwrap().unwrap();
+        let reply = NewMessage { from: Sender::Agent { id: "li".into(), name: "小李".into() }, text: "您好".into(), internal: false, bot: None, client_id: None };
+        let refused = store.commit(Change { conversation: Some(conv.clone()), messages: vec![reply], ticket: Some(b), at_ms: T + 2, ..Default::default() }).await;
+        assert!(matches!(refused, Err(StoreError::TicketChanged(40))), "{refused:?}");
+        assert!(store.messages("tk", 0, 10).await.unwrap().is_empty(), "the refused change wrote nothing");
+        assert_eq!(store.ticket(40).await.unwrap().as_ref(), Some(&a));
+
+        // Five hours on, the 4-hour first response has run out.
+        let late_at = T + 5 * HOUR_MS;
+        let mut late = a.clone();
+        assert!(late.check_sla(late_at));
+        late.version += 1;
+        store.commit(Change { ticket: Some(late.clone()), at_ms: late_at, ..Default::default() }).await.unwrap();
+        let mut again = late.clone();
+        again.note("wang", late_at + 1, "已回电".into()).unwrap();
+        assert!(!again.check_sla(late_at + 1));
+        again.version += 1;
+        store.commit(Change { ticket: Some(again), at_ms: late_at + 1, ..Default::default() }).await.unwrap();
+        let rows = store.report_hours(H + 5, H + 6).await.unwrap();
+        assert_eq!(team(&rows), counts(&[("sla.breaches", 1)]));
+        let wang: i64 = rows.iter().filter(|r| r.scope == "agent:wang").map(|r| r.counts.get("sla.breaches").copied().unwrap_or(0)).sum();
+        assert_eq!(wang, 1);
+        assert_eq!(team(&store.report_hours(H, H + 1).await.unwrap()).get("tickets"), Some(&1), "the ticket counted once");
+        drop(store);
+    }
+    let store = place.open().await;
+    let t = store.ticket(40).await.unwrap().unwrap();
+    assert_eq!((t.version, t.sla.first_response_breached, t.assignee.as_deref()), (4, true, Some("wang")));
+    assert_eq!(store.tickets().await.unwrap().len(), 1);
 }
 
 /// Steps of two conversations through the bot, a handoff, an agent and a rating: each moves
@@ -780,4 +835,5 @@ every_backend!(
     report_counters_follow_each_change,
     report_counters_count_every_applied_change_once,
     named_counters_over_days_match_their_hours,
+    tickets_move_on_by_version_and_count_breaches_once,
 );

@@ -574,6 +574,71 @@ try {
     check(tickets.some((t) => t.message.includes('换货') && t.reason === 'complaint'), `a ticket with the handoff's reason: ${JSON.stringify(tickets).slice(0, 300)}`);
   });
 
+  await step('a ticket: a left message is announced, breaches its SLA on the fast clock, is answered in the widget, resolved and closed', async () => {
+    // 小王 is away (an earlier step), so the visitor is offered leave-a-message.
+    const vctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
+    const v = watch(await vctx.newPage(), 'ticket-visitor');
+    await v.goto(`${base}/demo`);
+    await v.locator('.launcher').click();
+    await v.locator('.human').click();
+    const form = v.locator('.card.form');
+    await form.waitFor({ timeout: T });
+    await form.getByLabel('联系方式（手机或邮箱）').fill('13700137000');
+    await form.getByLabel('留言内容').fill('冰箱不制冷，请联系我');
+    await form.getByRole('button', { name: '提交留言' }).click();
+    await v.locator('.card', { hasText: '留言已提交' }).waitFor({ timeout: T });
+    // Announced over the console's socket: the tickets button counts it.
+    await agent.locator('#tickets-new:not([hidden])').waitFor({ timeout: T });
+    await agent.click('#tickets-toggle');
+    const row = agent.locator('#tickets-table tbody tr', { hasText: '冰箱不制冷' });
+    await row.waitFor({ timeout: T });
+    await row.click();
+    const view = agent.locator('#ticket-view');
+    await view.locator('h2', { hasText: '新建' }).waitFor({ timeout: T });
+    // 4 business hours at 3600×: the first response falls due 4 s after the message, and the
+    // server's SLA watch records the breach; the open view shows it when it is announced.
+    await view.locator('.sla .breach', { hasText: '首次响应已超时' }).waitFor({ timeout: T });
+    await view.locator('.ticket-history li[data-kind=breach]').first().waitFor({ timeout: T });
+    await shot(agent, 'console-ticket-breach.png');
+    await agent.fill('#ticket-reply', '您好，维修师傅明天上午上门');
+    await view.getByRole('button', { name: '回复客户' }).click();
+    await view.locator('.ticket-history li[data-kind=reply]').waitFor({ timeout: T });
+    await v.locator('.msg.agent', { hasText: '维修师傅明天上午上门' }).waitFor({ timeout: T });
+    await shot(v, 'widget-ticket-reply.png');
+    await view.locator('h2', { hasText: '处理中' }).waitFor({ timeout: T });
+    await view.locator('button[data-status=resolved]').click();
+    await view.locator('h2', { hasText: '已解决' }).waitFor({ timeout: T });
+    await view.locator('button[data-status=closed]').click();
+    await view.locator('h2', { hasText: '已关闭' }).waitFor({ timeout: T });
+    const id = Number(await view.getAttribute('data-ticket'));
+    const token = await agent.evaluate(() => sessionStorage.getItem('kefu-agent-token'));
+    const t = await (await agent.request.get(`${base}/api/v1/agent/tickets/${id}`, { headers: { Authorization: `Bearer ${token}` } })).json();
+    const kinds = t.history.map((e) => e.kind);
+    check(t.status === 'closed' && t.sla.first_response_breached, `closed with the breach recorded: ${JSON.stringify(t.sla)}`);
+    check(kinds[0] === 'created' && kinds.includes('breach') && kinds.includes('reply') && kinds.filter((k) => k === 'status').length === 3, `the history: ${kinds.join(', ')}`);
+    check(t.history.filter((e) => e.kind !== 'breach' && e.kind !== 'created').every((e) => e.by === agentId), 'each change names its agent');
+    // A closed ticket cannot be reopened: the server refuses with a clear error.
+    const reopen = await agent.request.patch(`${base}/api/v1/agent/tickets/${id}`, { headers: { Authorization: `Bearer ${token}` }, data: { status: 'open' } });
+    const err = await reopen.json();
+    check(reopen.status() === 409 && err.error.code === 'invalid_transition', `reopening a closed ticket: ${reopen.status()} ${JSON.stringify(err)}`);
+    const breached = await (await agent.request.get(`${base}/api/v1/agent/tickets?breached=true&q=${encodeURIComponent('冰箱')}`, { headers: { Authorization: `Bearer ${token}` } })).json();
+    check(breached.some((x) => x.id === id), 'the breached filter finds it');
+    // An agent makes a ticket from an open conversation with its 建工单 button.
+    await agent.click('#tickets-toggle');
+    await agent.locator('#app').waitFor({ timeout: T });
+    await agent.locator('#tabs .tab').first().click();
+    await agent.locator('#views .view:not([hidden]) .actions button', { hasText: '建工单' }).click();
+    const dialog = agent.locator('#ticket-new');
+    await dialog.waitFor({ timeout: T });
+    await dialog.locator('textarea[name=message]').fill('客户要求开具增值税专用发票');
+    await dialog.locator('input[name=category]').fill('发票');
+    await dialog.getByRole('button', { name: '创建' }).click();
+    await view.locator('.ticket-message', { hasText: '增值税专用发票' }).waitFor({ timeout: T });
+    check(/新建/.test(await view.locator('h2').textContent()), 'the new ticket opens on the tickets page');
+    await agent.click('#tickets-toggle');
+    await agent.locator('#app').waitFor({ timeout: T });
+  });
+
   await step('a report over a date range matches hand counts of the conversations this step creates', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 1400 }, locale: 'zh-CN', acceptDownloads: true });
     const admin = watch(await ctx.newPage(), 'admin-report');

@@ -5,5 +5,6 @@ mod conversation;
 mod handoff;
 mod ops;
 mod security;
+mod tickets;
 mod pages;
 mod restart;

@@ -5,3 +5,4 @@ mod mock;
 mod nodes;
 mod pushes;
 mod render;
+mod tickets;
