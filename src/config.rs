@@ -128,6 +128,9 @@ pub struct Config {
     pub hours: BusinessHours,
     /// When agents go away and queued visitors are offered leave-a-message.
     pub presence: crate::service::PresenceConfig,
+    /// The quality-review rubric (质检): `[[quality.criteria]]` tables of `name` and
+    /// `weight`; default 礼貌用语 25, 解决问题 40, 响应速度 20, 规范用语 15.
+    pub quality: crate::service::QualityConfig,
     /// WeChat apps (公众号, 小程序), each a `[[wechat]]` table served at `/wechat/{name}`.
     pub wechat: Vec<crate::channels::wechat::WeChatApp>,
 }
@@ -156,6 +159,7 @@ impl Default for Config {
             dialogue: Rules::default(),
             hours: BusinessHours::default(),
             presence: Default::default(),
+            quality: Default::default(),
             wechat: vec![],
         }
     }
@@ -289,6 +293,7 @@ impl Config {
         }
         self.hours.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.presence.validate().map_err(ConfigError::Invalid)?;
+        self.quality.validate().map_err(ConfigError::Invalid)?;
         if let Some(t) = self.thresholds() {
             t.validate().map_err(ConfigError::Invalid)?;
         }
@@ -360,6 +365,7 @@ impl Config {
             dialogue: self.dialogue.clone(),
             hours: self.hours.clone(),
             presence: self.presence.clone(),
+            quality: self.quality.clone(),
         }
     }
 

@@ -68,6 +68,7 @@
       $('status-box').hidden = false;
       $('history-toggle').hidden = false;
       showMe();
+      if (window.kefuSupervision) kefuSupervision.start({ call: call, me: function () { return me; }, open: open, reload: reload });
       connect();
       refresh();
     }, function (err) {
@@ -87,6 +88,7 @@
     sock.onopen = function () { attempt = 0; refresh(); };
     sock.onmessage = function (ev) {
       var e; try { e = JSON.parse(ev.data); } catch (x) { return; }
+      if (window.kefuSupervision) kefuSupervision.event(e);
       if (e.type === 'handoff') { alertHandoff(e.handoff); refresh(); }
       else if (e.type === 'message') { var v = views[e.conversation]; if (v) { append(v, e.message); if (v !== current) v.tab.classList.add('unread'); } }
       else if (e.type === 'changed') { refresh(); if (views[e.conversation]) reload(views[e.conversation]); }
@@ -282,6 +284,7 @@
       if (sel.options.length) v.actions.appendChild(h('span', { class: 'group' }, [sel, h('button', { type: 'button', text: '转接', onclick: function () { act(v, 'transfer', '已转接', { to: sel.value }); } })]));
       v.actions.appendChild(h('button', { type: 'button', text: '退回机器人', onclick: function () { act(v, 'return', '已退回机器人'); } }));
     }
+    if (window.kefuSupervision) kefuSupervision.actions(v);
   }
 
   function drawSummary(v) {

@@ -6,4 +6,5 @@ mod handoff;
 mod ops;
 mod security;
 mod pages;
+mod people;
 mod restart;
