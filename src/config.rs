@@ -136,6 +136,9 @@ pub struct Config {
     /// 1 in production; a test sets e.g. 3600 so that an hour's budget runs out in a second
     /// (the clock of record, the times stored and shown, stays the real one).
     pub sla_clock_speed: f64,
+    /// The quality-review rubric (质检): `[[quality.criteria]]` tables of `name` and
+    /// `weight`; default 礼貌用语 25, 解决问题 40, 响应速度 20, 规范用语 15.
+    pub quality: crate::service::QualityConfig,
     /// WeChat apps (公众号, 小程序), each a `[[wechat]]` table served at `/wechat/{name}`.
     pub wechat: Vec<crate::channels::wechat::WeChatApp>,
 }
@@ -166,6 +169,7 @@ impl Default for Config {
             presence: Default::default(),
             sla: vec![],
             sla_clock_speed: 1.0,
+            quality: Default::default(),
             wechat: vec![],
         }
     }
@@ -301,6 +305,7 @@ impl Config {
         self.hours.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.presence.validate().map_err(ConfigError::Invalid)?;
         self.sla_policies().validate().map_err(ConfigError::Invalid)?;
+        self.quality.validate().map_err(ConfigError::Invalid)?;
         if let Some(t) = self.thresholds() {
             t.validate().map_err(ConfigError::Invalid)?;
         }
@@ -373,6 +378,7 @@ impl Config {
             hours: self.hours.clone(),
             presence: self.presence.clone(),
             sla: self.sla_policies(),
+            quality: self.quality.clone(),
         }
     }
 

@@ -8,17 +8,26 @@
 (function () {
   var h = kefu.h, svg = kefu.svg;
   var TOKEN_KEY = 'kefu-admin-token';
-  var token = sessionStorage.getItem(TOKEN_KEY);
+  // An admin's session from the console in this tab works here too; an agent's is refused
+  // with a clear message, not a broken page.
+  var token = sessionStorage.getItem(TOKEN_KEY) || sessionStorage.getItem('kefu-agent-token');
   var call = kefu.api(function () { return token; });
   var articles = [];
   var $ = function (id) { return document.getElementById(id); };
   var REASONS = { requested: '访客要求', complaint: '投诉', repeated_misses: '多次未答', low_confidence: '把握不足', slot_failed: '信息收集失败' };
   var COLOR = '#e4393c', MUTED = '#c9ccd1';
 
+  // A person with the admin role logs in with their account; automation uses the token.
   $('login').addEventListener('submit', function (e) {
     e.preventDefault();
-    token = $('admin-token').value.trim();
-    load().then(function () { sessionStorage.setItem(TOKEN_KEY, token); });
+    $('login-error').textContent = '';
+    var id = $('admin-id').value.trim();
+    var signedIn = id
+      ? call('POST', '/agent/login', { id: id, password: $('admin-password').value }).then(function (r) { token = r.token; }, function (err) {
+        $('login-error').textContent = '登录失败：' + err.message; throw err;
+      })
+      : Promise.resolve(token = $('admin-token').value.trim());
+    signedIn.then(load).then(function () { sessionStorage.setItem(TOKEN_KEY, token); }, function () {});
   });
   $('logout').addEventListener('click', function () { sessionStorage.removeItem(TOKEN_KEY); location.reload(); });
   $('refresh').addEventListener('click', function () { load(); });
@@ -143,9 +152,13 @@
       draw(r[0]);
       report();
       $('updated').textContent = '更新于 ' + kefu.clock(Date.now());
+      $('need-admin').hidden = true;
+      if (window.kefuPeople) kefuPeople.show(call);
     }, function (err) {
-      if (err.status === 401) { sessionStorage.removeItem(TOKEN_KEY); $('login').hidden = false; $('app').hidden = true; }
-      $('login-error').textContent = err.status === 401 ? '令牌不正确' : '加载失败：' + err.message;
+      if (err.status === 401 || err.code === 'role_required') { sessionStorage.removeItem(TOKEN_KEY); token = null; $('login').hidden = false; $('app').hidden = true; }
+      $('need-admin').hidden = err.code !== 'role_required';
+      $('need-admin-text').textContent = err.code === 'role_required' ? '这个账号没有管理员角色，不能使用管理页面（' + err.message + '）。请换管理员账号登录，或填写管理令牌。' : '';
+      $('login-error').textContent = err.code === 'role_required' ? '' : err.status === 401 ? '账号或令牌不正确' : '加载失败：' + err.message;
       throw err;
     });
   }

@@ -69,6 +69,7 @@
       $('history-toggle').hidden = false;
       document.dispatchEvent(new CustomEvent('kefu-agent-event', { detail: { type: 'ready' } }));
       showMe();
+      if (window.kefuSupervision) kefuSupervision.start({ call: call, me: function () { return me; }, open: open, reload: reload });
       connect();
       refresh();
     }, function (err) {
@@ -90,6 +91,7 @@
       var e; try { e = JSON.parse(ev.data); } catch (x) { return; }
       // Other pages of the console (tickets.js) follow the same socket.
       document.dispatchEvent(new CustomEvent('kefu-agent-event', { detail: e }));
+      if (window.kefuSupervision) kefuSupervision.event(e);
       if (e.type === 'handoff') { alertHandoff(e.handoff); refresh(); }
       else if (e.type === 'message') { var v = views[e.conversation]; if (v) { append(v, e.message); if (v !== current) v.tab.classList.add('unread'); } }
       else if (e.type === 'changed') { refresh(); if (views[e.conversation]) reload(views[e.conversation]); }
@@ -289,6 +291,7 @@
       if (sel.options.length) v.actions.appendChild(h('span', { class: 'group' }, [sel, h('button', { type: 'button', text: '转接', onclick: function () { act(v, 'transfer', '已转接', { to: sel.value }); } })]));
       v.actions.appendChild(h('button', { type: 'button', text: '退回机器人', onclick: function () { act(v, 'return', '已退回机器人'); } }));
     }
+    if (window.kefuSupervision) kefuSupervision.actions(v);
   }
 
   function drawSummary(v) {

@@ -161,6 +161,34 @@ pub enum AgentStatus {
     Away,
 }
 
+/// What a person may do, each role including the ones below it: an agent works
+/// conversations; a supervisor also watches every live conversation, takes one over and
+/// reviews resolved ones (质检); an admin also manages people and uses the admin pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Agent,
+    Supervisor,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A human agent's account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Agent {
@@ -173,9 +201,17 @@ pub struct Agent {
     pub status: AgentStatus,
     /// PBKDF2-SHA256 of the password (see `crate::auth`).
     pub password_hash: String,
+    /// Accounts stored before roles existed are agents.
+    #[serde(default)]
+    pub role: Role,
 }
 
 impl Agent {
+    /// Whether the account has `role` or one above it.
+    pub fn can(&self, role: Role) -> bool {
+        self.role >= role
+    }
+
     pub fn has_skill(&self, skill: &str) -> bool {
         self.skills.iter().any(|s| s == "*" || s == skill)
     }
@@ -232,6 +268,7 @@ mod tests {
             max_concurrent: max,
             status,
             password_hash: String::new(),
+            role: Role::Agent,
         }
     }
 
@@ -247,6 +284,17 @@ mod tests {
         let full = [Load { agent: &a, active: 3 }];
         assert!(pick_agent(&full, "general").is_none());
         assert!(anyone_online(&full, "general"), "busy agents still count: the visitor waits");
+    }
+
+    #[test]
+    fn accounts_stored_before_roles_are_agents_and_roles_rank() {
+        let old = r#"{"id":"a","name":"A","skills":["general"],"max_concurrent":2,"status":"away","password_hash":"x"}"#;
+        let a: Agent = serde_json::from_str(old).unwrap();
+        assert_eq!(a.role, Role::Agent);
+        assert!(a.can(Role::Agent) && !a.can(Role::Supervisor));
+        let admin = Agent { role: Role::Admin, ..a };
+        assert!(admin.can(Role::Supervisor) && admin.can(Role::Admin));
+        assert_eq!(serde_json::to_value(Role::Supervisor).unwrap(), "supervisor");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod error;
 mod history;
 mod limits;
 mod pages;
+mod people;
 #[cfg(test)]
 mod tests;
 mod tickets;
@@ -103,8 +104,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Bearer::of(&parts.headers))
+    }
+}
+
+impl Bearer {
+    fn of(headers: &axum::http::HeaderMap) -> Bearer {
         // Two Authorization headers are ambiguous credentials: neither is trusted.
-        let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
         let (first, second) = (values.next(), values.next());
         let token = first
             .filter(|_| second.is_none())
@@ -112,11 +119,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty());
-        Ok(Bearer(token))
+        Bearer(token)
     }
-}
 
-impl Bearer {
     pub fn token(&self) -> ApiResult<&str> {
         self.0.as_deref().ok_or_else(|| ApiError::from(crate::service::ServiceError::Unauthorized))
     }
@@ -158,7 +163,9 @@ pub fn app(state: AppState) -> Router {
         .merge(tickets::routes())
         .merge(admin::routes())
         .merge(reports::routes())
-        .fallback(|| async { ApiError::not_found_route() });
+        .merge(people::routes())
+        .fallback(|| async { ApiError::not_found_route() })
+        .layer(middleware::from_fn_with_state(state.clone(), admin_gate));
     let mut app = Router::new()
         .nest("/api/v1", api)
         .merge(pages::routes())
@@ -187,6 +194,29 @@ pub fn app(state: AppState) -> Router {
         );
     }
     app.with_state(state)
+}
+
+/// Every `/admin/…` path of the API, whichever file routes it, needs the admin token or the
+/// session of a person with the admin role (another person's gets 403 `role_required`):
+/// checked here, before a handler reads anything of the request, and handed on as an
+/// [`crate::service::Admin`] extension.
+async fn admin_gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    // Nested under /api/v1, the path arrives without it.
+    if !request.uri().path().starts_with("/admin/") {
+        return next.run(request).await;
+    }
+    let bearer = Bearer::of(request.headers());
+    let checked = match bearer.token() {
+        Ok(token) => state.service.authorize_admin(token).await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(admin) => {
+            request.extensions_mut().insert(admin);
+            next.run(request).await
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Per-IP rate limit, request timeout and counters, in front of every route.

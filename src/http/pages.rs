@@ -78,6 +78,8 @@ static AGENT_JS: Asset = Asset::new(include_bytes!("../../web/agent.js"), "text/
 static TICKETS_JS: Asset = Asset::new(include_bytes!("../../web/tickets.js"), "text/javascript; charset=utf-8", false);
 static HISTORY_JS: Asset = Asset::new(include_bytes!("../../web/history.js"), "text/javascript; charset=utf-8", false);
 static ADMIN_JS: Asset = Asset::new(include_bytes!("../../web/admin.js"), "text/javascript; charset=utf-8", false);
+static PEOPLE_JS: Asset = Asset::new(include_bytes!("../../web/people.js"), "text/javascript; charset=utf-8", false);
+static SUPERVISION_JS: Asset = Asset::new(include_bytes!("../../web/supervision.js"), "text/javascript; charset=utf-8", false);
 static MD_JS: Asset = Asset::new(include_bytes!("../../web/md.js"), "text/javascript; charset=utf-8", false);
 static CONSOLE_JS: Asset = Asset::new(include_bytes!("../../web/console.js"), "text/javascript; charset=utf-8", false);
 static CONSOLE_CSS: Asset = Asset::new(include_bytes!("../../web/console.css"), "text/css; charset=utf-8", false);
@@ -100,6 +102,8 @@ async fn asset(Path(file): Path<String>, h: HeaderMap) -> Response {
         "history.js" => &HISTORY_JS,
         "tickets.js" => &TICKETS_JS,
         "admin.js" => &ADMIN_JS,
+        "people.js" => &PEOPLE_JS,
+        "supervision.js" => &SUPERVISION_JS,
         "md.js" => &MD_JS,
         "console.js" => &CONSOLE_JS,
         "console.css" => &CONSOLE_CSS,

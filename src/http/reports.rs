@@ -1,4 +1,4 @@
-//! Report endpoints (admin bearer token): a report over a date range as JSON, and one of its
+//! Report endpoints (the admin token or an admin's session, checked by `http::admin_gate`): a report over a date range as JSON, and one of its
 //! tables as CSV for spreadsheets.
 
 use axum::extract::State;
@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use axum::http::Uri;
 
-use super::{ApiError, ApiResult, AppState, Bearer, Json};
+use super::{ApiError, ApiResult, AppState, Json};
 use crate::codes::Code;
 use crate::service::reports::{self, Table};
 use crate::service::{Range, Report};
@@ -33,10 +33,9 @@ struct RangeQuery {
     table: Option<String>,
 }
 
-/// The token is checked before the query is read, so a caller without it learns nothing
-/// (not even which parameters are missing).
-fn query(s: &AppState, bearer: &Bearer, uri: &Uri) -> ApiResult<RangeQuery> {
-    s.service.authorize_admin(bearer.token()?)?;
+/// Read from the URI in the handler, after `http::admin_gate` checked the caller, so a
+/// caller without the admin role learns nothing (not even which parameters are missing).
+fn query(uri: &Uri) -> ApiResult<RangeQuery> {
     let q = axum::extract::Query::<RangeQuery>::try_from_uri(uri)
         .map_err(|e| ApiError::new(Code::InvalidRange, format!("a report needs from=YYYY-MM-DD&to=YYYY-MM-DD: {}", e.body_text())))?;
     Ok(q.0)
@@ -48,16 +47,16 @@ async fn compute(s: &AppState, q: &RangeQuery) -> ApiResult<Report> {
     Ok(s.service.report(range).await?)
 }
 
-async fn report(State(s): State<AppState>, bearer: Bearer, uri: Uri) -> ApiResult<Json<Report>> {
-    let q = query(&s, &bearer, &uri)?;
+async fn report(State(s): State<AppState>, uri: Uri) -> ApiResult<Json<Report>> {
+    let q = query(&uri)?;
     if q.table.is_some() {
         return Err(ApiError::new(Code::BadRequest, "table is for /admin/reports/csv only"));
     }
     Ok(Json(compute(&s, &q).await?))
 }
 
-async fn report_csv(State(s): State<AppState>, bearer: Bearer, uri: Uri) -> ApiResult<Response> {
-    let q = query(&s, &bearer, &uri)?;
+async fn report_csv(State(s): State<AppState>, uri: Uri) -> ApiResult<Response> {
+    let q = query(&uri)?;
     let table = Table::parse(q.table.as_deref().unwrap_or("days"))?;
     let report = compute(&s, &q).await?;
     let body = reports::csv(&report, table)?;

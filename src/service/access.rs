@@ -33,6 +33,18 @@ pub(super) struct Access {
     /// Sessions created before this are void (a password reset, a disabling).
     #[serde(default)]
     pub sessions_after_ms: Millis,
+    /// The one earlier session that stays valid: the one an agent changed their own
+    /// password from (its token's hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_session: Option<String>,
+}
+
+impl Access {
+    /// Whether a session of this agent, created at `created_ms` with token hash `hash`,
+    /// still holds.
+    pub fn admits(&self, created_ms: Millis, hash: &str) -> bool {
+        !self.disabled && (created_ms >= self.sessions_after_ms || self.kept_session.as_deref() == Some(hash))
+    }
 }
 
 /// A session, or every session of an agent, that has just ended.
@@ -42,6 +54,9 @@ pub enum SessionEnded {
     Token(String),
     /// Every session of this agent (a password reset, a disabling).
     Agent(String),
+    /// Every session of this agent but one, by its token's hash (the agent changed their
+    /// own password from that session).
+    AgentBut(String, String),
 }
 
 impl SessionEnded {
@@ -50,6 +65,7 @@ impl SessionEnded {
         match self {
             SessionEnded::Token(t) => t == token_hash,
             SessionEnded::Agent(a) => a == agent,
+            SessionEnded::AgentBut(a, kept) => a == agent && kept != token_hash,
         }
     }
 }
@@ -73,14 +89,20 @@ impl Service {
         let bytes = serde_json::to_vec(access).expect("access records serialise");
         self.store.set_record(KEYSPACE, agent, Some(bytes)).await?;
         self.store.durable().await?;
-        let _ = self.sessions_ended.send(SessionEnded::Agent(agent.to_string()));
+        let ended = match &access.kept_session {
+            Some(kept) => SessionEnded::AgentBut(agent.to_string(), kept.clone()),
+            None => SessionEnded::Agent(agent.to_string()),
+        };
+        let _ = self.sessions_ended.send(ended);
         Ok(())
     }
 
-    /// Voids every session the agent began before `at` (a password reset).
-    pub(super) async fn end_sessions(&self, agent: &str, at: Millis) -> Result<()> {
+    /// Voids every session the agent began before `at` (a password reset) but `keep` (the
+    /// token hash of the session an agent changed their own password from).
+    pub(super) async fn end_sessions(&self, agent: &str, at: Millis, keep: Option<String>) -> Result<()> {
         let mut access = self.access(agent).await?;
         access.sessions_after_ms = at;
+        access.kept_session = keep;
         self.set_access(agent, &access).await
     }
 
@@ -98,6 +120,7 @@ impl Service {
         access.disabled = disabled;
         if disabled {
             access.sessions_after_ms = now_ms();
+            access.kept_session = None;
         }
         self.set_access(id, &access).await?;
         if disabled && agent.status != AgentStatus::Away {

@@ -6,38 +6,34 @@ use super::*;
 impl Service {
     // ---- agents ---------------------------------------------------------------------------
 
-    /// Creates or replaces an agent account.
+    /// Creates or replaces an agent account; a replaced account keeps its role (see
+    /// [`Service::put_person`]).
     pub async fn put_agent(&self, id: &str, name: &str, password: &str, skills: Vec<String>, max_concurrent: u32) -> Result<AgentInfo> {
+        self.put_person(id, name, password, skills, max_concurrent, None).await
+    }
+
+    /// Creates or replaces an account with `role` (`None`: the replaced account's role, or
+    /// agent for a new one). Replacing an account resets its password: its sessions end.
+    pub async fn put_person(&self, id: &str, name: &str, password: &str, skills: Vec<String>, max_concurrent: u32, role: Option<Role>) -> Result<AgentInfo> {
         let valid_id = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !valid_id {
             return Err(ServiceError::refused(Code::InvalidAgent, "an agent id is 1 to 64 letters, digits, '-', '_' or '.'"));
         }
-        if name.trim().is_empty() || name.chars().count() > 64 {
-            return Err(ServiceError::refused(Code::InvalidAgent, "an agent name is 1 to 64 characters"));
-        }
-        if password.chars().count() < 8 {
-            return Err(ServiceError::refused(Code::InvalidAgent, "a password has at least 8 characters"));
-        }
-        if let Some(why) = auth::weak_password(password, id, name) {
-            return Err(ServiceError::refused(Code::WeakPassword, format!("the password is too easy to guess: {why}; choose another")));
-        }
-        if max_concurrent == 0 || max_concurrent > 100 {
-            return Err(ServiceError::refused(Code::InvalidAgent, format!("max_concurrent is 1 to 100, not {max_concurrent}")));
-        }
-        let skills = if skills.is_empty() { vec!["general".to_string()] } else { skills };
+        let name = people::checked_name(name)?;
+        people::check_password(password, id, &name)?;
+        people::check_capacity(max_concurrent)?;
+        let skills = people::checked_skills(skills)?;
         let existing = self.store.agent(id).await?;
         let status = existing.as_ref().map_or(AgentStatus::Away, |a| a.status);
-        let password_hash = {
-            let (p, rounds) = (password.to_string(), self.config.password_rounds);
-            tokio::task::spawn_blocking(move || auth::hash_password(&p, rounds)).await.map_err(|e| ServiceError::Internal(e.to_string()))?
-        };
-        let agent = Agent { id: id.into(), name: name.trim().into(), skills, max_concurrent, status, password_hash };
+        let role = role.or(existing.as_ref().map(|a| a.role)).unwrap_or_default();
+        let password_hash = self.hash_password(password).await?;
+        let agent = Agent { id: id.into(), name, skills, max_concurrent, status, password_hash, role };
         // Before the new password is stored: a login that checked the old one is voided.
         let reset_at = now_ms();
         self.commit(Change { agent: Some(agent.clone()), at_ms: now_ms(), ..Default::default() }).await?;
         if existing.is_some() {
             // A new password: whoever logged in with the old one is logged out.
-            self.end_sessions(id, reset_at).await?;
+            self.end_sessions(id, reset_at, None).await?;
         }
         Ok(self.agent_info(&agent, &self.actives().await?).await)
     }
@@ -64,6 +60,7 @@ impl Service {
             skills: a.skills.clone(),
             max_concurrent: a.max_concurrent,
             status: a.status,
+            role: a.role,
             active: actives.get(&a.id).copied().unwrap_or(0),
             disabled: self.access(&a.id).await.map(|x| x.disabled).unwrap_or(false),
         }
@@ -118,25 +115,16 @@ impl Service {
     /// The agent a bearer token belongs to, with its session. A session is void once it
     /// expires, when the agent is disabled, or when its password was reset after the login.
     pub async fn agent_session(&self, token: &str) -> Result<(Agent, Session)> {
-        let session = self.store.session(&auth::token_hash(token)).await?.ok_or(ServiceError::Unauthorized)?;
+        let hash = auth::token_hash(token);
+        let session = self.store.session(&hash).await?.ok_or(ServiceError::Unauthorized)?;
         if session.expires_ms < now_ms() {
             return Err(ServiceError::Unauthorized);
         }
-        let access = self.access(&session.agent).await?;
-        if access.disabled || session.created_ms < access.sessions_after_ms {
+        if !self.access(&session.agent).await?.admits(session.created_ms, &hash) {
             return Err(ServiceError::Unauthorized);
         }
         let agent = self.store.agent(&session.agent).await?.ok_or(ServiceError::Unauthorized)?;
         Ok((agent, session))
-    }
-
-    /// Whether `token` is the admin token.
-    pub fn authorize_admin(&self, token: &str) -> Result<()> {
-        if auth::same(&auth::token_hash(token), &self.admin_token_hash) {
-            Ok(())
-        } else {
-            Err(ServiceError::Unauthorized)
-        }
     }
 
     pub async fn set_status(&self, agent: &Agent, status: AgentStatus) -> Result<AgentInfo> {
@@ -295,7 +283,7 @@ mod tests {
         let f = testing::service(|_| {}).await;
         let bad = f.service.put_agent("a b", "A", "password-123", vec![], 2).await.unwrap_err();
         assert!(bad.to_string().contains("agent id"), "{bad}");
-        assert_eq!(code(f.service.put_agent("a1", "A", "short", vec![], 2).await), Code::InvalidAgent);
+        assert_eq!(code(f.service.put_agent("a1", "A", "short", vec![], 2).await), Code::InvalidPassword);
         assert_eq!(code(f.service.put_agent("a1", "A", "password-123", vec![], 0).await), Code::InvalidAgent);
         let info = f.service.put_agent("a1", "A", "password-123", vec![], 2).await.unwrap();
         assert_eq!(info.skills, ["general"]);

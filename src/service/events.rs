@@ -47,6 +47,10 @@ pub enum AgentEvent {
     Presence { agent: String, status: AgentStatus },
     /// A ticket was made (`created`: announce it like a handoff) or changed.
     Ticket { ticket: TicketSummary, created: bool },
+    /// A supervisor took a conversation over from `from` (who is told so in the console).
+    TakenOver { conversation: String, from: String, by: String, by_name: String },
+    /// A supervisor reviewed (质检) a conversation of `agent`'s.
+    Reviewed { conversation: String, agent: String },
 }
 
 /// What this node tells the other nodes about an event it published: small events as they

@@ -9,6 +9,9 @@ mod agents;
 mod brain;
 mod events;
 mod nodes;
+mod people;
+mod quality;
+mod supervision;
 mod shared_knowledge;
 mod history;
 mod locks;
@@ -33,7 +36,7 @@ use crate::codes::Code;
 use crate::dialogue::{
     Availability, Conversation, Message, Millis, NewMessage, Outcome, Policy, Rules, Sender, State, StateName, Turn, Visitor,
 };
-use crate::handoff::{self, Agent, AgentStatus, Assignment, BusinessHours, CandidateView, Handoff, HandoffStatus, Load, Rating, Reason, Ticket};
+use crate::handoff::{self, Agent, AgentStatus, Assignment, BusinessHours, CandidateView, Handoff, HandoffStatus, Load, Rating, Reason, Role, Ticket};
 use crate::knowledge::KnowledgeError;
 use crate::store::{Change, Feedback, Session, Store, StoreError};
 use crate::text::normalize;
@@ -41,7 +44,10 @@ pub use access::SessionEnded;
 pub use brain::{fingerprint, Brain, BrainError, Sources};
 pub use events::{AgentEvent, Hub, VisitorEvent, RESYNC_EVENT};
 pub use history::{HistoryPage, HistoryRequest, HistoryView, SCAN_BUDGET};
+pub use people::{Admin, AgentUpdate};
 pub use presence::{AwayReason, ConsoleGuard, PresenceConfig};
+pub use quality::{Criterion, QualityConfig, Review, ReviewRequest, Score, ScoreGiven};
+pub use supervision::LiveConversation;
 pub use reports::{Range, Report};
 pub use stats::Stats;
 pub use tickets::{NewTicket, TicketFilter, TicketUpdate, TicketView};
@@ -202,6 +208,7 @@ pub struct AgentInfo {
     pub skills: Vec<String>,
     pub max_concurrent: u32,
     pub status: AgentStatus,
+    pub role: Role,
     pub active: u32,
     /// A disabled agent cannot log in (see [`Service::set_disabled`]).
     pub disabled: bool,
@@ -241,6 +248,8 @@ pub struct ServiceConfig {
     pub presence: PresenceConfig,
     /// SLA policies for tickets, with the SLA clock's speed.
     pub sla: handoff::SlaPolicies,
+    /// The rubric supervisors review resolved conversations on (质检).
+    pub quality: QualityConfig,
 }
 
 pub struct Service {

@@ -37,6 +37,13 @@ impl Service {
 
     /// Moves a conversation's handoff to `agent` (claim, auto-assignment or transfer).
     pub(super) async fn give_to(&self, conv_id: &str, agent: &Agent, expect: &[HandoffStatus], notice: String) -> Result<()> {
+        self.hand_to(conv_id, agent, expect, vec![NewMessage::system(notice)], true).await.map(|_| ())
+    }
+
+    /// Moves a conversation's handoff in one of the `expect` states to `agent`, storing
+    /// `messages` with it; `within_capacity`: only if the agent has room (a supervisor's
+    /// takeover does not ask). Returns who held it before.
+    pub(super) async fn hand_to(&self, conv_id: &str, agent: &Agent, expect: &[HandoffStatus], messages: Vec<NewMessage>, within_capacity: bool) -> Result<Option<String>> {
         let turn = self.lock(conv_id).await?;
         let mut conv = self.load_conversation(conv_id).await?;
         let mut h = self
@@ -45,30 +52,26 @@ impl Service {
         if !expect.contains(&h.status) {
             return Err(ServiceError::refused(Code::NotWaiting, format!("the conversation is {:?}, not waiting for this", h.status).to_lowercase()));
         }
-        if h.agent.as_deref() != Some(&agent.id) && self.active(&agent.id).await? >= agent.max_concurrent {
+        if within_capacity && h.agent.as_deref() != Some(&agent.id) && self.active(&agent.id).await? >= agent.max_concurrent {
             return Err(ServiceError::refused(Code::AgentFull, format!("{} already holds the maximum of {} conversations", agent.id, agent.max_concurrent)));
         }
+        let was_queued = h.status == HandoffStatus::Queued;
+        let before = h.agent.clone().filter(|_| !was_queued);
         let now = now_ms();
         h.status = HandoffStatus::Assigned;
         h.agent = Some(agent.id.clone());
         h.assigned_ms.get_or_insert(now);
         conv.state = State::WithAgent { agent: agent.id.clone() };
-        let change = Change {
-            conversation: Some(conv.clone()),
-            messages: vec![NewMessage::system(notice)],
-            handoffs: vec![h.clone()],
-            at_ms: now,
-            ..Default::default()
-        };
+        let change = Change { conversation: Some(conv.clone()), messages, handoffs: vec![h.clone()], at_ms: now, ..Default::default() };
         let stored = self.commit(change).await?;
         drop(turn);
-        if expect.contains(&HandoffStatus::Queued) {
+        if was_queued {
             self.presence_taken();
         }
         self.publish_visitor_messages(&conv, &stored, None).await?;
         self.hub.to_agents(&AgentEvent::Changed { handoff: h.id, conversation: conv.id.clone(), status: HandoffStatus::Assigned, agent: h.agent.clone() });
         self.notify_queue(&h).await?;
-        Ok(())
+        Ok(before)
     }
 
     pub async fn claim(&self, agent: &Agent, conv_id: &str) -> Result<AgentView> {

@@ -282,7 +282,8 @@ impl Service {
     }
 
     pub(super) async fn publish_visitor_messages(&self, conv: &Conversation, stored: &[Message], new_handoff: Option<&Handoff>) -> Result<()> {
-        for m in stored {
+        // Internal notes stored with a step (a takeover's) are for agents only.
+        for m in stored.iter().filter(|m| !m.internal) {
             self.hub.to_visitor(&conv.id, &VisitorEvent::Message { message: m.clone() });
         }
         // Agents follow conversations that are (or were just) handed off.

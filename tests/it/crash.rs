@@ -172,6 +172,78 @@ async fn verify_tickets(http: &reqwest::Client, base: &str, token: &str, notes: 
     notes.len()
 }
 
+/// `kill -9` right after people's writes are acknowledged: a role given, a password changed
+/// (the other sessions ended) and a quality review are all there after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_roles_passwords_and_reviews_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = dir.path().join("kefu.toml");
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\ndata = {:?}\nknowledge = {:?}\nintents = {:?}\nwatch_interval_ms = 0\npassword_rounds = 1000\n",
+        dir.path().join("data"),
+        repo.join("knowledge"),
+        repo.join("intents"),
+    );
+    std::fs::write(&config, toml).unwrap();
+    let http = reqwest::Client::new();
+    let call = |base: &str, method: &str, path: &str, token: Option<&str>, body: Option<Value>| {
+        let mut req = http.request(method.parse().unwrap(), format!("{base}{path}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let login = |base: String, id: &'static str, password: &'static str| {
+        let call = &call;
+        async move { call(&base, "POST", "/agent/login", None, Some(json!({"id": id, "password": password}))).await }
+    };
+    let (child, addr) = start(&config);
+    let base = format!("http://{addr}/api/v1");
+    // The address is printed at bind; the first answer comes once the start-up (which writes
+    // the admin token) is done.
+    assert_eq!(http.get(format!("http://{addr}/healthz")).send().await.unwrap().status(), 200);
+    let admin = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap().trim().to_string();
+    for (id, role) in [("wang", "agent"), ("zhou", "agent")] {
+        let body = json!({"id": id, "name": id, "password": "correct horse battery", "skills": ["*"], "role": role});
+        assert_eq!(call(&base, "POST", "/admin/agents", Some(&admin), Some(body)).await.0, 200);
+    }
+    let (s, v) = call(&base, "POST", "/admin/agents/zhou", Some(&admin), Some(json!({"role": "supervisor"}))).await;
+    assert_eq!(s, 200, "{v}");
+    let wang = login(base.clone(), "wang", "correct horse battery").await.1["token"].as_str().unwrap().to_string();
+    let other = login(base.clone(), "wang", "correct horse battery").await.1["token"].as_str().unwrap().to_string();
+    let zhou = login(base.clone(), "zhou", "correct horse battery").await.1["token"].as_str().unwrap().to_string();
+    assert_eq!(call(&base, "POST", "/agent/status", Some(&wang), Some(json!({"status": "online"}))).await.0, 200);
+    let c = call(&base, "POST", "/conversations", None, None).await.1;
+    let (id, token) = (c["id"].as_str().unwrap().to_string(), c["token"].as_str().unwrap().to_string());
+    assert_eq!(call(&base, "POST", &format!("/conversations/{id}/messages"), Some(&token), Some(json!({"text": "转人工"}))).await.0, 200);
+    assert_eq!(call(&base, "POST", &format!("/agent/conversations/{id}/claim"), Some(&wang), None).await.0, 200);
+    assert_eq!(call(&base, "POST", &format!("/agent/conversations/{id}/resolve"), Some(&wang), None).await.0, 204);
+    let scores: Vec<Value> = ["礼貌用语", "解决问题", "响应速度", "规范用语"].iter().map(|c| json!({"criterion": c, "score": 4})).collect();
+    let (s, v) = call(&base, "POST", "/agent/reviews", Some(&zhou), Some(json!({"conversation": id, "scores": scores}))).await;
+    assert_eq!(s, 200, "{v}");
+    let change = json!({"current": "correct horse battery", "new": "a brand new passphrase"});
+    assert_eq!(call(&base, "POST", "/agent/password", Some(&wang), Some(change)).await.0, 200);
+    drop(child); // SIGKILL, straight after the acknowledgements
+
+    let (_server, addr) = start(&config);
+    let base = format!("http://{addr}/api/v1");
+    let (s, reviews) = call(&base, "GET", "/agent/reviews", Some(&wang), None).await;
+    assert_eq!(s, 200, "the session the password was changed from goes on: {reviews}");
+    assert_eq!((reviews[0]["total"].as_f64(), reviews[0]["reviewer"].as_str()), (Some(80.0), Some("zhou")), "{reviews}");
+    assert_eq!(call(&base, "GET", "/agent/me", Some(&other), None).await.0, 401, "the other session stays ended");
+    assert_eq!(login(base.clone(), "wang", "correct horse battery").await.0, 401);
+    assert_eq!(login(base.clone(), "wang", "a brand new passphrase").await.0, 200);
+    assert_eq!(call(&base, "GET", "/agent/supervision", Some(&zhou), None).await.0, 200, "the supervisor role survived");
+}
+
 /// Recounts, from every stored message (acknowledged or not), what the report counters
 /// should say, and compares: a counter written apart from its messages would be off after a
 /// kill in between.

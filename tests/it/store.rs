@@ -301,6 +301,37 @@ async fn people_sessions_and_records_of_a_step(place: Place) {
     assert_eq!(store.agent("a1").await.unwrap().unwrap().status, AgentStatus::Away);
 }
 
+/// Roles on agent records and quality reviews (records keyed `agent/conversation/handoff`):
+/// an agent stored before roles reads as an agent, a role survives reopening, and one agent's
+/// reviews are listed by prefix without another's whose id merely starts the same.
+async fn roles_and_quality_reviews(place: Place) {
+    {
+        let store = place.open().await;
+        let old = agent("a1");
+        assert_eq!(old.role, kefu::handoff::Role::Agent, "no role stored: an agent");
+        let boss = Agent { role: kefu::handoff::Role::Admin, ..agent("boss") };
+        let sup = Agent { role: kefu::handoff::Role::Supervisor, ..agent("sup") };
+        store.commit(Change { agent: Some(boss), ..Default::default() }).await.unwrap();
+        store.commit(Change { agent: Some(sup), ..Default::default() }).await.unwrap();
+        for (key, total) in [("a1/c1/7", 92.0), ("a1/c2/8", 80.0), ("a10/c3/9", 60.0)] {
+            let review = serde_json::json!({"agent": key.split('/').next().unwrap(), "total": total, "comment": "礼貌用语规范"});
+            store.set_record("quality-reviews", key, Some(serde_json::to_vec(&review).unwrap())).await.unwrap();
+        }
+        store.durable().await.unwrap();
+    }
+    let store = place.open().await;
+    assert_eq!(store.agent("boss").await.unwrap().unwrap().role, kefu::handoff::Role::Admin);
+    assert_eq!(store.agent("sup").await.unwrap().unwrap().role, kefu::handoff::Role::Supervisor);
+    let a1 = store.records("quality-reviews", "a1/").await.unwrap();
+    assert_eq!(a1.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["a1/c1/7", "a1/c2/8"]);
+    let first: serde_json::Value = serde_json::from_slice(&a1[0].1).unwrap();
+    assert_eq!((first["total"].as_f64(), first["comment"].as_str()), (Some(92.0), Some("礼貌用语规范")));
+    // A second review of the same handoff's agent replaces the first.
+    store.set_record("quality-reviews", "a1/c1/7", Some(br#"{"total":100.0}"#.to_vec())).await.unwrap();
+    assert_eq!(store.records("quality-reviews", "a1/").await.unwrap().len(), 2);
+    assert_eq!(store.records("quality-reviews", "").await.unwrap().len(), 3);
+}
+
 async fn ids_are_unique_across_callers(place: Place) {
     let a = place.open().await;
     let b = place.another_node().await.unwrap_or_else(|| a.clone());
@@ -829,6 +860,7 @@ every_backend!(
     the_queue_orders_by_priority_then_waiting_time,
     assigned_handoffs_follow_their_agent,
     people_sessions_and_records_of_a_step,
+    roles_and_quality_reviews,
     ids_are_unique_across_callers,
     records_are_kept_claimed_once_and_updated_atomically,
     history_is_summarised_as_steps_commit_and_searched_by_each_filter,

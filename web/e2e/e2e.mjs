@@ -639,6 +639,119 @@ try {
     await agent.locator('#app').waitFor({ timeout: T });
   });
 
+  await step('roles: an agent cannot open the admin page; an admin creates a supervisor on the people page', async () => {
+    const api = (method, url, token, data) => agent.request.fetch(`${base}/api/v1${url}`, { method, headers: token ? { Authorization: `Bearer ${token}` } : {}, data });
+    const wangToken = await agent.evaluate(() => sessionStorage.getItem('kefu-agent-token'));
+    const refused = await api('GET', '/admin/stats', wangToken);
+    check(refused.status() === 403 && (await refused.json()).error.code === 'role_required', `an agent's session gets 403 role_required: ${refused.status()}`);
+    // In the console's tab the admin page picks up the agent's session, and says why it refuses.
+    await agent.goto(`${base}/admin`);
+    await agent.locator('#need-admin', { hasText: '需要管理员角色' }).waitFor({ timeout: T });
+    check(await agent.locator('#app').isHidden(), 'no admin data is shown to an agent');
+    check((await agent.textContent('#need-admin-text')).includes('wang has the agent role'), 'the message names the role held');
+    await shot(agent, 'admin-needs-role.png');
+    await agent.goto(`${base}/agent`);
+    await agent.locator('#app').waitFor({ timeout: T });
+    // An admin made with the token (bootstrap), who then logs in with a password.
+    const made = await api('POST', '/admin/agents', adminToken, { id: 'chen', name: '陈经理', password: agentPassword, role: 'admin' });
+    check(made.status() === 200, `the admin token creates an admin: ${made.status()}`);
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 1100 }, locale: 'zh-CN' });
+    const admin = watch(await ctx.newPage(), 'people');
+    await admin.goto(`${base}/admin`);
+    await admin.fill('#admin-id', 'chen');
+    await admin.fill('#admin-password', agentPassword);
+    await admin.click('#login button[type=submit]');
+    await admin.locator('#people-list tr[data-agent=wang]').waitFor({ timeout: T });
+    const form = admin.locator('#people-new');
+    await form.getByLabel('账号').fill('zhou');
+    await form.getByLabel('姓名').fill('周主管');
+    await form.getByLabel('初始密码').fill(agentPassword);
+    await form.getByLabel('技能').fill('*');
+    await form.getByLabel('角色').selectOption('supervisor');
+    await form.getByRole('button', { name: '新建' }).click();
+    const row = admin.locator('#people-list tr[data-agent=zhou]');
+    await row.waitFor({ timeout: T });
+    check((await row.locator('select[aria-label="角色：zhou"]').inputValue()) === 'supervisor', 'zhou is a supervisor');
+    await shot(admin, 'admin-people.png');
+    await ctx.close();
+    pages.splice(pages.findIndex(([l]) => l === 'people'), 1);
+  });
+
+  await step('a supervisor takes over a live conversation, the visitor sees the new name, and the agent sees the score', async () => {
+    const api = (method, url, token, data) => agent.request.fetch(`${base}/api/v1${url}`, { method, headers: token ? { Authorization: `Bearer ${token}` } : {}, data });
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 1000 }, locale: 'zh-CN' });
+    const sup = watch(await ctx.newPage(), 'supervisor');
+    await sup.goto(`${base}/agent`);
+    await sup.fill('#login-id', 'zhou');
+    await sup.fill('#login-password', agentPassword);
+    await sup.click('#login button[type=submit]');
+    await sup.locator('#live').waitFor({ timeout: T });
+    const [online] = await Promise.all([
+      sup.waitForResponse((r) => r.url().endsWith('/api/v1/agent/status') && r.request().method() === 'POST', { timeout: T }),
+      sup.selectOption('#status', 'online'),
+    ]);
+    check(online.status() === 200, `the supervisor goes online: ${online.status()}`);
+    // A visitor asks for a human and 小王 takes the conversation.
+    const vctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
+    const v = watch(await vctx.newPage(), 'takeover-visitor');
+    await v.goto(`${base}/demo`);
+    await v.locator('.launcher').click();
+    await v.locator('textarea.input').fill('转人工');
+    await v.locator('textarea.input').press('Enter');
+    await v.locator('.status', { hasText: /排在第/ }).waitFor({ timeout: T });
+    const conv = await v.evaluate(() => JSON.parse(localStorage.getItem(Object.keys(localStorage).find((k) => k.startsWith('kefu:') && !k.endsWith(':open')))).id);
+    const wangToken = await agent.evaluate(() => sessionStorage.getItem('kefu-agent-token'));
+    check((await api('POST', `/agent/conversations/${conv}/claim`, wangToken)).status() === 200, '小王 claims it');
+    await v.locator('header .sub', { hasText: '人工客服 小王' }).waitFor({ timeout: T });
+    // The supervisor's list shows it with its agent, and its messages as they are written.
+    const item = sup.locator(`#live button[data-conversation="${conv}"]`);
+    await item.locator('.line', { hasText: '客服 小王' }).waitFor({ timeout: T });
+    await v.locator('textarea.input').fill('快递三天没动了，能帮我查查吗');
+    await v.locator('textarea.input').press('Enter');
+    await item.locator('.preview', { hasText: '快递三天没动了' }).waitFor({ timeout: T });
+    await item.click();
+    const view = sup.locator(`.view[data-conversation="${conv}"]`);
+    await view.locator('.m.visitor', { hasText: '快递三天没动了' }).waitFor({ timeout: T });
+    await Promise.all([
+      agent.locator('#toast', { hasText: '主管 周主管 接管了会话' }).waitFor({ timeout: T }),
+      view.getByRole('button', { name: '接管' }).click(),
+    ]);
+    await view.locator('.state', { hasText: '（zhou）' }).waitFor({ timeout: T });
+    await v.locator('header .sub', { hasText: '人工客服 周主管' }).waitFor({ timeout: T });
+    await view.locator('.m.note', { hasText: '接管了会话' }).waitFor({ timeout: T });
+    check((await v.locator('.msg', { hasText: '接管了会话' }).count()) === 0, 'the takeover note stays internal');
+    await shot(v, 'widget-taken-over.png');
+    check((await api('POST', `/agent/conversations/${conv}/messages`, wangToken, { text: '我来处理' })).status() === 403, '小王 no longer speaks in it');
+    // The supervisor answers, resolves and scores 小王's handling.
+    await view.locator('textarea.compose').fill('您好，我是周主管，已为您催促快递。');
+    await view.locator('textarea.compose').press('Enter');
+    await v.locator('.msg', { hasText: '已为您催促快递' }).waitFor({ timeout: T });
+    await view.getByRole('button', { name: '解决' }).click();
+    const review = view.locator('.review-form');
+    await review.waitFor({ timeout: T });
+    check((await review.locator('select[aria-label="被质检的客服"]').inputValue()) === 'wang', 'the reviewed agent is 小王');
+    await review.locator('select[aria-label="解决问题 评分"]').selectOption('4');
+    await review.getByLabel('解决问题 点评').fill('转交前未查询物流');
+    await review.getByLabel('总评').fill('礼貌到位');
+    await review.getByRole('button', { name: '提交评分' }).click();
+    await review.locator('.result', { hasText: '92.0' }).waitFor({ timeout: T });
+    await shot(sup, 'console-review.png');
+    // 小王 sees the score in his console at once; nobody else has it.
+    const mine = agent.locator(`#my-reviews li[data-conversation="${conv}"]`);
+    await mine.locator('.total', { hasText: '92.0 分' }).waitFor({ timeout: T });
+    check((await mine.textContent()).includes('转交前未查询物流'), 'with the criterion\'s comment');
+    await shot(agent, 'console-my-reviews.png');
+    const zhouToken = await sup.evaluate(() => sessionStorage.getItem('kefu-agent-token'));
+    const li = (await (await api('POST', '/agent/login', null, { id: 'li', password: agentPassword })).json()).token;
+    check((await (await api('GET', '/agent/reviews', li)).json()).length === 0, '小李 has no reviews');
+    check((await api('GET', '/agent/reviews?agent=wang', li)).status() === 403, 'and cannot read 小王\'s');
+    // Away again: the report step below needs nobody online.
+    check((await api('POST', '/agent/status', zhouToken, { status: 'away' })).ok(), 'the supervisor goes away');
+    await ctx.close();
+    await vctx.close();
+    for (const l of ['supervisor', 'takeover-visitor']) pages.splice(pages.findIndex(([x]) => x === l), 1);
+  });
+
   await step('a report over a date range matches hand counts of the conversations this step creates', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 1400 }, locale: 'zh-CN', acceptDownloads: true });
     const admin = watch(await ctx.newPage(), 'admin-report');

@@ -5,6 +5,6 @@
 
 mod idle;
 mod limits;
-mod routes;
+pub(crate) mod routes;
 mod requests;
 mod secrets;

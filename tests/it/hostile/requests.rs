@@ -69,10 +69,7 @@ async fn every_protected_route_refuses_missing_wrong_and_foreign_tokens() {
                 wrong.push((Some(visitor.clone()), "a visitor token"));
                 wrong.push((Some(ADMIN_TOKEN.into()), "the admin token"));
             }
-            Access::Admin => {
-                wrong.push((Some(visitor.clone()), "a visitor token"));
-                wrong.push((Some(agent.clone()), "an agent token"));
-            }
+            Access::Admin => wrong.push((Some(visitor.clone()), "a visitor token")),
             Access::Public => unreachable!(),
         }
         for (token, whose) in wrong {
@@ -90,6 +87,15 @@ async fn every_protected_route_refuses_missing_wrong_and_foreign_tokens() {
                 let (s, v) = raw(&server, method, &url, json_headers(token.as_deref()), body).await;
                 assert_error(s, &v, 401, &format!("{method} {path} with {whose}"));
             }
+            checked += 1;
+        }
+        // An agent's session is a real one, but not an admin's: 403 naming the role.
+        if *access == Access::Admin {
+            let body = valid_body(method, path).to_string().into_bytes();
+            let (s, v) = raw(&server, method, &url, json_headers(Some(&agent)), body).await;
+            assert_error(s, &v, 403, &format!("{method} {path} with an agent's session"));
+            assert_eq!(v["error"]["code"], "role_required", "{method} {path}: {v}");
+            assert!(v["error"]["message"].as_str().unwrap().contains("needs the admin role"), "{method} {path}: {v}");
             checked += 1;
         }
     }

@@ -13,7 +13,7 @@ pub enum Access {
     Visitor,
     /// An agent's session token.
     Agent,
-    /// The admin token.
+    /// The admin token, or the session of a person with the admin role.
     Admin,
 }
 
@@ -59,6 +59,13 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("PATCH", "/agent/tickets/{id}", Access::Agent),
     ("POST", "/agent/tickets/{id}/replies", Access::Agent),
     ("POST", "/agent/tickets/{id}/notes", Access::Agent),
+    // Any session; the service asks for the supervisor role where it is needed.
+    ("POST", "/agent/password", Access::Agent),
+    ("GET", "/agent/supervision", Access::Agent),
+    ("POST", "/agent/conversations/{id}/takeover", Access::Agent),
+    ("GET", "/agent/rubric", Access::Agent),
+    ("GET", "/agent/reviews", Access::Agent),
+    ("POST", "/agent/reviews", Access::Agent),
     ("GET", "/admin/reload", Access::Admin),
     ("POST", "/admin/reload", Access::Admin),
     ("GET", "/admin/stats", Access::Admin),
@@ -68,6 +75,8 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/admin/similar", Access::Admin),
     ("GET", "/admin/agents", Access::Admin),
     ("POST", "/admin/agents", Access::Admin),
+    ("POST", "/admin/agents/{id}", Access::Admin),
+    ("POST", "/admin/agents/{id}/password", Access::Admin),
     ("POST", "/admin/agents/{id}/disable", Access::Admin),
     ("POST", "/admin/agents/{id}/enable", Access::Admin),
     ("POST", "/admin/agents/{id}/unlock", Access::Admin),
@@ -105,6 +114,9 @@ pub fn valid_body(method: &str, path: &str) -> serde_json::Value {
         ("POST", "/agent/conversations/{id}/transfer") => json!({"to": "a1"}),
         ("POST", "/admin/similar") => json!({"article": "how-to-return", "question": "咋退货"}),
         ("POST", "/admin/agents") => json!({"id": "intruder", "name": "x", "password": "intruder-password"}),
+        ("POST", "/admin/agents/{id}/password") => json!({"password": "intruder-password"}),
+        ("POST", "/agent/password") => json!({"current": "correct horse battery", "new": "intruder-password"}),
+        ("POST", "/agent/reviews") => json!({"conversation": "c1", "scores": []}),
         _ => json!({}),
     }
 }

@@ -7,4 +7,5 @@ mod ops;
 mod security;
 mod tickets;
 mod pages;
+mod people;
 mod restart;

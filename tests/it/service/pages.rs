@@ -95,8 +95,8 @@ async fn agents_get_canned_replies_and_search_articles() {
     assert_eq!(status, 400, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("q is longer"), "{v}");
 
-    let (status, _) = server.call("GET", "/admin/articles", Some(&agent), None).await;
-    assert_eq!(status, 401, "an agent is not an admin");
+    let (status, v) = server.call("GET", "/admin/articles", Some(&agent), None).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (403, Some("role_required")), "an agent is not an admin: {v}");
     let (status, v) = server.call("GET", "/admin/articles", Some(ADMIN_TOKEN), None).await;
     assert_eq!(status, 200, "{v}");
     let list = v["articles"].as_array().unwrap();
