@@ -128,6 +128,8 @@ pub struct Config {
     pub hours: BusinessHours,
     /// When agents go away and queued visitors are offered leave-a-message.
     pub presence: crate::service::PresenceConfig,
+    /// How webhook deliveries are sent (the endpoints are set on the admin page).
+    pub webhooks: crate::webhook::WebhookConfig,
     /// WeChat apps (公众号, 小程序), each a `[[wechat]]` table served at `/wechat/{name}`.
     pub wechat: Vec<crate::channels::wechat::WeChatApp>,
 }
@@ -156,6 +158,7 @@ impl Default for Config {
             dialogue: Rules::default(),
             hours: BusinessHours::default(),
             presence: Default::default(),
+            webhooks: Default::default(),
             wechat: vec![],
         }
     }
@@ -279,6 +282,10 @@ impl Config {
         env.set("KEFU_PRESENCE_IDLE_SECS", &mut p.idle_secs)?;
         env.set("KEFU_PRESENCE_QUEUE_TIMEOUT_SECS", &mut p.queue_timeout_secs)?;
         env.set("KEFU_PRESENCE_WAIT_PER_VISITOR_SECS", &mut p.wait_per_visitor_secs)?;
+        let w = &mut self.webhooks;
+        env.set("KEFU_WEBHOOKS_TIMEOUT_MS", &mut w.timeout_ms)?;
+        env.set("KEFU_WEBHOOKS_MAX_BACKOFF_MS", &mut w.max_backoff_ms)?;
+        env.set("KEFU_WEBHOOKS_GIVE_UP_SECS", &mut w.give_up_secs)?;
         Ok(())
     }
 
@@ -289,6 +296,7 @@ impl Config {
         }
         self.hours.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         self.presence.validate().map_err(ConfigError::Invalid)?;
+        self.webhooks.validate().map_err(ConfigError::Invalid)?;
         if let Some(t) = self.thresholds() {
             t.validate().map_err(ConfigError::Invalid)?;
         }
@@ -360,6 +368,7 @@ impl Config {
             dialogue: self.dialogue.clone(),
             hours: self.hours.clone(),
             presence: self.presence.clone(),
+            webhooks: self.webhooks.clone(),
         }
     }
 

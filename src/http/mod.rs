@@ -15,6 +15,7 @@ mod pages;
 #[cfg(test)]
 mod tests;
 mod visitor;
+mod webhooks;
 mod wechat;
 mod ws;
 
@@ -156,6 +157,7 @@ pub fn app(state: AppState) -> Router {
         .merge(history::routes())
         .merge(admin::routes())
         .merge(reports::routes())
+        .merge(webhooks::routes())
         .fallback(|| async { ApiError::not_found_route() });
     let mut app = Router::new()
         .nest("/api/v1", api)

@@ -77,6 +77,7 @@ static FAVICON: Asset = Asset::new(include_bytes!("../../web/favicon.svg"), "ima
 static AGENT_JS: Asset = Asset::new(include_bytes!("../../web/agent.js"), "text/javascript; charset=utf-8", false);
 static HISTORY_JS: Asset = Asset::new(include_bytes!("../../web/history.js"), "text/javascript; charset=utf-8", false);
 static ADMIN_JS: Asset = Asset::new(include_bytes!("../../web/admin.js"), "text/javascript; charset=utf-8", false);
+static WEBHOOKS_JS: Asset = Asset::new(include_bytes!("../../web/webhooks.js"), "text/javascript; charset=utf-8", false);
 static MD_JS: Asset = Asset::new(include_bytes!("../../web/md.js"), "text/javascript; charset=utf-8", false);
 static CONSOLE_JS: Asset = Asset::new(include_bytes!("../../web/console.js"), "text/javascript; charset=utf-8", false);
 static CONSOLE_CSS: Asset = Asset::new(include_bytes!("../../web/console.css"), "text/css; charset=utf-8", false);
@@ -98,6 +99,7 @@ async fn asset(Path(file): Path<String>, h: HeaderMap) -> Response {
         "agent.js" => &AGENT_JS,
         "history.js" => &HISTORY_JS,
         "admin.js" => &ADMIN_JS,
+        "webhooks.js" => &WEBHOOKS_JS,
         "md.js" => &MD_JS,
         "console.js" => &CONSOLE_JS,
         "console.css" => &CONSOLE_CSS,

@@ -20,6 +20,7 @@ pub mod stats;
 pub(crate) mod testing;
 mod turn;
 mod visitor;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -235,6 +236,7 @@ pub struct ServiceConfig {
     pub dialogue: Rules,
     pub hours: BusinessHours,
     pub presence: PresenceConfig,
+    pub webhooks: crate::webhook::WebhookConfig,
 }
 
 pub struct Service {
@@ -254,6 +256,8 @@ pub struct Service {
     /// Sessions that end (logout, password reset, disabling), for their sockets.
     sessions_ended: tokio::sync::broadcast::Sender<SessionEnded>,
     presence: Arc<presence::Presence>,
+    /// Endpoints subscribed to events, and the outbox steps stage their events into.
+    webhooks: Arc<crate::webhook::Webhooks>,
 }
 
 const HISTORY_LIMIT: usize = 1000;
@@ -273,7 +277,9 @@ impl Service {
             let to_others = store.clone();
             hub.announce_with(Box::new(move |note| to_others.announce(note)));
         }
+        let webhooks = Arc::new(crate::webhook::Webhooks::new(store.clone(), config.webhooks.clone()));
         Service {
+            webhooks,
             config,
             store,
             brain: RwLock::new(Arc::new(brain)),
@@ -316,8 +322,16 @@ impl Service {
 
     /// Commits a change and waits until it is on disk: nothing is acknowledged before.
     async fn commit(&self, change: Change) -> Result<Vec<Message>> {
-        Ok(self.store.commit(change).await?)
+        let staged = !change.records.is_empty();
+        let stored = self.store.commit(change).await?;
+        self.webhooks.committed(staged);
+        Ok(stored)
     }
+
+    pub fn webhooks(&self) -> &Arc<crate::webhook::Webhooks> {
+        &self.webhooks
+    }
+
 
     /// The conversation `id`, or `NotFound` naming it.
     async fn load_conversation(&self, id: &str) -> Result<Conversation> {

@@ -49,17 +49,19 @@ impl Service {
             return Err(ServiceError::refused(Code::AgentFull, format!("{} already holds the maximum of {} conversations", agent.id, agent.max_concurrent)));
         }
         let now = now_ms();
+        let from = h.agent.clone();
         h.status = HandoffStatus::Assigned;
         h.agent = Some(agent.id.clone());
         h.assigned_ms.get_or_insert(now);
         conv.state = State::WithAgent { agent: agent.id.clone() };
-        let change = Change {
+        let mut change = Change {
             conversation: Some(conv.clone()),
             messages: vec![NewMessage::system(notice)],
             handoffs: vec![h.clone()],
             at_ms: now,
             ..Default::default()
         };
+        self.assigned_event(&mut change, &h, agent, from.as_deref()).await?;
         let stored = self.commit(change).await?;
         drop(turn);
         if expect.contains(&HandoffStatus::Queued) {

@@ -229,17 +229,19 @@ impl Service {
         }
         if let Some(score) = rating {
             let last = self.handoff_of(conv).await?;
-            change.rating = Some(Rating {
+            let rating = Rating {
                 conversation: conv.id.clone(),
                 handoff: last.as_ref().map(|h| h.id),
                 agent: last.and_then(|h| h.agent),
                 score,
                 comment: None,
                 at_ms: change.at_ms,
-            });
+            };
+            self.rated_event(change, &rating).await?;
+            change.rating = Some(rating);
         }
         if let Some(t) = ticket {
-            change.ticket = Some(Ticket {
+            let ticket = Ticket {
                 id: self.store.next_id().await?,
                 conversation: conv.id.clone(),
                 contact: t.contact.unwrap_or_default(),
@@ -248,7 +250,9 @@ impl Service {
                 visitor: conv.visitor.clone(),
                 transcript: self.transcript(conv, change).await?,
                 created_ms: change.at_ms,
-            });
+            };
+            self.left_message_events(change, &ticket).await?;
+            change.ticket = Some(ticket);
         }
         let Some(req) = handoff else { return Ok(None) };
         let h = Handoff {
@@ -270,6 +274,7 @@ impl Service {
             closed_ms: None,
         };
         conv.handoff = Some(h.id);
+        self.handed_off_event(change, &h).await?;
         change.handoffs.push(h.clone());
         Ok(Some(h))
     }

@@ -814,6 +814,14 @@ async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Message>, St
             tx.execute(&bump, &[q]).await?;
         }
     }
+    if !change.records.is_empty() {
+        let upsert = tx
+            .prepare_cached("INSERT INTO records (space, key, value) VALUES ($1, $2, $3) ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value")
+            .await?;
+        for r in &change.records {
+            tx.execute(&upsert, &[&r.space, &r.key.as_bytes(), &r.value]).await?;
+        }
+    }
     write_report(tx, change, &before).await?;
     Ok(stored)
 }
