@@ -74,12 +74,12 @@ pub struct Change {
     pub at_ms: Millis,
 }
 
-/// One record a [`Change`] stores (over any record under the key).
+/// One record a [`Change`] stores (over any record under the key), or deletes (`None`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordWrite {
     pub space: String,
     pub key: String,
-    pub value: Vec<u8>,
+    pub value: Option<Vec<u8>>,
 }
 
 impl Change {

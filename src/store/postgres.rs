@@ -819,7 +819,10 @@ async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Message>, St
             .prepare_cached("INSERT INTO records (space, key, value) VALUES ($1, $2, $3) ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value")
             .await?;
         for r in &change.records {
-            tx.execute(&upsert, &[&r.space, &r.key.as_bytes(), &r.value]).await?;
+            match &r.value {
+                Some(v) => tx.execute(&upsert, &[&r.space, &r.key.as_bytes(), v]).await?,
+                None => tx.execute("DELETE FROM records WHERE space = $1 AND key = $2", &[&r.space, &r.key.as_bytes()]).await?,
+            };
         }
     }
     write_report(tx, change, &before).await?;

@@ -780,7 +780,10 @@ fn apply(t: &Trees, changes: &[&Change], extra: &[(String, sled::Tree)]) -> Resu
                 }
                 for r in &change.records {
                     let i = extra.iter().position(|(space, _)| *space == r.space).expect("every record's tree was opened");
-                    record_txs[i].insert(r.key.as_bytes(), r.value.as_slice())?;
+                    match &r.value {
+                        Some(v) => record_txs[i].insert(r.key.as_bytes(), v.as_slice())?,
+                        None => record_txs[i].remove(r.key.as_bytes())?,
+                    };
                 }
                 let (counts, marks) = report::derive(change, &before);
                 for (id, m) in marks {

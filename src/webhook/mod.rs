@@ -304,7 +304,7 @@ impl Webhooks {
                 next_ms: 0,
                 since_ms: change.at_ms,
             };
-            change.records.push(RecordWrite { space: OUTBOX.into(), key: outbox_key(order, &e.id), value: write(&delivery) });
+            change.records.push(RecordWrite { space: OUTBOX.into(), key: outbox_key(order, &e.id), value: Some(write(&delivery)) });
         }
         Ok(())
     }

@@ -4,6 +4,11 @@
 //! side by side. A failed try waits (1 s, doubling up to `max_backoff_ms`); a delivery
 //! failing for `give_up_secs` is logged as failed and kept. One node sends: it holds a
 //! lease in the store, renewed every pass.
+//!
+//! A pass's outcomes (a delivery moved from the outbox to the log, a try's backoff) are
+//! written together in one store commit at its end, through the store's one writer: writes
+//! of their own beside the steps' transactions on the same records would make those retry,
+//! and a crash before the commit only sends those deliveries again (at least once).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,6 +26,8 @@ const TICK: Duration = Duration::from_millis(500);
 const STREAMS: usize = 32;
 /// The log keeps about this many deliveries (the oldest go first).
 const LOG_KEEP: usize = 5_000;
+/// Outbox entries one pass takes on, at most (its outcomes wait for its end).
+const PASS_MAX: usize = 2_000;
 
 impl Webhooks {
     /// Sends until aborted. Every node runs it: it keeps the endpoints fresh everywhere;
@@ -70,7 +77,7 @@ impl Webhooks {
         // Streams in the order of their first entry; entries in key order within each.
         let mut streams: Vec<Vec<(String, Delivery)>> = Vec::new();
         let mut index: std::collections::HashMap<(String, Option<String>), usize> = Default::default();
-        for (k, v) in outbox {
+        for (k, v) in outbox.into_iter().take(PASS_MAX) {
             let d: Delivery = match read("a delivery", &v) {
                 Ok(d) => d,
                 Err(e) => {
@@ -86,19 +93,21 @@ impl Webhooks {
             streams[at].push((k, d));
         }
         let endpoints = self.cached();
-        let done: Vec<Result<usize, WebhookError>> =
+        let writes: Vec<Vec<RecordWrite>> =
             futures_util::stream::iter(streams).map(|s| self.send_stream(http, &endpoints, s)).buffer_unordered(STREAMS).collect().await;
-        self.store.durable().await?;
-        let mut n = 0;
-        for d in done {
-            n += d?;
+        let records: Vec<RecordWrite> = writes.into_iter().flatten().collect();
+        let left = records.iter().filter(|r| r.space == OUTBOX && r.value.is_none()).count();
+        if !records.is_empty() {
+            self.store.commit(Change { records, at_ms: now_ms(), ..Default::default() }).await?;
         }
-        Ok(n)
+        Ok(left)
     }
 
-    /// Sends one conversation's deliveries to one endpoint in order, until one must wait.
-    async fn send_stream(&self, http: &reqwest::Client, endpoints: &[Endpoint], stream: Vec<(String, Delivery)>) -> Result<usize, WebhookError> {
-        let mut left = 0;
+    /// Sends one conversation's deliveries to one endpoint in order, until one must wait;
+    /// what the tries change, to be written.
+    async fn send_stream(&self, http: &reqwest::Client, endpoints: &[Endpoint], stream: Vec<(String, Delivery)>) -> Vec<RecordWrite> {
+        let mut out = Vec::new();
+        let record = |space: &str, key: &str, value: Option<Vec<u8>>| RecordWrite { space: space.into(), key: key.into(), value };
         for (key, mut d) in stream {
             let now = now_ms();
             if d.next_ms > now {
@@ -120,27 +129,26 @@ impl Webhooks {
                 if !ok {
                     tracing::warn!(delivery = %d.id, event = %d.event, tries = d.tries, "a webhook delivery failed for good; kept in the log");
                 }
-                // Logged before it leaves the outbox: a crash in between sends it again
-                // (at least once) rather than losing its record.
-                self.store.set_record(LOG, &key, Some(write(&d))).await?;
-                self.store.set_record(OUTBOX, &key, None).await?;
-                left += 1;
+                // Into the log and out of the outbox in one commit.
+                out.push(record(LOG, &key, Some(write(&d))));
+                out.push(record(OUTBOX, &key, None));
                 continue;
             }
             let wait = 1_000u64.saturating_mul(1 << (d.tries - 1).min(30)).min(self.config.max_backoff_ms);
             d.next_ms = now + wait;
-            self.store.set_record(OUTBOX, &key, Some(write(&d))).await?;
+            out.push(record(OUTBOX, &key, Some(write(&d))));
             break;
         }
-        Ok(left)
+        out
     }
 
     /// Trims the log to the newest [`LOG_KEEP`] deliveries.
     async fn prune(&self) -> Result<(), WebhookError> {
         let log = self.store.records(LOG, "").await?;
         let excess = log.len().saturating_sub(LOG_KEEP);
-        for (k, _) in log.into_iter().take(excess) {
-            self.store.set_record(LOG, &k, None).await?;
+        if excess > 0 {
+            let records = log.into_iter().take(excess).map(|(key, _)| RecordWrite { space: LOG.into(), key, value: None }).collect();
+            self.store.commit(Change { records, at_ms: now_ms(), ..Default::default() }).await?;
         }
         Ok(())
     }

@@ -466,16 +466,17 @@ async fn history_is_summarised_as_steps_commit_and_searched_by_each_filter(place
 
 /// Records a step carries (the webhook outbox) are written in its transaction: they are
 /// there when the step is, survive reopening, overwrite what was under their key, and a
-/// refused step writes none of them — while the step beside it in the same batch does.
+/// refused step writes none of them — while the step beside it in the same batch does; a
+/// step can delete a record too.
 async fn records_of_a_step_are_written_with_it_or_not_at_all(place: Place) {
-    let outbox = |key: &str, value: &str| RecordWrite { space: "test-outbox".into(), key: key.into(), value: value.as_bytes().to_vec() };
+    let outbox = |key: &str, value: &str| RecordWrite { space: "test-outbox".into(), key: key.into(), value: Some(value.as_bytes().to_vec()) };
     {
         let store = place.open().await;
         store.set_record("test-outbox", "0001", Some(b"old".to_vec())).await.unwrap();
         let change = Change {
             conversation: Some(conversation("c1")),
             messages: vec![NewMessage::visitor("转人工", None)],
-            records: vec![outbox("0001", "交接"), outbox("0002", "开始"), RecordWrite { space: "test-other".into(), key: "k".into(), value: b"v".to_vec() }],
+            records: vec![outbox("0001", "交接"), outbox("0002", "开始"), RecordWrite { space: "test-other".into(), key: "k".into(), value: Some(b"v".to_vec()) }],
             ..Default::default()
         };
         store.commit(change).await.unwrap();
@@ -485,12 +486,15 @@ async fn records_of_a_step_are_written_with_it_or_not_at_all(place: Place) {
         let (stale, good) = futures_util::future::join(store.commit(stale), store.commit(good)).await;
         assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
         good.unwrap();
+        // A step that deletes a record (a delivered event leaving the outbox) and adds one.
+        let gone = RecordWrite { space: "test-outbox".into(), key: "0002".into(), value: None };
+        store.commit(Change { records: vec![gone, outbox("0005", "记录")], ..Default::default() }).await.unwrap();
         store.durable().await.unwrap();
     }
     let store = place.open().await;
     let kept: Vec<(String, String)> =
         store.records("test-outbox", "").await.unwrap().into_iter().map(|(k, v)| (k, String::from_utf8(v).unwrap())).collect();
-    assert_eq!(kept, [("0001".to_string(), "交接".to_string()), ("0002".into(), "开始".into()), ("0004".into(), "该有".into())]);
+    assert_eq!(kept, [("0001".to_string(), "交接".to_string()), ("0004".into(), "该有".into()), ("0005".into(), "记录".into())]);
     assert_eq!(store.record("test-other", "k").await.unwrap(), Some(b"v".to_vec()));
     assert_eq!(store.messages("c1", 0, 10).await.unwrap().len(), 1);
 }

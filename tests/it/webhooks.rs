@@ -107,6 +107,28 @@ pub async fn add_endpoint(server: &Server, addr: SocketAddr, events: &[&str]) ->
     e
 }
 
+/// The delivery log (of one endpoint or all) once every delivery in it is delivered: the
+/// worker records a pass's outcomes when the pass ends, a moment after the receiver has them.
+async fn all_delivered(server: &Server, endpoint: Option<&str>) -> Vec<Value> {
+    let path = match endpoint {
+        Some(e) => format!("/admin/webhooks/deliveries?endpoint={e}"),
+        None => "/admin/webhooks/deliveries".to_string(),
+    };
+    let delivered = async {
+        loop {
+            let (status, log) = server.call("GET", &path, Some(ADMIN_TOKEN), None).await;
+            assert_eq!(status, 200, "{log}");
+            let log = log.as_array().unwrap().clone();
+            if log.iter().all(|d| d["status"] == "delivered") {
+                return log;
+            }
+            // Polled: the log is the server's, with nothing to wait on from here.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), delivered).await.expect("the log says delivered once the receiver has everything")
+}
+
 /// One conversation through every step with an event: started, handed off, assigned,
 /// resolved, rated.
 async fn served_and_rated(server: &Server, agent: &str) -> String {
@@ -193,10 +215,8 @@ async fn every_event_arrives_signed_with_what_it_says() {
     assert_eq!(only.iter().map(|g| g.event.as_str()).collect::<Vec<_>>(), ["message.left"]);
     assert!(other.bad().is_empty(), "{:?}", other.bad());
 
-    // The log has each delivery with its try; nothing is pending.
-    let (status, log) = server.call("GET", &format!("/admin/webhooks/deliveries?endpoint={}", endpoint["id"].as_str().unwrap()), Some(ADMIN_TOKEN), None).await;
-    assert_eq!(status, 200, "{log}");
-    let log = log.as_array().unwrap();
+    // The log has each delivery with its try (written once the worker's pass ends).
+    let log = all_delivered(&server, Some(endpoint["id"].as_str().unwrap())).await;
     assert_eq!(log.len(), 8);
     for d in log {
         assert_eq!(d["status"], "delivered", "{d}");
@@ -253,17 +273,7 @@ async fn a_receiver_that_was_down_gets_everything_in_order_and_send_again_repeat
     }
 
     // "Send again": the same delivery once more, under the same id.
-    let delivered = async {
-        loop {
-            let (_, log) = server.call("GET", "/admin/webhooks/deliveries", Some(ADMIN_TOKEN), None).await;
-            let log = log.as_array().unwrap().clone();
-            if log.iter().all(|d| d["status"] == "delivered") {
-                return log;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    let log = tokio::time::timeout(Duration::from_secs(10), delivered).await.expect("the log says delivered once the receiver has it");
+    let log = all_delivered(&server, None).await;
     let first = receiver.got()[0].clone();
     let (status, v) = server.call("POST", &format!("/admin/webhooks/deliveries/{}/resend", first.delivery), Some(ADMIN_TOKEN), None).await;
     assert_eq!(status, 200, "{v}");
