@@ -631,6 +631,10 @@ try {
       await logged.getByRole('button', { name: '重新发送' }).click();
       await until('the delivery again', () => got.filter((g) => g.delivery === first.delivery).length === 2);
       check(got.filter((g) => g.delivery === first.delivery).every((g) => g.ok), 'the repeat is signed too');
+      // Removed again, so the steps after this one run as they did without it.
+      const id = await row.getAttribute('data-endpoint');
+      const gone = await admin.request.delete(`${base}/api/v1/admin/webhooks/${id}`, { headers: { Authorization: `Bearer ${adminToken}` } });
+      check(gone.status() === 200, `the endpoint is removed: ${gone.status()}`);
       await ctx.close();
       pages.splice(pages.findIndex(([l]) => l === 'admin-webhooks'), 1);
     } finally {
