@@ -102,6 +102,14 @@ enum Phase {
         #[arg(long, default_value_t = 700)]
         sockets: usize,
     },
+    /// Webhook events caused in bursts while the receiver refuses (so deliveries wait in the
+    /// outbox), `kill -9` at a random moment, restart; at the end, with the receiver
+    /// answering, every acknowledged step's events arrive, signed, in order per
+    /// conversation.
+    Webhooks {
+        #[arg(long, default_value_t = 20)]
+        cycles: usize,
+    },
     /// Two nodes on one PostgreSQL database, both taking bursts: node A is killed with
     /// SIGKILL at a random moment and restarted, each cycle; every item either node
     /// acknowledged is checked through B after each kill.
@@ -141,6 +149,7 @@ async fn main() -> ExitCode {
         Phase::Overload { .. } => "overload",
         Phase::IdleFlood { .. } => "idle-connection flood",
         Phase::Nodes { .. } => "two nodes, kill -9 of one",
+        Phase::Webhooks { .. } => "webhooks, kill -9 before delivery",
     };
     let result = match cli.phase {
         Phase::Kill { cycles } => kill_cycles(&env, cycles, &mut rng).await,
@@ -152,6 +161,7 @@ async fn main() -> ExitCode {
         Phase::Overload { secs, clients, server_cpu } => overload(&env, secs, clients, &server_cpu).await,
         Phase::IdleFlood { secs, sockets } => idle_flood(&env, secs, sockets).await,
         Phase::Nodes { cycles, store } => two_nodes(&env, cycles, &store, &mut rng).await,
+        Phase::Webhooks { cycles } => webhooks(&env, cycles, &mut rng).await,
     };
     match result {
         Ok(row) => {
@@ -1768,5 +1778,144 @@ async fn idle_flood(env: &Env, secs: u64, sockets: usize) -> Result<Row> {
         held: format!("{}: /healthz {ok} ok, {failed} failed; p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms", if ok_all { "yes" } else { "NO" }),
         lost: "0".into(),
         ok: ok_all,
+    })
+}
+
+// ------------------------------------------------------------------------------- webhooks
+
+/// What the phase's receiver got: (conversation, event, delivery id) in arrival order, and
+/// requests whose signature did not match.
+#[derive(Default)]
+struct Hooked {
+    secret: String,
+    /// While false the receiver answers 503: deliveries stay in the outbox.
+    up: bool,
+    got: Vec<(String, String, String)>,
+    bad: usize,
+}
+
+async fn webhooks(env: &Env, cycles: usize, rng: &mut Rng) -> Result<Row> {
+    use axum::http::{HeaderMap, StatusCode};
+    let mut spec = env.spec("webhooks")?;
+    let _ = std::fs::remove_dir_all(&spec.data);
+    spec.extra_toml = "[webhooks]\nmax_backoff_ms = 1000\n".into();
+    let hooked: Arc<Mutex<Hooked>> = Default::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook = listener.local_addr()?;
+    let h = hooked.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let h = h.clone();
+            async move {
+                let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let mut h = h.lock().unwrap();
+                if !h.up {
+                    return StatusCode::SERVICE_UNAVAILABLE;
+                }
+                if !kefu::webhook::sign::verify(&h.secret, &get("x-kefu-timestamp"), &body, &get("x-kefu-signature")) {
+                    h.bad += 1;
+                    return StatusCode::UNAUTHORIZED;
+                }
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let conv = v["conversation"].as_str().unwrap_or("").to_string();
+                h.got.push((conv, get("x-kefu-event"), get("x-kefu-delivery")));
+                StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    // Each acknowledged conversation's events, in the order its steps were acknowledged.
+    let acked: Arc<Mutex<BTreeMap<String, Vec<&'static str>>>> = Default::default();
+    let started = Instant::now();
+    for cycle in 0..cycles {
+        let k = env.start(&spec)?;
+        k.ready().await.with_context(|| format!("cycle {cycle}: the store did not open cleanly"))?;
+        if cycle == 0 {
+            let (status, e) = k
+                .post("/admin/webhooks", Some(ADMIN_TOKEN), json!({"url": format!("http://{hook}/hook"), "events": ["conversation.started", "ticket.created", "message.left"]}))
+                .await?;
+            ensure!(status == 200, "the endpoint was refused: {e}");
+            hooked.lock().unwrap().secret = e["secret"].as_str().unwrap_or_default().to_string();
+        }
+        // Every other cycle the receiver answers, so kills land both before any try and
+        // between a delivered event and the next.
+        hooked.lock().unwrap().up = cycle % 2 == 1;
+        let burst = async {
+            let mut visitors = Vec::new();
+            for i in 0..6 {
+                let (k, acked) = (&k, acked.clone());
+                visitors.push(async move {
+                    for n in 0.. {
+                        let Ok((201, v)) = k.post("/conversations", None, json!({})).await else { return };
+                        let (id, token) = (v["id"].as_str().unwrap_or_default().to_string(), v["token"].as_str().unwrap_or_default().to_string());
+                        acked.lock().unwrap().insert(id.clone(), vec!["conversation.started"]);
+                        for text in ["人工客服".to_string(), format!("洗衣机漏水 {cycle}-{i}-{n}，电话 13812345678")] {
+                            match k.post(&format!("/conversations/{id}/messages"), Some(&token), json!({"text": text})).await {
+                                Ok((200, _)) => {}
+                                _ => return,
+                            }
+                        }
+                        acked.lock().unwrap().get_mut(&id).unwrap().extend(["ticket.created", "message.left"]);
+                    }
+                });
+            }
+            futures_util::future::join_all(visitors).await;
+        };
+        let wait = rng.between(100, 900);
+        tokio::select! {
+            _ = burst => {}
+            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+        }
+        k.kill9();
+    }
+    // The receiver answers; a last start delivers what the kills left in the outbox.
+    hooked.lock().unwrap().up = true;
+    let k = env.start(&spec)?;
+    k.ready().await?;
+    let acked = acked.lock().unwrap().clone();
+    let events: usize = acked.values().map(Vec::len).sum();
+    let complete = |h: &Hooked| {
+        let mut by: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (c, e, _) in &h.got {
+            by.entry(c.as_str()).or_default().push(e.as_str());
+        }
+        // At least once: a repeat after a kill is allowed; order is of first arrivals.
+        let mut missing = Vec::new();
+        for (id, want) in &acked {
+            let mut firsts: Vec<&str> = Vec::new();
+            for e in by.get(id.as_str()).cloned().unwrap_or_default() {
+                if !firsts.contains(&e) {
+                    firsts.push(e);
+                }
+            }
+            if firsts.len() < want.len() || firsts[..want.len()] != want[..] {
+                missing.push(format!("{id}: acknowledged {want:?}, arrived {firsts:?}"));
+            }
+        }
+        missing
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut missing = complete(&hooked.lock().unwrap());
+    while !missing.is_empty() && Instant::now() < deadline {
+        // Polled: the receiver is this process's, but the waiting is on another's outbox.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        missing = complete(&hooked.lock().unwrap());
+    }
+    drop(k);
+    let h = hooked.lock().unwrap();
+    let ids: HashSet<&str> = h.got.iter().map(|(_, _, d)| d.as_str()).collect();
+    let repeats = h.got.len() - ids.len();
+    for m in missing.iter().take(5) {
+        eprintln!("MISSING {m}");
+    }
+    eprintln!("{cycles} kill -9 cycles in {:.0} s: {} conversations, {events} events acknowledged, {} requests received ({repeats} repeats), {} bad signatures", started.elapsed().as_secs_f64(), acked.len(), h.got.len(), h.bad);
+    Ok(Row {
+        phase: "webhooks, kill -9 before delivery",
+        tried: "conversations started, leave-a-message tickets (3 events each) in bursts, the receiver refusing every other cycle; kill -9 at a random moment (100-900 ms), restart; then the receiver answers".into(),
+        amount: format!("{cycles} cycles; {} conversations, {events} events acknowledged; {} requests received, {repeats} repeats (at least once)", acked.len(), h.got.len()),
+        held: if missing.is_empty() && h.bad == 0 { "yes: every acknowledged event delivered, signed, in order per conversation".into() } else { format!("NO: {} conversations missing events, {} bad signatures", missing.len(), h.bad) },
+        lost: missing.len().to_string(),
+        ok: missing.is_empty() && h.bad == 0 && events > 0,
     })
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The reliability report in one command: builds the release binary and the driver once, runs
 # every phase against real `kefu` processes (kill -9 cycles, kills during import and reload,
-# a full disk, ordering, a soak, overload, an idle-connection flood) and the bad-input tests,
+# a full disk, ordering, a soak, overload, an idle-connection flood, webhooks across kills)
+# and the bad-input tests,
 # then prints one table.
 #
 #   scripts/reliability.sh           # the full run (~10 minutes on 2 cores)
@@ -48,9 +49,9 @@ else
 fi
 
 if [ $short = 1 ]; then
-    kill_cycles=10 import_kills=3 reload_kills=3 soak_secs=15 overload_secs=5 overload_clients=500 idle_secs=8 node_cycles=5
+    kill_cycles=10 import_kills=3 reload_kills=3 soak_secs=15 overload_secs=5 overload_clients=500 idle_secs=8 node_cycles=5 webhook_cycles=6
 else
-    kill_cycles=100 import_kills=20 reload_kills=10 soak_secs=120 overload_secs=10 overload_clients=1000 idle_secs=20 node_cycles=20
+    kill_cycles=100 import_kills=20 reload_kills=10 soak_secs=120 overload_secs=10 overload_clients=1000 idle_secs=20 node_cycles=20 webhook_cycles=20
 fi
 
 failed=0
@@ -73,6 +74,7 @@ phase order order
 phase soak soak --secs $soak_secs --server-cpu $server_cpu
 phase overload overload --secs $overload_secs --clients $overload_clients --server-cpu $server_cpu
 phase idle-flood idle-flood --secs $idle_secs
+phase webhooks webhooks --cycles $webhook_cycles
 
 # Two nodes on one PostgreSQL database: a throwaway cluster on a free port (as the postgres
 # user when root: PostgreSQL refuses to run as root).

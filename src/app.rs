@@ -35,6 +35,8 @@ pub enum StartError {
     Secret { path: PathBuf, source: std::io::Error },
     #[error("cannot create the first agent")]
     FirstAgent(#[source] ServiceError),
+    #[error("cannot read the webhook endpoints")]
+    Webhooks(#[from] crate::webhook::WebhookError),
     #[error("cannot open the WeChat channel")]
     WeChat(#[from] WeChatError),
     #[error(transparent)]
@@ -192,6 +194,8 @@ pub async fn open_service(config: &Config) -> Result<Service, StartError> {
         }
     };
     let service = Service::new(config.service(), store, brain, sources, admin_hash);
+    // Before the first step: its events go to the endpoints already configured.
+    service.webhooks().load().await?;
     if service.store().agents().await.map_err(|e| StartError::FirstAgent(e.into()))?.is_empty() {
         // A fresh install gets one agent so the console can be tried at once.
         let path = data.join("agent-password");
@@ -268,6 +272,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         tracing::warn!(speed = config.sla_clock_speed, "sla_clock_speed is not 1: SLA budgets are divided by it");
     }
     let sla = tokio::spawn(service.clone().sla_loop());
+    let webhooks = tokio::spawn(service.webhooks().clone().run());
     let header_timeout = Duration::from_millis(config.limits.header_timeout_ms);
     let proxies = limits.proxies.clone();
     let max_connections = match config.limits.max_connections {
@@ -310,7 +315,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     other_nodes.abort();
     presence.abort();
     sla.abort();
-    let _ = (background.await, presence.await, sla.await);
+    webhooks.abort();
+    let _ = (background.await, presence.await, sla.await, webhooks.await);
     if let Some((relay, sender)) = wechat_tasks {
         relay.abort();
         sender.abort();

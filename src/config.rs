@@ -139,6 +139,8 @@ pub struct Config {
     /// The quality-review rubric (质检): `[[quality.criteria]]` tables of `name` and
     /// `weight`; default 礼貌用语 25, 解决问题 40, 响应速度 20, 规范用语 15.
     pub quality: crate::service::QualityConfig,
+    /// How webhook deliveries are sent (the endpoints are set on the admin page).
+    pub webhooks: crate::webhook::WebhookConfig,
     /// WeChat apps (公众号, 小程序), each a `[[wechat]]` table served at `/wechat/{name}`.
     pub wechat: Vec<crate::channels::wechat::WeChatApp>,
 }
@@ -170,6 +172,7 @@ impl Default for Config {
             sla: vec![],
             sla_clock_speed: 1.0,
             quality: Default::default(),
+            webhooks: Default::default(),
             wechat: vec![],
         }
     }
@@ -294,6 +297,10 @@ impl Config {
         env.set("KEFU_PRESENCE_IDLE_SECS", &mut p.idle_secs)?;
         env.set("KEFU_PRESENCE_QUEUE_TIMEOUT_SECS", &mut p.queue_timeout_secs)?;
         env.set("KEFU_PRESENCE_WAIT_PER_VISITOR_SECS", &mut p.wait_per_visitor_secs)?;
+        let w = &mut self.webhooks;
+        env.set("KEFU_WEBHOOKS_TIMEOUT_MS", &mut w.timeout_ms)?;
+        env.set("KEFU_WEBHOOKS_MAX_BACKOFF_MS", &mut w.max_backoff_ms)?;
+        env.set("KEFU_WEBHOOKS_GIVE_UP_SECS", &mut w.give_up_secs)?;
         Ok(())
     }
 
@@ -306,6 +313,7 @@ impl Config {
         self.presence.validate().map_err(ConfigError::Invalid)?;
         self.sla_policies().validate().map_err(ConfigError::Invalid)?;
         self.quality.validate().map_err(ConfigError::Invalid)?;
+        self.webhooks.validate().map_err(ConfigError::Invalid)?;
         if let Some(t) = self.thresholds() {
             t.validate().map_err(ConfigError::Invalid)?;
         }
@@ -379,6 +387,7 @@ impl Config {
             presence: self.presence.clone(),
             sla: self.sla_policies(),
             quality: self.quality.clone(),
+            webhooks: self.webhooks.clone(),
         }
     }
 

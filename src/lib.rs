@@ -18,6 +18,7 @@ pub mod config;
 pub mod service;
 pub mod http;
 pub mod channels;
+pub mod webhook;
 pub mod app;
 
 pub use app::run;

@@ -17,6 +17,7 @@ mod people;
 mod tests;
 mod tickets;
 mod visitor;
+mod webhooks;
 mod wechat;
 mod ws;
 
@@ -164,6 +165,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(reports::routes())
         .merge(people::routes())
+        .merge(webhooks::routes())
         .fallback(|| async { ApiError::not_found_route() })
         .layer(middleware::from_fn_with_state(state.clone(), admin_gate));
     let mut app = Router::new()

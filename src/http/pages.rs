@@ -80,6 +80,7 @@ static HISTORY_JS: Asset = Asset::new(include_bytes!("../../web/history.js"), "t
 static ADMIN_JS: Asset = Asset::new(include_bytes!("../../web/admin.js"), "text/javascript; charset=utf-8", false);
 static PEOPLE_JS: Asset = Asset::new(include_bytes!("../../web/people.js"), "text/javascript; charset=utf-8", false);
 static SUPERVISION_JS: Asset = Asset::new(include_bytes!("../../web/supervision.js"), "text/javascript; charset=utf-8", false);
+static WEBHOOKS_JS: Asset = Asset::new(include_bytes!("../../web/webhooks.js"), "text/javascript; charset=utf-8", false);
 static MD_JS: Asset = Asset::new(include_bytes!("../../web/md.js"), "text/javascript; charset=utf-8", false);
 static CONSOLE_JS: Asset = Asset::new(include_bytes!("../../web/console.js"), "text/javascript; charset=utf-8", false);
 static CONSOLE_CSS: Asset = Asset::new(include_bytes!("../../web/console.css"), "text/css; charset=utf-8", false);
@@ -104,6 +105,7 @@ async fn asset(Path(file): Path<String>, h: HeaderMap) -> Response {
         "admin.js" => &ADMIN_JS,
         "people.js" => &PEOPLE_JS,
         "supervision.js" => &SUPERVISION_JS,
+        "webhooks.js" => &WEBHOOKS_JS,
         "md.js" => &MD_JS,
         "console.js" => &CONSOLE_JS,
         "console.css" => &CONSOLE_CSS,

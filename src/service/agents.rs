@@ -174,7 +174,11 @@ impl Service {
             .handoff_of(&conv).await?
             .ok_or_else(|| ServiceError::Internal(format!("conversation {conv_id} has an agent but no handoff")))?;
         let mut change = Change { at_ms: now_ms(), ..Default::default() };
+        let was = h.status.clone();
         f(&mut conv, &mut h, &mut change)?;
+        if was != HandoffStatus::Resolved && h.status == HandoffStatus::Resolved {
+            self.resolved_event(&mut change, &h).await?;
+        }
         change.conversation = Some(conv.clone());
         change.handoffs.push(h.clone());
         let stored = self.commit(change).await?;

@@ -24,6 +24,7 @@ mod tickets;
 pub(crate) mod testing;
 mod turn;
 mod visitor;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -250,6 +251,7 @@ pub struct ServiceConfig {
     pub sla: handoff::SlaPolicies,
     /// The rubric supervisors review resolved conversations on (质检).
     pub quality: QualityConfig,
+    pub webhooks: crate::webhook::WebhookConfig,
 }
 
 pub struct Service {
@@ -271,6 +273,8 @@ pub struct Service {
     presence: Arc<presence::Presence>,
     /// Wakes the SLA watch when a ticket is written (its due times may be sooner).
     sla_wake: tokio::sync::Notify,
+    /// Endpoints subscribed to events, and the outbox steps stage their events into.
+    webhooks: Arc<crate::webhook::Webhooks>,
 }
 
 const HISTORY_LIMIT: usize = 1000;
@@ -290,7 +294,9 @@ impl Service {
             let to_others = store.clone();
             hub.announce_with(Box::new(move |note| to_others.announce(note)));
         }
+        let webhooks = Arc::new(crate::webhook::Webhooks::new(store.clone(), config.webhooks.clone()));
         Service {
+            webhooks,
             config,
             store,
             brain: RwLock::new(Arc::new(brain)),
@@ -334,8 +340,16 @@ impl Service {
 
     /// Commits a change and waits until it is on disk: nothing is acknowledged before.
     async fn commit(&self, change: Change) -> Result<Vec<Message>> {
-        Ok(self.store.commit(change).await?)
+        let staged = !change.records.is_empty();
+        let stored = self.store.commit(change).await?;
+        self.webhooks.committed(staged);
+        Ok(stored)
     }
+
+    pub fn webhooks(&self) -> &Arc<crate::webhook::Webhooks> {
+        &self.webhooks
+    }
+
 
     /// The conversation `id`, or `NotFound` naming it.
     async fn load_conversation(&self, id: &str) -> Result<Conversation> {

@@ -58,11 +58,13 @@ impl Service {
         let was_queued = h.status == HandoffStatus::Queued;
         let before = h.agent.clone().filter(|_| !was_queued);
         let now = now_ms();
+        let from = h.agent.clone();
         h.status = HandoffStatus::Assigned;
         h.agent = Some(agent.id.clone());
         h.assigned_ms.get_or_insert(now);
         conv.state = State::WithAgent { agent: agent.id.clone() };
-        let change = Change { conversation: Some(conv.clone()), messages, handoffs: vec![h.clone()], at_ms: now, ..Default::default() };
+        let mut change = Change { conversation: Some(conv.clone()), messages, handoffs: vec![h.clone()], at_ms: now, ..Default::default() };
+        self.assigned_event(&mut change, &h, agent, from.as_deref()).await?;
         let stored = self.commit(change).await?;
         drop(turn);
         if was_queued {

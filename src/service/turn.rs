@@ -233,14 +233,16 @@ impl Service {
         }
         if let Some(score) = rating {
             let last = self.handoff_of(conv).await?;
-            change.rating = Some(Rating {
+            let rating = Rating {
                 conversation: conv.id.clone(),
                 handoff: last.as_ref().map(|h| h.id),
                 agent: last.and_then(|h| h.agent),
                 score,
                 comment: None,
                 at_ms: change.at_ms,
-            });
+            };
+            self.rated_event(change, &rating).await?;
+            change.rating = Some(rating);
         }
         if let Some(t) = ticket {
             let mut ticket = Ticket {
@@ -255,6 +257,7 @@ impl Service {
                 ..Default::default()
             };
             self.open_ticket(&mut ticket, "visitor");
+            self.left_message_events(change, &ticket).await?;
             change.ticket = Some(ticket);
         }
         let Some(req) = handoff else { return Ok(None) };
@@ -277,6 +280,7 @@ impl Service {
             closed_ms: None,
         };
         conv.handoff = Some(h.id);
+        self.handed_off_event(change, &h).await?;
         change.handoffs.push(h.clone());
         Ok(Some(h))
     }

@@ -55,7 +55,10 @@ impl Service {
         let id = auth::new_id();
         let conv = Conversation::new(id.clone(), vec![hash], visitor.clone(), now);
         let identity = visitor.user_id.clone().map(|u| (u, id.clone()));
-        self.commit(Change { conversation: Some(conv), identity, at_ms: now, ..Default::default() }).await?;
+        let mut change = Change { identity, at_ms: now, ..Default::default() };
+        self.started_event(&mut change, &conv).await?;
+        change.conversation = Some(conv);
+        self.commit(change).await?;
         Ok(Started { id, token, resumed: false, verified: visitor.verified, messages: vec![] })
     }
 
@@ -153,7 +156,10 @@ impl Service {
         let visitor = Visitor { channel: channel.into(), user_id: Some(user_key.into()), verified: true, name: None, page: None };
         let conv = Conversation::new(id.clone(), vec![], visitor, now);
         let identity = Some((user_key.to_string(), id.clone()));
-        self.commit(Change { conversation: Some(conv), identity, at_ms: now, ..Default::default() }).await?;
+        let mut change = Change { identity, at_ms: now, ..Default::default() };
+        self.started_event(&mut change, &conv).await?;
+        change.conversation = Some(conv);
+        self.commit(change).await?;
         Ok(id)
     }
 
@@ -195,7 +201,10 @@ impl Service {
             comment,
             at_ms: now,
         };
-        self.commit(Change { conversation: Some(conv.clone()), rating: Some(rating), at_ms: now, ..Default::default() }).await?;
+        let mut change = Change { conversation: Some(conv.clone()), at_ms: now, ..Default::default() };
+        self.rated_event(&mut change, &rating).await?;
+        change.rating = Some(rating);
+        self.commit(change).await?;
         self.hub.to_visitor(id, &self.state_event(&conv).await?);
         Ok(())
     }
@@ -252,6 +261,7 @@ impl Service {
         self.open_ticket(&mut ticket, "visitor");
         let said = self.config.dialogue.ticket_text.replace("{contact}", contact.trim()).replace("{message}", &crate::dialogue::policy::quote(message));
         change.messages.push(NewMessage::bot(said, crate::dialogue::BotMeta { kind: "ticket".into(), ..Default::default() }));
+        self.left_message_events(&mut change, &ticket).await?;
         change.ticket = Some(ticket.clone());
         change.conversation = Some(conv.clone());
         let stored = self.commit(change).await?;

@@ -7,6 +7,7 @@
 //! that.
 
 pub mod history;
+pub mod lease;
 mod postgres;
 pub mod report;
 mod sled_store;
@@ -67,8 +68,20 @@ pub struct Change {
     /// Questions (normalised) the bot answered, or an admin taught it: they leave the
     /// unanswered lists (see [`report`]).
     pub answered: Vec<String>,
+    /// Records of the generic API ([`Store::record`]) stored in the step's own transaction:
+    /// what must exist exactly when the step does (the webhook outbox: an event is never
+    /// lost, nor sent for a step that was refused).
+    pub records: Vec<RecordWrite>,
     /// When the step happened (for counters and message times).
     pub at_ms: Millis,
+}
+
+/// One record a [`Change`] stores (over any record under the key), or deletes (`None`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordWrite {
+    pub space: String,
+    pub key: String,
+    pub value: Option<Vec<u8>>,
 }
 
 impl Change {

@@ -767,6 +767,8 @@ const ADD_COUNTERS: &str = "INSERT INTO report_hours (hour, scope, counter, shar
      ON CONFLICT (hour, scope, counter, shard) DO UPDATE SET n = report_hours.n + EXCLUDED.n";
 const ADD_NAMED: &str = "INSERT INTO report_names (kind, hour, name, shard, n) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (kind, hour, name, shard) DO UPDATE SET n = report_names.n + EXCLUDED.n";
+const UPSERT_RECORD: &str = "INSERT INTO records (space, key, value) VALUES ($1, $2, $3) ON CONFLICT (space, key) DO UPDATE SET value = EXCLUDED.value";
+const DELETE_RECORD: &str = "DELETE FROM records WHERE space = $1 AND key = $2";
 const UNANSWERED_AGAIN: &str = "DELETE FROM report_answered WHERE question = $1";
 // Only a question on the list leaves it (and is remembered as answered).
 const ANSWERED: &str = "WITH gone AS (DELETE FROM unanswered WHERE question = $1 RETURNING 1) \
@@ -865,12 +867,12 @@ async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Message>, St
     }
 
     // Round trip 2: every write. The values the statements borrow are made first.
-    let [insert_message, bump_hour, upsert_summary, upsert_handoff, upsert_ticket, upsert_rating, upsert_feedback, upsert_agent, upsert_session, delete_session, upsert_identity, bump_unanswered, upsert_marks, add_counters, add_named, unanswered_again, answered] =
+    let [insert_message, bump_hour, upsert_summary, upsert_handoff, upsert_ticket, upsert_rating, upsert_feedback, upsert_agent, upsert_session, delete_session, upsert_identity, bump_unanswered, upsert_marks, add_counters, add_named, unanswered_again, answered, upsert_record, delete_record] =
         prepared(
             tx,
             [
                 INSERT_MESSAGE, BUMP_MESSAGE_HOUR, &summary_sql(true), UPSERT_HANDOFF, UPSERT_TICKET, UPSERT_RATING, UPSERT_FEEDBACK, UPSERT_AGENT,
-                UPSERT_SESSION, DELETE_SESSION, UPSERT_IDENTITY, BUMP_UNANSWERED, UPSERT_MARKS, ADD_COUNTERS, ADD_NAMED, UNANSWERED_AGAIN, ANSWERED,
+                UPSERT_SESSION, DELETE_SESSION, UPSERT_IDENTITY, BUMP_UNANSWERED, UPSERT_MARKS, ADD_COUNTERS, ADD_NAMED, UNANSWERED_AGAIN, ANSWERED, UPSERT_RECORD, DELETE_RECORD,
             ],
         )
         .await?;
@@ -985,6 +987,15 @@ async fn apply(tx: &Transaction<'_>, change: &Change) -> Result<Vec<Message>, St
     for q in &tally.answered {
         let at_ms = &at_ms;
         writes.push(Box::pin(async move { tx.execute(answered, &[q, at_ms]).await }));
+    }
+    // Records of the step's own (the webhook outbox).
+    let (upsert_record, delete_record) = (&upsert_record, &delete_record);
+    for r in &change.records {
+        let key = r.key.as_bytes();
+        match &r.value {
+            Some(v) => writes.push(Box::pin(async move { tx.execute(upsert_record, &[&r.space, &key, v]).await })),
+            None => writes.push(Box::pin(async move { tx.execute(delete_record, &[&r.space, &key]).await })),
+        }
     }
     futures_util::future::try_join_all(writes).await?;
     Ok(stored)

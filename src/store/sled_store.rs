@@ -633,7 +633,7 @@ fn write_loop(db: sled::Db, trees: Trees, jobs: mpsc::Receiver<Job>, announced: 
                 Job::Flush(_) => None,
             })
             .collect();
-        let applied = if changes.is_empty() { Ok(Vec::new()) } else { apply(&trees, &changes) };
+        let applied = if changes.is_empty() { Ok(Vec::new()) } else { record_trees(&db, &changes).and_then(|extra| apply(&trees, &changes, &extra)) };
         let flushed = db.flush().map(|_| ());
         let mut outcomes = applied.map(Vec::into_iter);
         for job in batch {
@@ -653,11 +653,24 @@ fn write_loop(db: sled::Db, trees: Trees, jobs: mpsc::Receiver<Job>, announced: 
     }
 }
 
+/// The record trees (one per space) that a batch's changes write records in, by space.
+fn record_trees(db: &sled::Db, changes: &[&Change]) -> Result<Vec<(String, sled::Tree)>, sled::Error> {
+    let mut out: Vec<(String, sled::Tree)> = Vec::new();
+    for r in changes.iter().flat_map(|c| &c.records) {
+        if !out.iter().any(|(space, _)| *space == r.space) {
+            out.push((r.space.clone(), db.open_tree(record_tree(&r.space))?));
+        }
+    }
+    Ok(out)
+}
+
 /// Applies `changes` in order in one sled transaction. Each gets its own outcome: a change
 /// whose conversation moved on since it was read (or whose stored record is unreadable) is
 /// refused and writes nothing, and the others still apply. A storage error fails them all.
-fn apply(t: &Trees, changes: &[&Change]) -> Result<Vec<Result<Vec<Message>, StoreError>>, sled::Error> {
-    let trees = (
+/// `extra`: the record trees of the changes' records (see [`record_trees`]).
+fn apply(t: &Trees, changes: &[&Change], extra: &[(String, sled::Tree)]) -> Result<Vec<Result<Vec<Message>, StoreError>>, sled::Error> {
+    // A slice, not a tuple: tuples stop at 14 trees, and the record trees come on top.
+    let mut trees: Vec<&sled::Tree> = vec![
         &t.conversations,
         &t.messages,
         &t.client_ids,
@@ -672,9 +685,13 @@ fn apply(t: &Trees, changes: &[&Change]) -> Result<Vec<Result<Vec<Message>, Stor
         &t.unanswered,
         &t.counters,
         &t.assigned,
-    );
-    let result = trees.transaction(
-        |(conversations, messages, client_ids, identities, handoffs, queue, agents, sessions, tickets, ratings, feedback, unanswered, counters, assigned)| {
+    ];
+    trees.extend(extra.iter().map(|(_, tree)| tree));
+    let result = trees.as_slice().transaction(
+        |tx: &Vec<TransactionalTree>| {
+            let [conversations, messages, client_ids, identities, handoffs, queue, agents, sessions, tickets, ratings, feedback, unanswered, counters, assigned] =
+                <&[TransactionalTree; 14]>::try_from(&tx[..14]).expect("the 14 fixed trees come first");
+            let record_txs = &tx[14..];
             let mut outcomes = Vec::with_capacity(changes.len());
             // The report counters of the whole batch, written once at its end.
             let mut tally = Tally::default();
@@ -768,6 +785,13 @@ fn apply(t: &Trees, changes: &[&Change]) -> Result<Vec<Result<Vec<Message>, Stor
                 }
                 for q in &change.unanswered {
                     bump(unanswered, q.as_bytes())?;
+                }
+                for r in &change.records {
+                    let i = extra.iter().position(|(space, _)| *space == r.space).expect("every record's tree was opened");
+                    match &r.value {
+                        Some(v) => record_txs[i].insert(r.key.as_bytes(), v.as_slice())?,
+                        None => record_txs[i].remove(r.key.as_bytes())?,
+                    };
                 }
                 let (counts, marks) = report::derive(change, &before);
                 for (id, m) in marks {

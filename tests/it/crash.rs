@@ -1,7 +1,8 @@
 //! `kill -9` during a burst of visitor messages: after a restart every message the server
 //! acknowledged is there, with the same sequence number and text, and the report counters
 //! (written in the same transactions) agree exactly with a recount of what is stored. An
-//! agent works a ticket meanwhile: every acknowledged ticket change survives too.
+//! agent works a ticket meanwhile: every acknowledged ticket change survives too; and every
+//! webhook event of an acknowledged step is delivered after the restart.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -316,4 +317,105 @@ async fn counters_match_the_stored_messages(http: &reqwest::Client, base: &str, 
     assert_eq!(s["conversations"].as_i64(), Some(want["conversations"]));
     assert_eq!(s["auto_resolved"].as_i64(), want.get("auto_resolved").copied().or(Some(0)));
     eprintln!("report counters match a recount of {} conversations: {want:?}", conversations.len());
+}
+
+/// `kill -9` while events are being caused and while the receiver is down (none can have
+/// gone out): after a restart, with the receiver back, every event of every acknowledged
+/// step arrives, signed, each conversation's in order — the outbox entry was in the step's
+/// own commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_events_of_acknowledged_steps_survive_kill_9() {
+    const ADMIN: &str = "crash-test-admin-token";
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = dir.path().join("kefu.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "admin_token_sha256 = {:?}\nlisten = \"127.0.0.1:0\"\ndata = {:?}\nknowledge = {:?}\nintents = {:?}\nwatch_interval_ms = 0\npassword_rounds = 1000\n\
+             [limits]\nip_per_second = 100000\nip_burst = 100000\nconversation_per_second = 100000\nconversation_burst = 100000\n\
+             [webhooks]\nmax_backoff_ms = 1000\n",
+            kefu::auth::token_hash(ADMIN),
+            dir.path().join("data"),
+            repo.join("knowledge"),
+            repo.join("intents"),
+        ),
+    )
+    .unwrap();
+    // The receiver's address, nobody listening yet.
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let http = reqwest::Client::new();
+    let (child, addr) = start(&config);
+    let base = format!("http://{addr}/api/v1");
+    let admin = ADMIN;
+    let events = ["conversation.started", "ticket.created", "message.left"];
+    let endpoint: Value = http
+        .post(format!("{base}/admin/webhooks"))
+        .bearer_auth(admin)
+        .json(&json!({"url": format!("http://{hook}/hook"), "events": events}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Visitors start, ask for a human (nobody is on duty) and leave a message, until killed:
+    // what each had acknowledged.
+    let acked: Arc<Mutex<HashMap<String, Vec<&'static str>>>> = Default::default();
+    let mut visitors = Vec::new();
+    for i in 0..8 {
+        let (http, base, acked) = (http.clone(), base.clone(), acked.clone());
+        visitors.push(tokio::spawn(async move {
+            for n in 0.. {
+                let Ok(r) = http.post(format!("{base}/conversations")).send().await else { return };
+                let Ok(v) = r.json::<Value>().await else { return };
+                let (id, token) = (v["id"].as_str().unwrap().to_string(), v["token"].as_str().unwrap().to_string());
+                acked.lock().unwrap().insert(id.clone(), vec!["conversation.started"]);
+                for text in ["人工客服".to_string(), format!("洗衣机漏水 {i}-{n}，电话 13812345678")] {
+                    let sent = http.post(format!("{base}/conversations/{id}/messages")).bearer_auth(&token).json(&json!({"text": text})).send().await;
+                    match sent {
+                        Ok(r) if r.status() == 200 => {}
+                        _ => return,
+                    }
+                }
+                acked.lock().unwrap().get_mut(&id).unwrap().extend(["ticket.created", "message.left"]);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    drop(child); // SIGKILL
+    for v in visitors {
+        let _ = v.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    let want: usize = acked.values().map(Vec::len).sum();
+    assert!(acked.len() >= 5, "only {} conversations started before the kill: too few to prove anything", acked.len());
+
+    let (receiver, mut count) = crate::webhooks::Receiver::new();
+    receiver.set_secret(endpoint["secret"].as_str().unwrap());
+    let _serving = receiver.serve(tokio::net::TcpListener::bind(hook).await.unwrap());
+    let (_server, _) = start(&config);
+    let by_conversation = |got: Vec<crate::webhooks::Got>| {
+        let mut by: HashMap<String, Vec<String>> = HashMap::new();
+        for g in got {
+            by.entry(g.body["conversation"].as_str().unwrap().to_string()).or_default().push(g.event);
+        }
+        by
+    };
+    // Every acknowledged event, in order; a step in flight at the kill may have committed
+    // without its answer reaching the visitor, so its events may come too (after them).
+    let all_arrived = |by: &HashMap<String, Vec<String>>| {
+        acked.iter().all(|(id, events)| by.get(id).is_some_and(|a| a.len() >= events.len() && a[..events.len()] == events[..]))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !all_arrived(&by_conversation(receiver.got())) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if tokio::time::timeout(left, count.changed()).await.is_err() {
+            let by = by_conversation(receiver.got());
+            let missing: Vec<_> = acked.iter().filter(|(id, e)| by.get(*id).is_none_or(|a| !a.starts_with(&e.iter().map(|x| x.to_string()).collect::<Vec<_>>()))).collect();
+            panic!("after 60 s, {} of {} conversations lack acknowledged events: {missing:?}", missing.len(), acked.len());
+        }
+    }
+    assert!(receiver.bad().is_empty(), "{:?}", receiver.bad());
+    eprintln!("{want} webhook events of {} acknowledged conversations arrived after kill -9", acked.len());
 }

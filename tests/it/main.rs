@@ -14,5 +14,6 @@ mod semantic;
 mod service;
 mod nodes;
 mod store;
+mod webhooks;
 mod wechat;
 mod wechat_props;

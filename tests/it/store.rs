@@ -9,7 +9,7 @@ use kefu::dialogue::{Context, Conversation, NewMessage, State, Visitor};
 use kefu::handoff::{Agent, AgentStatus, BusinessHours, Handoff, HandoffStatus, Priority, Rating, Reason, SlaPolicies, Ticket};
 use kefu::dialogue::{BotMeta, Sender};
 use kefu::store::report::{HourCounts, NameKind, ALL_TIME, HOUR_MS};
-use kefu::store::{Change, Feedback, HistoryQuery, Outcome, PgStore, Session, SledStore, Store, StoreError};
+use kefu::store::{Change, Feedback, HistoryQuery, Outcome, PgStore, RecordWrite, Session, SledStore, Store, StoreError};
 
 use crate::fixture;
 
@@ -497,6 +497,41 @@ async fn history_is_summarised_as_steps_commit_and_searched_by_each_filter(place
     assert!(s.summary("nobody").await.unwrap().is_none());
 }
 
+/// Records a step carries (the webhook outbox) are written in its transaction: they are
+/// there when the step is, survive reopening, overwrite what was under their key, and a
+/// refused step writes none of them — while the step beside it in the same batch does; a
+/// step can delete a record too.
+async fn records_of_a_step_are_written_with_it_or_not_at_all(place: Place) {
+    let outbox = |key: &str, value: &str| RecordWrite { space: "test-outbox".into(), key: key.into(), value: Some(value.as_bytes().to_vec()) };
+    {
+        let store = place.open().await;
+        store.set_record("test-outbox", "0001", Some(b"old".to_vec())).await.unwrap();
+        let change = Change {
+            conversation: Some(conversation("c1")),
+            messages: vec![NewMessage::visitor("转人工", None)],
+            records: vec![outbox("0001", "交接"), outbox("0002", "开始"), RecordWrite { space: "test-other".into(), key: "k".into(), value: Some(b"v".to_vec()) }],
+            ..Default::default()
+        };
+        store.commit(change).await.unwrap();
+        // A stale step (c1 moved on) beside a good one (c2), committed together.
+        let stale = Change { conversation: Some(conversation("c1")), messages: vec![NewMessage::system("x")], records: vec![outbox("0003", "不该有")], ..Default::default() };
+        let good = Change { conversation: Some(conversation("c2")), messages: vec![NewMessage::system("y")], records: vec![outbox("0004", "该有")], ..Default::default() };
+        let (stale, good) = futures_util::future::join(store.commit(stale), store.commit(good)).await;
+        assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+        good.unwrap();
+        // A step that deletes a record (a delivered event leaving the outbox) and adds one.
+        let gone = RecordWrite { space: "test-outbox".into(), key: "0002".into(), value: None };
+        store.commit(Change { records: vec![gone, outbox("0005", "记录")], ..Default::default() }).await.unwrap();
+        store.durable().await.unwrap();
+    }
+    let store = place.open().await;
+    let kept: Vec<(String, String)> =
+        store.records("test-outbox", "").await.unwrap().into_iter().map(|(k, v)| (k, String::from_utf8(v).unwrap())).collect();
+    assert_eq!(kept, [("0001".to_string(), "交接".to_string()), ("0004".into(), "该有".into()), ("0005".into(), "记录".into())]);
+    assert_eq!(store.record("test-other", "k").await.unwrap(), Some(b"v".to_vec()));
+    assert_eq!(store.messages("c1", 0, 10).await.unwrap().len(), 1);
+}
+
 macro_rules! conformance {
     ($backend:ident: $($check:ident),* $(,)?) => {
         mod $backend {
@@ -868,4 +903,5 @@ every_backend!(
     report_counters_count_every_applied_change_once,
     named_counters_over_days_match_their_hours,
     tickets_move_on_by_version_and_count_breaches_once,
+    records_of_a_step_are_written_with_it_or_not_at_all,
 );

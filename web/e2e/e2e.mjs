@@ -752,6 +752,74 @@ try {
     for (const l of ['supervisor', 'takeover-visitor']) pages.splice(pages.findIndex(([x]) => x === l), 1);
   });
 
+  await step('the admin page adds a webhook, its log shows a signed delivery, and send again repeats it', async () => {
+    // A real receiver on a port of its own that checks each request's signature.
+    const http = await import('node:http');
+    const crypto = await import('node:crypto');
+    const got = [];
+    let secret = '';
+    const receiver = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const ts = req.headers['x-kefu-timestamp'];
+        const want = 'v1=' + crypto.createHmac('sha256', secret).update(ts + '.').update(body).digest('hex');
+        got.push({ ok: req.headers['x-kefu-signature'] === want, delivery: req.headers['x-kefu-delivery'], event: req.headers['x-kefu-event'], body: JSON.parse(body) });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise((r) => receiver.listen(0, '127.0.0.1', r));
+    const hook = `http://127.0.0.1:${receiver.address().port}/hook`;
+    const until = async (what, pred) => {
+      const t0 = Date.now();
+      while (!pred()) {
+        if (Date.now() - t0 > T) throw new Error(`the receiver never got ${what}: ${JSON.stringify(got).slice(0, 300)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      const ctx = await browser.newContext({ viewport: { width: 1280, height: 1400 }, locale: 'zh-CN' });
+      const admin = watch(await ctx.newPage(), 'admin-webhooks');
+      await admin.goto(`${base}/admin`);
+      await admin.fill('#admin-token', adminToken);
+      await admin.click('#login button[type=submit]');
+      await admin.locator('#wh-events input[value="conversation.started"]').waitFor({ timeout: T });
+      // Only one event type: this page's own conversation start is what it waits for.
+      for (const box of await admin.locator('#wh-events input').all()) {
+        if ((await box.getAttribute('value')) !== 'conversation.started') await box.uncheck();
+      }
+      await admin.fill('#wh-url', hook);
+      await admin.click('#wh-form button[type=submit]');
+      const row = admin.locator('#wh-endpoints tr', { hasText: hook });
+      await row.waitFor({ timeout: T });
+      secret = (await row.locator('code.secret').textContent()).trim();
+      check(/^[0-9a-f]{64}$/.test(secret), `the endpoint's secret is shown: ${secret}`);
+      const started = await (await admin.request.post(`${base}/api/v1/conversations`, { data: { name: '网钩测试' } })).json();
+      await until('the conversation.started event', () => got.some((g) => g.body.conversation === started.id));
+      const first = got.find((g) => g.body.conversation === started.id);
+      check(first.ok, 'the request is signed with the secret the page shows');
+      check(first.event === 'conversation.started' && first.body.data.name === '网钩测试', JSON.stringify(first));
+      await admin.locator('#wh-refresh').click();
+      const logged = admin.locator(`#wh-log tr[data-delivery="${first.delivery}"]`);
+      await logged.waitFor({ timeout: T });
+      await admin.waitForFunction((id) => document.querySelector(`#wh-log tr[data-delivery="${id}"]`).getAttribute('data-status') === 'delivered', first.delivery, { timeout: T });
+      check(/200/.test(await logged.locator('ul.attempts').textContent()), 'the try shows the receiver\'s 200');
+      await shot(admin, 'admin-webhooks.png');
+      await logged.getByRole('button', { name: '重新发送' }).click();
+      await until('the delivery again', () => got.filter((g) => g.delivery === first.delivery).length === 2);
+      check(got.filter((g) => g.delivery === first.delivery).every((g) => g.ok), 'the repeat is signed too');
+      // Removed again, so the steps after this one run as they did without it.
+      const id = await row.getAttribute('data-endpoint');
+      const gone = await admin.request.delete(`${base}/api/v1/admin/webhooks/${id}`, { headers: { Authorization: `Bearer ${adminToken}` } });
+      check(gone.status() === 200, `the endpoint is removed: ${gone.status()}`);
+      await ctx.close();
+      pages.splice(pages.findIndex(([l]) => l === 'admin-webhooks'), 1);
+    } finally {
+      receiver.close();
+    }
+  });
+
   await step('a report over a date range matches hand counts of the conversations this step creates', async () => {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 1400 }, locale: 'zh-CN', acceptDownloads: true });
     const admin = watch(await ctx.newPage(), 'admin-report');

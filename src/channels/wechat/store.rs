@@ -95,13 +95,6 @@ const CLAIM_MS: Millis = 15_000;
 /// The sending node holds its lease this long, renewing it at every pass (each second).
 const SENDER_MS: Millis = 5_000;
 
-/// A node's hold on something, until a time.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Lease {
-    node: String,
-    until_ms: Millis,
-}
-
 fn key(parts: &[&str]) -> String {
     parts.join("\u{0}")
 }
@@ -131,15 +124,7 @@ impl WxStore {
     /// Takes (or renews) a lease for `node` unless another live node holds it: whether
     /// `node` holds it now.
     async fn lease(&self, space: &str, key: &str, node: &str, until_ms: Millis, now: Millis) -> Result<bool, StoreError> {
-        let take = |old: Option<&[u8]>| {
-            let held = old.and_then(|b| serde_json::from_slice::<Lease>(b).ok());
-            Ok(match held {
-                Some(l) if l.node != node && l.until_ms > now => old.map(<[u8]>::to_vec),
-                _ => Some(write(&Lease { node: node.to_string(), until_ms })),
-            })
-        };
-        let stored = self.store.update_record(space, key, &take).await?;
-        Ok(stored.and_then(|b| serde_json::from_slice::<Lease>(&b).ok()).is_some_and(|l| l.node == node))
+        Ok(crate::store::lease::hold(&*self.store, space, key, node, until_ms, now).await?)
     }
 
     /// Claims a delivery for `node`: false when another node is answering it.
@@ -162,7 +147,7 @@ impl WxStore {
             }
         }
         for (k, v) in self.store.records(CLAIMS, "").await? {
-            if serde_json::from_slice::<Lease>(&v).map_or(true, |l| now.saturating_sub(l.until_ms) > DELIVERY_KEEP_MS) {
+            if serde_json::from_slice::<crate::store::lease::Lease>(&v).map_or(true, |l| now.saturating_sub(l.until_ms) > DELIVERY_KEEP_MS) {
                 self.store.set_record(CLAIMS, &k, None).await?;
             }
         }

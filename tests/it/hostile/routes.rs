@@ -82,6 +82,12 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("POST", "/admin/agents/{id}/unlock", Access::Admin),
     ("GET", "/admin/tickets", Access::Admin),
     ("GET", "/admin/articles", Access::Admin),
+    ("GET", "/admin/webhooks", Access::Admin),
+    ("POST", "/admin/webhooks", Access::Admin),
+    ("PUT", "/admin/webhooks/{id}", Access::Admin),
+    ("DELETE", "/admin/webhooks/{id}", Access::Admin),
+    ("GET", "/admin/webhooks/deliveries", Access::Admin),
+    ("POST", "/admin/webhooks/deliveries/{id}/resend", Access::Admin),
     // The pages: static files, public by design (the console pages log in through the API).
     ("GET", "/", Access::Public),
     ("GET", "/demo", Access::Public),
@@ -106,6 +112,7 @@ pub fn valid_body(method: &str, path: &str) -> serde_json::Value {
     match (method, path) {
         ("POST", "/conversations/{id}/messages" | "/agent/conversations/{id}/messages" | "/agent/conversations/{id}/notes") => json!({"text": "怎么退货"}),
         ("POST", "/conversations/{id}/rating") => json!({"score": 5}),
+        ("POST" | "PUT", "/admin/webhooks" | "/admin/webhooks/{id}") => json!({"url": "http://127.0.0.1:9/hook", "events": ["conversation.started"]}),
         ("POST", "/conversations/{id}/feedback") => json!({"seq": 2, "helpful": true}),
         ("POST", "/conversations/{id}/ticket") => json!({"contact": "13800138000", "message": "请回电"}),
         ("POST", "/agent/status") => json!({"status": "online"}),

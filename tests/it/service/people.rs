@@ -59,7 +59,8 @@ async fn every_admin_route_serves_an_admin_and_refuses_other_roles() {
             assert!(message.contains("needs the admin role") && message.contains(&format!("the {role} role")), "{message}");
         }
         let (s, v) = server.call(method, &url, Some(&admin), Some(admin_body(method, path))).await;
-        let want = if *path == "/admin/similar" { 404 } else { 200 };
+        // No such article, webhook endpoint or delivery as "target": found and refused by name.
+        let want = if *path == "/admin/similar" || path.starts_with("/admin/webhooks/") && path.contains("{id}") { 404 } else { 200 };
         assert_eq!(s, want, "{method} {path} as an admin: {v}");
         checked += 1;
     }
