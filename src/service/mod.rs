@@ -11,6 +11,7 @@ mod events;
 mod nodes;
 mod shared_knowledge;
 mod history;
+mod images;
 mod locks;
 mod presence;
 mod queue;
@@ -39,6 +40,7 @@ use crate::text::normalize;
 pub use access::SessionEnded;
 pub use brain::{fingerprint, Brain, BrainError, Sources};
 pub use events::{AgentEvent, Hub, VisitorEvent, RESYNC_EVENT};
+pub use images::{ImageBytes, IMAGES, IMAGE_LINKS};
 pub use history::{HistoryPage, HistoryRequest, HistoryView, SCAN_BUDGET};
 pub use presence::{AwayReason, ConsoleGuard, PresenceConfig};
 pub use reports::{Range, Report};
@@ -232,6 +234,8 @@ pub struct ServiceConfig {
     pub max_name_chars: usize,
     pub max_page_chars: usize,
     pub max_comment_chars: usize,
+    /// Photos in the chat.
+    pub images: crate::images::ImageLimits,
     pub dialogue: Rules,
     pub hours: BusinessHours,
     pub presence: PresenceConfig,

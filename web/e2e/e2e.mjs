@@ -88,6 +88,7 @@ try {
   const log = visitor.locator('.log');
   const input = visitor.locator('textarea.input');
   let convId;
+  let photoVisitor;
   const messagesOnServer = async () => visitor.evaluate(async (url) => {
     const key = Object.keys(localStorage).find((k) => k.startsWith('kefu:') && !k.endsWith(':open'));
     const s = JSON.parse(localStorage.getItem(key));
@@ -572,6 +573,78 @@ try {
     await shot(v, 'widget-presence-ticket.png');
     const tickets = await (await v.request.get(`${presenceBase}/api/v1/admin/tickets`, { headers: { Authorization: `Bearer ${adminToken}` } })).json();
     check(tickets.some((t) => t.message.includes('换货') && t.reason === 'complaint'), `a ticket with the handoff's reason: ${JSON.stringify(tickets).slice(0, 300)}`);
+  });
+
+  await step('a visitor pastes a photo and the agent sees it; another visitor\'s token gets 401 for it', async () => {
+    const vctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
+    const v = watch(await vctx.newPage(), 'photo-visitor');
+    const vlog = v.locator('.log');
+    await v.goto(`${base}/demo`);
+    await v.locator('.launcher').click();
+    await v.locator('.human').click();
+    await v.locator('.status', { hasText: /前面还有 \d+ 位/ }).waitFor({ timeout: T });
+    const session = await v.evaluate(() => JSON.parse(localStorage.getItem(Object.keys(localStorage).find((k) => k.startsWith('kefu:') && !k.endsWith(':open')))));
+    // A real PNG drawn on a canvas, pasted as a File in the clipboard's DataTransfer.
+    await v.evaluate(async () => {
+      const c = document.createElement('canvas');
+      c.width = 64; c.height = 48;
+      const g = c.getContext('2d');
+      g.fillStyle = '#e4393c'; g.fillRect(0, 0, 64, 48);
+      g.fillStyle = '#ffffff'; g.fillRect(16, 12, 32, 24);
+      const blob = await new Promise((done) => c.toBlob(done, 'image/png'));
+      const dt = new DataTransfer();
+      dt.items.add(new File([blob], '破损照片.png', { type: 'image/png' }));
+      const box = document.querySelector('#kefu-widget').shadowRoot.querySelector('textarea.input');
+      box.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    });
+    const mine = vlog.locator('.msg.visitor[data-seq] img.photo');
+    await mine.waitFor({ timeout: T });
+    await v.waitForFunction(() => {
+      const img = document.querySelector('#kefu-widget').shadowRoot.querySelector('.msg.visitor[data-seq] img.photo');
+      return img && img.complete && img.naturalWidth === 64 && img.src.startsWith('blob:');
+    }, null, { timeout: T });
+    const hash = await mine.getAttribute('data-hash');
+    check(/^[0-9a-f]{64}$/.test(hash), `the message names its image by hash: ${hash}`);
+    // The agent sees it in the console, loaded with the agent's token.
+    const item = agent.locator(`#queue button[data-conversation="${session.id}"]`);
+    await item.waitFor({ timeout: T });
+    await item.click();
+    const pview = agent.locator(`.view[data-conversation="${session.id}"]`);
+    await pview.locator(`.transcript .m.visitor img.photo[data-hash="${hash}"]`).waitFor({ timeout: T });
+    await agent.waitForFunction((hh) => {
+      const img = document.querySelector(`.view:not([hidden]) .transcript img.photo[data-hash="${hh}"]`) || document.querySelector(`.transcript img.photo[data-hash="${hh}"]`);
+      return img && img.complete && img.naturalWidth === 64;
+    }, hash, { timeout: T });
+    await shot(agent, 'console-photo.png');
+    // Another visitor's token: 401; the right one: the PNG, not to be sniffed as anything else.
+    const answers = await v.evaluate(async ({ url, id, hash, token }) => {
+      const other = await (await fetch(`${url}/api/v1/conversations`, { method: 'POST' })).json();
+      const path = `${url}/api/v1/conversations/${id}/images/${hash}`;
+      const theirs = await fetch(path, { headers: { Authorization: `Bearer ${other.token}` } });
+      const none = await fetch(path);
+      const ours = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+      return { theirs: theirs.status, code: (await theirs.json()).error.code, none: none.status, ours: ours.status, type: ours.headers.get('content-type'), nosniff: ours.headers.get('x-content-type-options') };
+    }, { url: base, id: session.id, hash, token: session.token });
+    check(answers.theirs === 401 && answers.code === 'unauthorized', `another visitor's token gets 401: ${JSON.stringify(answers)}`);
+    check(answers.none === 401, `no token gets 401: ${answers.none}`);
+    check(answers.ours === 200 && answers.type === 'image/png' && answers.nosniff === 'nosniff', `the visitor gets the PNG: ${JSON.stringify(answers)}`);
+    await shot(v, 'widget-photo.png');
+    photoVisitor = { v, vlog };
+  });
+
+  await step('a file renamed .png that is not an image is refused with a clear message in the widget', async () => {
+    const { v, vlog } = photoVisitor;
+    const before = await vlog.locator('.msg.visitor[data-seq]').count();
+    await v.locator('input[type=file]').first().setInputFiles({ name: '发票.png', mimeType: 'image/png', buffer: Buffer.from('这不是图片，只是改了扩展名的文字文件。') });
+    const refused = vlog.locator('.msg.visitor.failed');
+    await refused.waitFor({ timeout: T });
+    const said = await refused.textContent();
+    check(said.includes('未发送') && said.includes('不是图片') && said.includes('JPEG、PNG 或 WebP'), `the widget says why: ${said}`);
+    check((await refused.getAttribute('title')).includes('not a JPEG, PNG or WebP image'), `the server's reason is kept: ${await refused.getAttribute('title')}`);
+    check((await vlog.locator('.msg.visitor[data-seq]').count()) === before, 'nothing was stored');
+    await shot(v, 'widget-photo-refused.png');
+    await v.context().close();
+    pages.splice(pages.findIndex(([l]) => l === 'photo-visitor'), 1);
   });
 
   await step('a report over a date range matches hand counts of the conversations this step creates', async () => {

@@ -6,4 +6,5 @@ mod handoff;
 mod ops;
 mod security;
 mod pages;
+pub mod photos;
 mod restart;
