@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -82,25 +82,30 @@ async fn agent_upload(State(s): State<AppState>, Path(id): Path<String>, bearer:
     Ok(Json(s.service.agent_image(&agent, &id, bytes).await?))
 }
 
-async fn visitor_image(State(s): State<AppState>, Path((id, hash)): Path<(String, String)>, bearer: Bearer) -> ApiResult<Response> {
-    Ok(serve(s.service.image_for_visitor(&id, bearer.token()?, &hash).await?))
+async fn visitor_image(State(s): State<AppState>, Path((id, hash)): Path<(String, String)>, bearer: Bearer, headers: HeaderMap) -> ApiResult<Response> {
+    Ok(serve(s.service.image_for_visitor(&id, bearer.token()?, &hash).await?, &hash, &headers))
 }
 
-async fn agent_image(State(s): State<AppState>, Path((id, hash)): Path<(String, String)>, bearer: Bearer) -> ApiResult<Response> {
+async fn agent_image(State(s): State<AppState>, Path((id, hash)): Path<(String, String)>, bearer: Bearer, headers: HeaderMap) -> ApiResult<Response> {
     agent::authorize(&s, &bearer).await?;
-    Ok(serve(s.service.image_for_agent(&id, &hash).await?))
+    Ok(serve(s.service.image_for_agent(&id, &hash).await?, &hash, &headers))
 }
 
 /// The image with the type its bytes were checked to be. The browser must not guess another
-/// type (`nosniff`), and the response is no document (`default-src 'none'`). It may be cached
-/// for good, but only by this browser: a hash never names other bytes, and the image is
-/// private to the conversation.
-fn serve(image: ImageBytes) -> Response {
-    let mut response = image.bytes.into_response();
+/// type (`nosniff`), and the response is no document (`default-src 'none'`). Cached by this
+/// browser only and revalidated on every use (`private, no-cache` with the hash as `ETag`):
+/// a browser's cache keys on the URL, not the token, so a fresh copy could otherwise be
+/// handed to another visitor's token on the same computer. Revalidation runs after the token
+/// check, so an unchanged image costs a 304 and no bytes.
+fn serve(image: ImageBytes, hash: &str, request: &HeaderMap) -> Response {
+    let etag = format!("\"{hash}\"");
+    let fresh = request.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut response = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { image.bytes.into_response() };
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(image.format.mime()));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=31536000, immutable"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("a hash is a valid header value"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'"));
     response
 }

@@ -88,7 +88,7 @@ try {
   const log = visitor.locator('.log');
   const input = visitor.locator('textarea.input');
   let convId;
-  let photoVisitor;
+  let photoVisitor, photoAgent;
   const messagesOnServer = async () => visitor.evaluate(async (url) => {
     const key = Object.keys(localStorage).find((k) => k.startsWith('kefu:') && !k.endsWith(':open'));
     const s = JSON.parse(localStorage.getItem(key));
@@ -480,6 +480,8 @@ try {
     await agent.fill('#history-form input[name=agent]', agentId);
     await agent.click('#history-form button[type=submit]');
     await agent.locator('#history-count', { hasText: /共显示 [1-9]\d* 个会话/ }).waitFor({ timeout: T });
+    // The count of the previous search can already match: wait for this search's rows.
+    await agent.locator('#history-table tbody tr', { hasText: /评价 \d 分/ }).first().waitFor({ timeout: T });
     check(/评价 \d 分/.test(await rows.first().textContent()), `a rated conversation: ${await rows.first().textContent()}`);
     const listed = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-conversation')));
     const [download] = await Promise.all([agent.waitForEvent('download', { timeout: T }), agent.click('#history-export')]);
@@ -576,6 +578,21 @@ try {
   });
 
   await step('a visitor pastes a photo and the agent sees it; another visitor\'s token gets 401 for it', async () => {
+    // A console of its own, online (the main one was set away and shows the history by now).
+    const actx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'zh-CN' });
+    const a2 = watch(await actx.newPage(), 'photo-agent');
+    await a2.goto(`${base}/agent`);
+    await a2.fill('#login-id', agentId);
+    await a2.fill('#login-password', agentPassword);
+    await a2.click('#login button[type=submit]');
+    await a2.locator('#app').waitFor({ timeout: T });
+    if ((await a2.inputValue('#status')) !== 'online') {
+      const [on] = await Promise.all([
+        a2.waitForResponse((r) => r.url().endsWith('/api/v1/agent/status') && r.request().method() === 'POST', { timeout: T }),
+        a2.selectOption('#status', 'online'),
+      ]);
+      check(on.status() === 200, `setting the agent online: ${on.status()}`);
+    }
     const vctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
     const v = watch(await vctx.newPage(), 'photo-visitor');
     const vlog = v.locator('.log');
@@ -606,16 +623,16 @@ try {
     const hash = await mine.getAttribute('data-hash');
     check(/^[0-9a-f]{64}$/.test(hash), `the message names its image by hash: ${hash}`);
     // The agent sees it in the console, loaded with the agent's token.
-    const item = agent.locator(`#queue button[data-conversation="${session.id}"]`);
+    const item = a2.locator(`#queue button[data-conversation="${session.id}"]`);
     await item.waitFor({ timeout: T });
     await item.click();
-    const pview = agent.locator(`.view[data-conversation="${session.id}"]`);
+    const pview = a2.locator(`.view[data-conversation="${session.id}"]`);
     await pview.locator(`.transcript .m.visitor img.photo[data-hash="${hash}"]`).waitFor({ timeout: T });
-    await agent.waitForFunction((hh) => {
+    await a2.waitForFunction((hh) => {
       const img = document.querySelector(`.view:not([hidden]) .transcript img.photo[data-hash="${hh}"]`) || document.querySelector(`.transcript img.photo[data-hash="${hh}"]`);
       return img && img.complete && img.naturalWidth === 64;
     }, hash, { timeout: T });
-    await shot(agent, 'console-photo.png');
+    await shot(a2, 'console-photo.png');
     // Another visitor's token: 401; the right one: the PNG, not to be sniffed as anything else.
     const answers = await v.evaluate(async ({ url, id, hash, token }) => {
       const other = await (await fetch(`${url}/api/v1/conversations`, { method: 'POST' })).json();
@@ -630,6 +647,7 @@ try {
     check(answers.ours === 200 && answers.type === 'image/png' && answers.nosniff === 'nosniff', `the visitor gets the PNG: ${JSON.stringify(answers)}`);
     await shot(v, 'widget-photo.png');
     photoVisitor = { v, vlog };
+    photoAgent = a2;
   });
 
   await step('a file renamed .png that is not an image is refused with a clear message in the widget', async () => {
@@ -645,6 +663,13 @@ try {
     await shot(v, 'widget-photo-refused.png');
     await v.context().close();
     pages.splice(pages.findIndex(([l]) => l === 'photo-visitor'), 1);
+    // Away again, as the main console left it, before its context closes.
+    await Promise.all([
+      photoAgent.waitForResponse((r) => r.url().endsWith('/api/v1/agent/status') && r.request().method() === 'POST', { timeout: T }),
+      photoAgent.selectOption('#status', 'away'),
+    ]);
+    await photoAgent.context().close();
+    pages.splice(pages.findIndex(([l]) => l === 'photo-agent'), 1);
   });
 
   await step('a report over a date range matches hand counts of the conversations this step creates', async () => {

@@ -128,7 +128,12 @@ async fn photos_are_accepted_clean_and_served_to_their_visitor_and_agents_only()
         assert_eq!(status, 200);
         assert_eq!(headers["content-type"], mime);
         assert_eq!(headers["x-content-type-options"], "nosniff");
-        assert!(headers["cache-control"].to_str().unwrap().starts_with("private"), "{headers:?}");
+        assert_eq!(headers["cache-control"], "private, no-cache", "revalidated, so the token is checked on every use");
+        assert_eq!(headers["etag"].to_str().unwrap(), format!("\"{hash}\""));
+        // Revalidation: the token first, then 304 without the bytes.
+        let again = |token: String| server.http.get(server.url(&format!("/conversations/{id}/images/{hash}"))).bearer_auth(token).header("if-none-match", format!("\"{hash}\"")).send();
+        assert_eq!(again(token.clone()).await.unwrap().status(), 304);
+        assert_eq!(again("someone-else".into()).await.unwrap().status(), 401);
         assert_eq!(served.len() as u64, image["bytes"].as_u64().unwrap());
         assert_eq!(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&served)), hash, "named by the SHA-256 of its bytes");
         for gone in [&b"Exif"[..], b"GPS", b"KefuPhone", b"eXIf", b"tEXt"] {
