@@ -102,7 +102,7 @@ fn conversation(i: u64, n: u64, rng: &mut Rng) -> Change {
     if rng.percent(30) {
         let agent = format!("agent-{:02}", rng.below(20));
         let from = Sender::Agent { id: agent.clone(), name: format!("客服{agent}") };
-        messages.push(NewMessage { from, text: AGENT_REPLIES[rng.below(AGENT_REPLIES.len() as u64) as usize].into(), internal: false, bot: None, client_id: None });
+        messages.push(NewMessage { from, text: AGENT_REPLIES[rng.below(AGENT_REPLIES.len() as u64) as usize].into(), internal: false, bot: None, client_id: None, image: None });
         let h = Handoff {
             id: i + 1,
             conversation: id.clone(),

@@ -107,7 +107,7 @@ fn steps(i: u64, n: u64, rng: &mut Rng) -> Vec<Change> {
         (h.status, h.agent, h.assigned_ms) = (HandoffStatus::Assigned, Some(agent.clone()), Some(at + 30_000));
         out.push(Change { handoffs: vec![h.clone()], at_ms: at + 30_000, ..Default::default() });
         conv.last_seq = 3;
-        let reply = NewMessage { from: Sender::Agent { id: agent.clone(), name: agent.clone() }, text: "您好".into(), internal: false, bot: None, client_id: None };
+        let reply = NewMessage { from: Sender::Agent { id: agent.clone(), name: agent.clone() }, text: "您好".into(), internal: false, bot: None, client_id: None, image: None };
         out.push(Change { conversation: Some(conv), messages: vec![reply], at_ms: at + 45_000, ..Default::default() });
         (h.status, h.closed_ms) = (HandoffStatus::Resolved, Some(at + 300_000));
         out.push(Change { handoffs: vec![h], at_ms: at + 300_000, ..Default::default() });

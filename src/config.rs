@@ -53,6 +53,10 @@ pub struct Limits {
     pub max_comment_chars: usize,
     /// WebSockets open at once on one conversation.
     pub sockets_per_conversation: usize,
+    /// A photo sent in the chat, in bytes (its upload's body limit too).
+    pub max_image_bytes: usize,
+    /// A photo's longer side, in pixels.
+    pub max_image_side: u32,
 }
 
 impl Default for Limits {
@@ -78,6 +82,8 @@ impl Default for Limits {
             max_page_chars: 2048,
             max_comment_chars: 500,
             sockets_per_conversation: 8,
+            max_image_bytes: 5 * 1024 * 1024,
+            max_image_side: 8192,
         }
     }
 }
@@ -278,6 +284,8 @@ impl Config {
         env.set("KEFU_LIMITS_MAX_PAGE_CHARS", &mut l.max_page_chars)?;
         env.set("KEFU_LIMITS_MAX_COMMENT_CHARS", &mut l.max_comment_chars)?;
         env.set("KEFU_LIMITS_SOCKETS_PER_CONVERSATION", &mut l.sockets_per_conversation)?;
+        env.set("KEFU_LIMITS_MAX_IMAGE_BYTES", &mut l.max_image_bytes)?;
+        env.set("KEFU_LIMITS_MAX_IMAGE_SIDE", &mut l.max_image_side)?;
         let d = &mut self.dialogue;
         env.set("KEFU_DIALOGUE_MISS_LIMIT", &mut d.miss_limit)?;
         env.set("KEFU_DIALOGUE_CONFIDENCE_FLOOR", &mut d.confidence_floor)?;
@@ -351,6 +359,9 @@ impl Config {
         if l.max_name_chars == 0 || l.max_page_chars == 0 || l.max_comment_chars == 0 || l.sockets_per_conversation == 0 {
             return bad("limits: max_name_chars, max_page_chars, max_comment_chars and sockets_per_conversation must be above 0".into());
         }
+        if l.max_image_bytes == 0 || l.max_image_side == 0 {
+            return bad("limits: max_image_bytes and max_image_side must be above 0".into());
+        }
         if l.max_in_flight == 0 {
             return bad("limits: max_in_flight must be above 0".into());
         }
@@ -382,6 +393,7 @@ impl Config {
             max_name_chars: self.limits.max_name_chars,
             max_page_chars: self.limits.max_page_chars,
             max_comment_chars: self.limits.max_comment_chars,
+            images: crate::images::ImageLimits { max_bytes: self.limits.max_image_bytes, max_side: self.limits.max_image_side },
             dialogue: self.dialogue.clone(),
             hours: self.hours.clone(),
             presence: self.presence.clone(),

@@ -12,6 +12,7 @@ pub mod nlu;
 pub mod semantic;
 pub mod store;
 pub mod text;
+pub mod images;
 pub mod auth;
 pub mod codes;
 pub mod config;

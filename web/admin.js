@@ -184,6 +184,7 @@
     card('转人工', String(s.handoffs));
     card('排队中', String(s.queued_now));
     card('留言', String(s.tickets));
+    card('图片（收 / 发）', s.images_received + ' / ' + s.images_sent);
     card('等待中位数', s.wait_p50_ms === null ? '—' : kefu.duration(s.wait_p50_ms));
     card('平均满意度', s.csat_mean === null ? '—' : s.csat_mean.toFixed(2) + ' / 5');
 

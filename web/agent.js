@@ -9,6 +9,7 @@
   var TOKEN_KEY = 'kefu-agent-token';
   var token = sessionStorage.getItem(TOKEN_KEY);
   var call = kefu.api(function () { return token; });
+  var photos = kefuMd.images('/api/v1', function () { return token; });
   var me = null;
   var canned = [];
   var agents = [];
@@ -235,6 +236,17 @@
     v.suggest = h('ul', { class: 'suggest', role: 'listbox', 'aria-label': '快捷回复', hidden: true });
     v.note = h('input', { type: 'checkbox', class: 'note-toggle' });
     v.send = h('button', { type: 'button', class: 'primary send', text: '发送', onclick: function () { submit(v); } });
+    v.file = h('input', { type: 'file', accept: 'image/jpeg,image/png,image/webp', hidden: true, onchange: function () {
+      Array.prototype.forEach.call(v.file.files, function (f) { sendImage(v, f); });
+      v.file.value = '';
+    } });
+    v.pic = h('button', { type: 'button', class: 'pic', text: '发送图片', onclick: function () { v.file.click(); } });
+    v.input.addEventListener('paste', function (e) {
+      var files = Array.prototype.slice.call((e.clipboardData && e.clipboardData.files) || []);
+      if (!files.length) return;
+      e.preventDefault();
+      files.forEach(function (f) { sendImage(v, f); });
+    });
     v.search = h('input', { type: 'search', class: 'kb-q', 'aria-label': '搜索知识库', placeholder: '搜索知识库，插入答案' });
     v.results = h('ul', { class: 'kb-results' });
     v.search.addEventListener('keydown', function (e) { if (e.key === 'Enter' && !e.isComposing && e.keyCode !== 229) { e.preventDefault(); searchKb(v); } });
@@ -254,7 +266,7 @@
       h('h3', { text: '完整对话（含机器人消息与内部备注）' }), v.log, v.typing,
       h('div', { class: 'composer' }, [
         v.suggest, v.input,
-        h('div', { class: 'row' }, [h('label', { class: 'note-label' }, [v.note, ' 内部备注（访客看不到）']), v.send])
+        h('div', { class: 'row' }, [h('label', { class: 'note-label' }, [v.note, ' 内部备注（访客看不到）']), v.pic, v.file, v.send])
       ]),
       h('details', { class: 'kb' }, [h('summary', { text: '插入知识库文章' }), h('div', { class: 'row' }, [v.search, h('button', { type: 'button', text: '搜索', onclick: function () { searchKb(v); } })]), v.results])
     ]);
@@ -334,7 +346,8 @@
     var kind = m.from.kind;
     var label = m.internal ? '内部备注 · ' + (m.from.name || '') : kind === 'agent' ? '客服 ' + m.from.name : SENDER[kind] || kind;
     if (kind === 'bot' && m.bot) label += ' · ' + (BOT_KINDS[m.bot.kind] || m.bot.kind) + (m.bot.confidence !== undefined ? ' ' + Math.round(m.bot.confidence * 100) + '%' : '');
-    var body = kind === 'visitor' ? h('div', { class: 'text', text: m.text }) : kefu.markdown(m.text);
+    var body = m.image ? photos.img('/agent/conversations/' + encodeURIComponent(v.id) + '/images/' + m.image.hash, m) :
+      kind === 'visitor' ? h('div', { class: 'text', text: m.text }) : kefu.markdown(m.text);
     var li = h('li', { class: 'm ' + kind + (m.internal ? ' note' : ''), 'data-seq': String(m.seq) }, [
       h('span', { class: 'who', text: label + ' · ' + kefu.clock(m.at_ms) }), body
     ]);
@@ -380,6 +393,14 @@
       append(v, m);
       v.input.focus();
     }, function (err) { v.send.disabled = false; kefu.toast('发送失败：' + err.message, true); });
+  }
+
+  function sendImage(v, file) {
+    v.pic.disabled = true;
+    photos.upload('/agent/conversations/' + encodeURIComponent(v.id) + '/images', file).then(function (m) {
+      v.pic.disabled = false;
+      append(v, m);
+    }, function (err) { v.pic.disabled = false; kefu.toast('图片发送失败：' + err.message, true); });
   }
 
   // ---- canned replies: "/hi" + Tab or Enter ---------------------------------------------

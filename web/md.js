@@ -71,5 +71,40 @@ var kefuMd = (function () {
     };
   }
 
-  return { h: h, markdown: markdown, request: request };
+  // Photos, both ways with the bearer header (never a token in a URL): `upload(path, file)`
+  // posts the file's bytes as they are (the server decides by the bytes what they are) and
+  // resolves with the JSON answer; `image(path)` resolves with a blob: URL of the image, one
+  // fetch per path for the life of the page.
+  function images(base, token) {
+    var urls = {};
+    function auth() { return token() ? { Authorization: 'Bearer ' + token() } : {}; }
+    function upload(path, file) {
+      var headers = auth();
+      headers['Content-Type'] = file.type || 'application/octet-stream';
+      return fetch(base + path, { method: 'POST', headers: headers, body: file }).then(function (r) {
+        return r.json().then(function (j) {
+          if (!r.ok) { var e = new Error((j.error && j.error.message) || r.statusText); e.status = r.status; e.code = j.error && j.error.code; throw e; }
+          return j;
+        });
+      });
+    }
+    function image(path) {
+      if (!urls[path]) {
+        urls[path] = fetch(base + path, { headers: auth() }).then(function (r) {
+          if (!r.ok) { delete urls[path]; throw new Error('图片加载失败（' + r.status + '）'); }
+          return r.blob();
+        }).then(function (b) { return URL.createObjectURL(b); });
+      }
+      return urls[path];
+    }
+    // An <img> for message `m`'s photo, filled once its bytes arrive.
+    function img(path, m) {
+      var el = h('img', { class: 'photo', alt: '图片', width: m.image.width, height: m.image.height, 'data-hash': m.image.hash });
+      image(path).then(function (u) { el.src = u; }, function (e) { el.alt = e.message; });
+      return el;
+    }
+    return { upload: upload, image: image, img: img };
+  }
+
+  return { h: h, markdown: markdown, request: request, images: images };
 })();

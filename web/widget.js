@@ -84,6 +84,7 @@
     'textarea.input{flex:1;resize:none;border:1px solid #ccc;border-radius:8px;padding:8px;font-size:14px;height:40px;max-height:120px}' +
     '.send{background:var(--c);color:#fff;border:0;border-radius:8px;padding:0 14px;height:40px;cursor:pointer;font-size:14px}' +
     '.human{align-self:flex-start;background:#fff;border:1px solid #ccc;border-radius:14px;padding:3px 10px;font-size:12px;cursor:pointer;color:#333}.human:disabled{cursor:default;color:#888}' +
+    '.photo{display:block;max-width:100%;max-height:240px;height:auto;width:auto;border-radius:6px;background:#eee}.pic{background:#fff;color:var(--c);border:1px solid var(--c);border-radius:8px;height:40px;padding:0 10px;cursor:pointer;font-size:13px}.pic[hidden]{display:none}' +
     '.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}' +
     '@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100%;max-height:none;border-radius:0}.launcher{right:14px;bottom:14px}}';
   if (shadow.adoptedStyleSheets !== undefined && typeof CSSStyleSheet === 'function' && 'replaceSync' in CSSStyleSheet.prototype) {
@@ -113,10 +114,16 @@
   var statusEl = h('div', { class: 'status', role: 'status', hidden: '' });
   var input = h('textarea', { class: 'input', rows: '1', placeholder: '请输入您的问题，Enter 发送', 'aria-label': '输入消息', maxlength: '2000' });
   var sendBtn = h('button', { class: 'send', type: 'button', text: '发送', onclick: function () { send(input.value); } });
+  // Photos: pick a file, take one with a phone's camera (shown on touch screens), or paste.
+  var fileInput = h('input', { type: 'file', accept: 'image/jpeg,image/png,image/webp,image/*', class: 'sr', tabindex: '-1', 'aria-hidden': 'true', onchange: function () { pickFiles(fileInput); } });
+  var cameraInput = h('input', { type: 'file', accept: 'image/*', capture: 'environment', class: 'sr', tabindex: '-1', 'aria-hidden': 'true', onchange: function () { pickFiles(cameraInput); } });
+  var picBtn = h('button', { class: 'pic', type: 'button', text: '图片', 'aria-label': '发送图片', onclick: function () { fileInput.click(); } });
+  var camBtn = h('button', { class: 'pic', type: 'button', text: '拍照', 'aria-label': '拍照发送', onclick: function () { cameraInput.click(); } });
+  camBtn.hidden = !(window.matchMedia && matchMedia('(pointer: coarse)').matches);
   var humanBtn = h('button', { class: 'human', type: 'button', text: '转人工', 'aria-label': '转人工客服', onclick: askHuman });
   var panel = h('div', { class: 'panel', id: 'kefu-panel', role: 'dialog', 'aria-labelledby': 'kefu-title', hidden: '' }, [
     h('header', {}, [titleEl, closeBtn]), log, statusEl,
-    h('footer', {}, [humanBtn, h('div', { class: 'row' }, [input, sendBtn])])
+    h('footer', {}, [humanBtn, h('div', { class: 'row' }, [picBtn, camBtn, input, sendBtn, fileInput, cameraInput])])
   ]);
   shadow.appendChild(launcher);
   shadow.appendChild(panel);
@@ -139,6 +146,14 @@
     }
   });
   panel.addEventListener('keydown', function (e) { if (e.key === 'Escape') setOpen(false); });
+  input.addEventListener('paste', function (e) {
+    var files = [];
+    var items = (e.clipboardData && e.clipboardData.files) || [];
+    for (var i = 0; i < items.length; i++) files.push(items[i]);
+    if (!files.length) return; // text pastes as text
+    e.preventDefault();
+    files.forEach(sendImage);
+  });
 
   function toggle() { setOpen(panel.hidden); }
   function setOpen(open) {
@@ -244,6 +259,41 @@
       else connect();
     }, fail);
   }
+  function pickFiles(el) {
+    Array.prototype.forEach.call(el.files || [], sendImage);
+    el.value = '';
+  }
+  var photos = kefuMd.images(api, function () { return session && session.token; });
+  function photoPath(m) { return '/conversations/' + encodeURIComponent(session.id) + '/images/' + m.image.hash; }
+  // A photo goes over HTTP (the socket carries text): shown pending at once, then as the
+  // server's clean copy; refused, the bubble says why (the server's message).
+  function sendImage(file) {
+    if (state.state === 'closed') { restart(); }
+    var id = uid();
+    var el = bubble('visitor', null, '正在发送图片…');
+    el.classList.add('pending');
+    pending[id] = { el: el, image: true };
+    ensure().then(function () {
+      return photos.upload('/conversations/' + encodeURIComponent(session.id) + '/images?client_id=' + id, file);
+    }).then(function (x) {
+      render(x.message);
+      x.replies.forEach(render);
+      connect(); // state changes arrive on the socket (a first message opens it)
+    }, function (e) {
+      el.firstChild.textContent = '图片' + (file.name ? '「' + file.name + '」' : '');
+      failed(id, { message: PHOTO_REFUSED[e.code] || e.message });
+      el.setAttribute('title', e.message); // the server's own words, naming the problem
+    });
+  }
+  var PHOTO_REFUSED = {
+    not_an_image: '这个文件不是图片，只能发送 JPEG、PNG 或 WebP 格式的照片',
+    too_large: '图片太大了，请压缩后再发送',
+    image_too_big: '图片的尺寸太大了，请缩小后再发送'
+  };
+  function showPhoto(el, m) {
+    el.textContent = '';
+    el.appendChild(photos.img(photoPath(m), m));
+  }
   function ack(id, seq) {
     var p = pending[id];
     outbox = outbox.filter(function (x) { return x !== id; });
@@ -285,8 +335,14 @@
     var from = m.from.kind;
     if (from === 'visitor') {
       var p = m.client_id && pending[m.client_id];
-      if (p) { p.el.classList.remove('pending'); p.el.setAttribute('data-seq', m.seq); delete pending[m.client_id]; outbox = outbox.filter(function (x) { return x !== m.client_id; }); return; }
-      bubble('visitor', null, m.text).setAttribute('data-seq', m.seq);
+      if (p) {
+        p.el.classList.remove('pending'); p.el.setAttribute('data-seq', m.seq); delete pending[m.client_id]; outbox = outbox.filter(function (x) { return x !== m.client_id; });
+        if (m.image) showPhoto(p.el, m);
+        return;
+      }
+      var mine = bubble('visitor', null, m.text);
+      mine.setAttribute('data-seq', m.seq);
+      if (m.image) showPhoto(mine, m);
       return;
     }
     if (from === 'system') { bubble('system', null, m.text).setAttribute('data-seq', m.seq); return; }
@@ -297,6 +353,7 @@
     var text = choices ? m.text.split('\n')[0] : m.text;
     var el = from === 'agent' ? bubble('agent', '客服 ' + m.from.name, m.text, true) : bubble('bot', opt.title, text, true);
     el.setAttribute('data-seq', m.seq);
+    if (m.image) { el.removeChild(el.lastChild); el.appendChild(photos.img(photoPath(m), m)); }
     typingEl.hidden = true;
     if (choices) {
       if (lastClarify) lastClarify.querySelectorAll('button').forEach(function (b) { b.disabled = true; });

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::handoff::Reason;
+pub use crate::images::ImageInfo;
 
 /// Milliseconds since the Unix epoch; every timestamp kefu stores.
 pub type Millis = u64;
@@ -206,6 +207,10 @@ pub struct Message {
     /// The client's id for the message, so a resend after a reconnect is stored once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// A photo the message carries (its bytes are stored once under the hash); `text` then
+    /// says 「[图片]」 for views that show text only. Messages stored before photos have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageInfo>,
 }
 
 /// A message about to be stored; the store gives it its sequence number.
@@ -216,18 +221,27 @@ pub struct NewMessage {
     pub internal: bool,
     pub bot: Option<BotMeta>,
     pub client_id: Option<String>,
+    pub image: Option<ImageInfo>,
 }
+
+/// What a photo's message says in text-only views (history search, WeChat text, tickets).
+pub const IMAGE_TEXT: &str = "[图片]";
 
 impl NewMessage {
     pub fn visitor(text: impl Into<String>, client_id: Option<String>) -> NewMessage {
-        NewMessage { from: Sender::Visitor, text: text.into(), internal: false, bot: None, client_id }
+        NewMessage { from: Sender::Visitor, text: text.into(), internal: false, bot: None, client_id, image: None }
+    }
+
+    /// A photo from `from` (visitor or agent).
+    pub fn image(from: Sender, image: ImageInfo, client_id: Option<String>) -> NewMessage {
+        NewMessage { from, text: IMAGE_TEXT.into(), internal: false, bot: None, client_id, image: Some(image) }
     }
 
     pub fn bot(text: impl Into<String>, meta: BotMeta) -> NewMessage {
-        NewMessage { from: Sender::Bot, text: text.into(), internal: false, bot: Some(meta), client_id: None }
+        NewMessage { from: Sender::Bot, text: text.into(), internal: false, bot: Some(meta), client_id: None, image: None }
     }
 
     pub fn system(text: impl Into<String>) -> NewMessage {
-        NewMessage { from: Sender::System, text: text.into(), internal: false, bot: None, client_id: None }
+        NewMessage { from: Sender::System, text: text.into(), internal: false, bot: None, client_id: None, image: None }
     }
 }

@@ -10,6 +10,7 @@ mod client;
 pub(crate) mod connections;
 mod error;
 mod history;
+mod images;
 mod limits;
 mod pages;
 mod people;
@@ -166,6 +167,7 @@ pub fn app(state: AppState) -> Router {
         .merge(reports::routes())
         .merge(people::routes())
         .merge(webhooks::routes())
+        .merge(images::routes(config.limits.max_image_bytes))
         .fallback(|| async { ApiError::not_found_route() })
         .layer(middleware::from_fn_with_state(state.clone(), admin_gate));
     let mut app = Router::new()
@@ -238,7 +240,7 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     // A declared body over the limit is refused before anyone waits for it (WeChat apps
     // have limits of their own, checked by their route).
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
-    let max = state.config.limits.max_body_bytes;
+    let max = if images::is_upload(path) { state.config.limits.max_image_bytes } else { state.config.limits.max_body_bytes };
     if declared.is_some_and(|n| n > max as u64) && !path.starts_with("/wechat/") {
         m.responses_4xx.fetch_add(1, Ordering::Relaxed);
         let message = format!("the body declares {} bytes; at most {max} are accepted", declared.unwrap_or_default());

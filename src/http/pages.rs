@@ -59,8 +59,9 @@ impl Asset {
 }
 
 /// Scripts, styles and connections from this server only; no inline script, no plugins, not
-/// framed. `'self'` covers the console's WebSocket to the same host.
-const CONSOLE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+/// framed. `'self'` covers the console's WebSocket to the same host; `blob:` images are the
+/// photos the console fetched itself with the agent's token.
+const CONSOLE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
 connect-src 'self'; media-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The widget is one script: the shared helpers (`md.js`) and the widget in one closure, so the

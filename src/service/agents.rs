@@ -192,7 +192,7 @@ impl Service {
         let from = Sender::Agent { id: agent.id.clone(), name: agent.name.clone() };
         let (conv, _, stored) = self
             .as_owner(agent, conv_id, |_, _, change| {
-                change.messages.push(NewMessage { from, text: text.trim().into(), internal: false, bot: None, client_id: None });
+                change.messages.push(NewMessage { from, text: text.trim().into(), internal: false, bot: None, client_id: None, image: None });
                 Ok(())
             })
             .await?;
@@ -209,7 +209,7 @@ impl Service {
             return Err(ServiceError::refused(Code::NotHandedOff, format!("conversation {conv_id} was not handed off; notes belong to handed-off conversations")));
         }
         let from = Sender::Agent { id: agent.id.clone(), name: agent.name.clone() };
-        let message = NewMessage { from, text: text.trim().into(), internal: true, bot: None, client_id: None };
+        let message = NewMessage { from, text: text.trim().into(), internal: true, bot: None, client_id: None, image: None };
         let stored = self.commit(Change { conversation: Some(conv.clone()), messages: vec![message], at_ms: now_ms(), ..Default::default() }).await?;
         drop(turn);
         let m = stored.into_iter().next().expect("the note was stored");

@@ -14,6 +14,7 @@ mod quality;
 mod supervision;
 mod shared_knowledge;
 mod history;
+mod images;
 mod locks;
 mod presence;
 mod queue;
@@ -44,6 +45,7 @@ use crate::text::normalize;
 pub use access::SessionEnded;
 pub use brain::{fingerprint, Brain, BrainError, Sources};
 pub use events::{AgentEvent, Hub, VisitorEvent, RESYNC_EVENT};
+pub use images::{ImageBytes, IMAGES, IMAGE_LINKS};
 pub use history::{HistoryPage, HistoryRequest, HistoryView, SCAN_BUDGET};
 pub use people::{Admin, AgentUpdate};
 pub use presence::{AwayReason, ConsoleGuard, PresenceConfig};
@@ -244,6 +246,8 @@ pub struct ServiceConfig {
     pub max_name_chars: usize,
     pub max_page_chars: usize,
     pub max_comment_chars: usize,
+    /// Photos in the chat.
+    pub images: crate::images::ImageLimits,
     pub dialogue: Rules,
     pub hours: BusinessHours,
     pub presence: PresenceConfig,

@@ -1,5 +1,5 @@
 //! The numbers the admin page shows: auto-resolution, handoffs by reason, messages per hour,
-//! ratings, waiting times, answer feedback and the questions the bot could not answer.
+//! ratings, waiting times, answer feedback, photos received and sent, and the questions the bot could not answer.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +34,9 @@ pub struct Stats {
     pub csat_mean: Option<f64>,
     pub feedback_helpful: usize,
     pub feedback_unhelpful: usize,
+    /// Photos visitors (and channel users) sent, and photos agents sent.
+    pub images_received: usize,
+    pub images_sent: usize,
     pub unanswered: Vec<Unanswered>,
 }
 
@@ -102,6 +105,8 @@ pub async fn compute(store: &dyn Store, now: Millis) -> Result<Stats> {
         csat_mean: (rated > 0).then(|| get("csat.sum") as f64 / rated as f64),
         feedback_helpful: get("feedback.helpful"),
         feedback_unhelpful: get("feedback.unhelpful"),
+        images_received: get("images.received"),
+        images_sent: get("images.sent"),
         unanswered: store
             .unanswered(50).await
             .map_err(err)?

@@ -337,7 +337,7 @@ impl Service {
             let mut t = self.load_ticket(id).await?;
             let now = now_ms();
             let mut change = Change { conversation: Some(conv.clone()), at_ms: now, ..Default::default() };
-            change.messages.push(NewMessage { from: from.clone(), text: text.clone(), internal: false, bot: None, client_id: None });
+            change.messages.push(NewMessage { from: from.clone(), text: text.clone(), internal: false, bot: None, client_id: None, image: None });
             let seq = predict(&conv, &change).first().map(|m| m.seq);
             t.check_sla(now);
             t.reply(&agent.id, now, ReplyVia::Channel, text.clone(), seq)?;

@@ -101,6 +101,7 @@ impl Change {
                     internal: m.internal,
                     bot: m.bot.clone(),
                     client_id: m.client_id.clone(),
+                    image: m.image.clone(),
                 }
             })
             .collect()

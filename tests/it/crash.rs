@@ -1,8 +1,9 @@
-//! `kill -9` during a burst of visitor messages: after a restart every message the server
-//! acknowledged is there, with the same sequence number and text, and the report counters
-//! (written in the same transactions) agree exactly with a recount of what is stored. An
-//! agent works a ticket meanwhile: every acknowledged ticket change survives too; and every
-//! webhook event of an acknowledged step is delivered after the restart.
+//! `kill -9` during a burst of visitor messages (and photos): after a restart every message
+//! the server acknowledged is there, with the same sequence number and text, every
+//! acknowledged photo is served whole, and the report counters (written in the same
+//! transactions) agree exactly with a recount of what is stored. An agent works a ticket
+//! meanwhile: every acknowledged ticket change survives too; and every webhook event of an
+//! acknowledged step is delivered after the restart.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -34,6 +35,20 @@ fn start(config: &Path) -> (Server, String) {
 
 /// What the server acknowledged: (conversation, seq) → text.
 type Acked = Arc<Mutex<HashMap<(String, u64), String>>>;
+/// Photos the server acknowledged: (conversation, token, hash).
+type Photos = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// Asserts every acknowledged photo is served, its bytes hashing to its name.
+async fn verify_photos(http: &reqwest::Client, base: &str, photos: &Photos) -> usize {
+    let photos = photos.lock().unwrap().clone();
+    for (id, token, hash) in &photos {
+        let r = http.get(format!("{base}/conversations/{id}/images/{hash}")).bearer_auth(token).send().await.unwrap();
+        assert_eq!(r.status(), 200, "acknowledged photo {id}/{hash} lost");
+        let bytes = r.bytes().await.unwrap();
+        assert_eq!(&hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)), hash, "photo {id}/{hash} corrupt");
+    }
+    photos.len()
+}
 
 /// Asserts every acknowledged message is stored with its sequence number; returns how many.
 async fn verify(http: &reqwest::Client, base: &str, conversations: &[(String, String)], acked: &Acked) -> usize {
@@ -68,6 +83,7 @@ async fn acknowledged_messages_survive_kill_9() {
     .unwrap();
     let http = reqwest::Client::new();
     let acked: Acked = Default::default();
+    let photos: Photos = Default::default();
     let mut conversations: Vec<(String, String)> = Vec::new();
     // Acknowledged ticket notes: (ticket id, the version that stored it, its text).
     let notes: Arc<Mutex<Vec<(u64, u64, String)>>> = Default::default();
@@ -81,22 +97,33 @@ async fn acknowledged_messages_survive_kill_9() {
         verify(&http, &base, &conversations, &acked).await;
         let agent_token = agent_login(&http, &base, &config).await;
         verify_tickets(&http, &base, &agent_token, &notes).await;
+        verify_photos(&http, &base, &photos).await;
         for _ in 0..4 {
             let v: Value = http.post(format!("{base}/conversations")).send().await.unwrap().json().await.unwrap();
             conversations.push((v["id"].as_str().unwrap().into(), v["token"].as_str().unwrap().into()));
         }
         let mut senders = Vec::new();
         for (i, (id, token)) in conversations.iter().cloned().enumerate() {
-            let (http, base, acked) = (http.clone(), base.clone(), acked.clone());
+            let (http, base, acked, photos) = (http.clone(), base.clone(), acked.clone(), photos.clone());
             senders.push(tokio::spawn(async move {
                 for n in 0.. {
-                    let text = format!("{} #{cycle}-{i}-{n}", questions[(i + n) % questions.len()]);
-                    let sent = http.post(format!("{base}/conversations/{id}/messages")).bearer_auth(&token).json(&json!({"text": text})).send().await;
+                    // Every fourth message of every fourth conversation is a photo (each its own).
+                    let photo = i % 4 == 0 && n % 4 == 3;
+                    let text = if photo { kefu::dialogue::IMAGE_TEXT.to_string() } else { format!("{} #{cycle}-{i}-{n}", questions[(i + n) % questions.len()]) };
+                    let sent = if photo {
+                        let png = crate::service::photos::encoded(8 + (n % 200) as u32, 8 + cycle as u32, image::ImageFormat::Png);
+                        http.post(format!("{base}/conversations/{id}/images")).bearer_auth(&token).body(png).send().await
+                    } else {
+                        http.post(format!("{base}/conversations/{id}/messages")).bearer_auth(&token).json(&json!({"text": text})).send().await
+                    };
                     let Ok(resp) = sent else { return };
                     if resp.status() != 200 {
                         continue;
                     }
                     let Ok(v) = resp.json::<Value>().await else { return };
+                    if let Some(hash) = v["message"]["image"]["hash"].as_str() {
+                        photos.lock().unwrap().push((id.clone(), token.clone(), hash.to_string()));
+                    }
                     let mut a = acked.lock().unwrap();
                     a.insert((id.clone(), v["message"]["seq"].as_u64().unwrap()), text);
                     for r in v["replies"].as_array().unwrap() {
@@ -137,7 +164,9 @@ async fn acknowledged_messages_survive_kill_9() {
     let (_server, addr) = start(&config);
     let base = format!("http://{addr}/api/v1");
     let checked = verify(&http, &base, &conversations, &acked).await;
-    eprintln!("{checked} acknowledged messages in {} conversations survived 3 kill -9 cycles", conversations.len());
+    let photos_checked = verify_photos(&http, &base, &photos).await;
+    eprintln!("{checked} acknowledged messages ({photos_checked} photos) in {} conversations survived 3 kill -9 cycles", conversations.len());
+    assert!(photos_checked > 0, "no photo was acknowledged: the burst proves nothing for them");
     let agent_token = agent_login(&http, &base, &config).await;
     let checked_notes = verify_tickets(&http, &base, &agent_token, &notes).await;
     eprintln!("{checked_notes} acknowledged ticket notes survived");
@@ -257,6 +286,7 @@ async fn counters_match_the_stored_messages(http: &reqwest::Client, base: &str, 
     for (id, token) in conversations {
         let mut kinds = Vec::new();
         let mut visitor = false;
+        let mut photos = 0;
         let mut after = 0;
         loop {
             let h: Value =
@@ -266,12 +296,14 @@ async fn counters_match_the_stored_messages(http: &reqwest::Client, base: &str, 
             after = last["seq"].as_u64().unwrap();
             for m in &page {
                 visitor |= m["from"]["kind"] == "visitor";
+                photos += (m["from"]["kind"] == "visitor" && m["image"].is_object()) as i64;
                 if let Some(k) = m["bot"]["kind"].as_str() {
                     kinds.push(k.to_string());
                 }
             }
         }
         *want.entry("conversations").or_default() += 1;
+        *want.entry("images.received").or_default() += photos;
         *want.entry("bot.answers").or_default() += kinds.iter().filter(|k| *k == "answer").count() as i64;
         *want.entry("bot.declines").or_default() += kinds.iter().filter(|k| *k == "none" || *k == "clarify").count() as i64;
         let handoffs = kinds.iter().filter(|k| *k == "handoff").count() as i64;
@@ -316,6 +348,7 @@ async fn counters_match_the_stored_messages(http: &reqwest::Client, base: &str, 
     let s: Value = http.get(format!("{base}/admin/stats")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
     assert_eq!(s["conversations"].as_i64(), Some(want["conversations"]));
     assert_eq!(s["auto_resolved"].as_i64(), want.get("auto_resolved").copied().or(Some(0)));
+    assert_eq!(s["images_received"].as_i64(), want.get("images.received").copied().or(Some(0)), "photos counted with their messages");
     eprintln!("report counters match a recount of {} conversations: {want:?}", conversations.len());
 }
 

@@ -445,7 +445,7 @@ async fn history_is_summarised_as_steps_commit_and_searched_by_each_filter(place
         h.agent = Some("wang".into());
         b.state = State::WithAgent { agent: "wang".into() };
         let from = kefu::dialogue::Sender::Agent { id: "wang".into(), name: "小王".into() };
-        let reply = NewMessage { from, text: "请提供订单号".into(), internal: false, bot: None, client_id: None };
+        let reply = NewMessage { from, text: "请提供订单号".into(), internal: false, bot: None, client_id: None, image: None };
         let stored = s.commit(Change { conversation: Some(b.clone()), messages: vec![reply], handoffs: vec![h], at_ms: 2_200, ..Default::default() }).await.unwrap();
         b.last_seq = stored.last().unwrap().seq;
         let rating = Rating { conversation: "b".into(), handoff: Some(1), agent: Some("wang".into()), score: 4, comment: None, at_ms: 2_300 };
@@ -608,7 +608,7 @@ async fn tickets_move_on_by_version_and_count_breaches_once(place: Place) {
         b.version += 1;
         store.commit(Change { ticket: Some(a.clone()), at_ms: T + 1, ..Default::default() }).await.unwrap();
         let conv = store.conversation("tk").await.unwrap().unwrap();
-        let reply = NewMessage { from: Sender::Agent { id: "li".into(), name: "小李".into() }, text: "您好".into(), internal: false, bot: None, client_id: None };
+        let reply = NewMessage { from: Sender::Agent { id: "li".into(), name: "小李".into() }, text: "您好".into(), internal: false, bot: None, client_id: None, image: None };
         let refused = store.commit(Change { conversation: Some(conv.clone()), messages: vec![reply], ticket: Some(b), at_ms: T + 2, ..Default::default() }).await;
         assert!(matches!(refused, Err(StoreError::TicketChanged(40))), "{refused:?}");
         assert!(store.messages("tk", 0, 10).await.unwrap().is_empty(), "the refused change wrote nothing");
@@ -678,7 +678,7 @@ async fn report_counters_follow_each_change(place: Place) {
         a.last_seq = s.last().unwrap().seq;
         (h.status, h.agent, h.assigned_ms) = (HandoffStatus::Assigned, Some("wang".into()), Some(t + 60_000));
         store.commit(Change { handoffs: vec![h.clone()], at_ms: t + 60_000, ..Default::default() }).await.unwrap();
-        let reply = NewMessage { from: Sender::Agent { id: "wang".into(), name: "小王".into() }, text: "您好".into(), internal: false, bot: None, client_id: None };
+        let reply = NewMessage { from: Sender::Agent { id: "wang".into(), name: "小王".into() }, text: "您好".into(), internal: false, bot: None, client_id: None, image: None };
         let s = store.commit(Change { conversation: Some(a.clone()), messages: vec![reply.clone()], at_ms: t + 90_000, ..Default::default() }).await.unwrap();
         a.last_seq = s.last().unwrap().seq;
         // A second message is not a first response.
@@ -880,6 +880,55 @@ async fn named_counters_over_days_match_their_hours(place: Place) {
     }
 }
 
+/// Photos: the clean bytes as a record by hash (binary, megabytes: `bytea` on PostgreSQL),
+/// claimed once, linked to the conversation, and a message referring to them; all durable,
+/// read back whole after reopening (and from another node), and counted once.
+async fn images_are_kept_whole_by_hash_with_their_message(place: Place) {
+    use kefu::dialogue::ImageInfo;
+    use kefu::images::Format;
+    use kefu::service::{IMAGES, IMAGE_LINKS};
+    // 4 MiB of every byte value, in an order no compression or text encoding keeps by luck.
+    let bytes: Vec<u8> = (0..4u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let info = ImageInfo { hash: hash.clone(), format: Format::Jpeg, width: 4000, height: 3000, bytes: bytes.len() };
+    let at = T + 5 * 60_000;
+    {
+        let store = place.open().await;
+        assert!(store.claim_record(IMAGES, &hash, bytes.clone()).await.unwrap());
+        assert!(!store.claim_record(IMAGES, &hash, b"other".to_vec()).await.unwrap(), "a hash is stored once");
+        store.set_record(IMAGE_LINKS, &format!("p1/{hash}"), Some(serde_json::to_vec(&info).unwrap())).await.unwrap();
+        let agent_photo = NewMessage::image(Sender::Agent { id: "wang".into(), name: "小王".into() }, info.clone(), None);
+        let stored = store
+            .commit(Change {
+                conversation: Some(opened_at("p1", at)),
+                messages: vec![NewMessage::image(Sender::Visitor, info.clone(), Some("photo-1".into())), agent_photo],
+                at_ms: at,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored[0].image.as_ref(), Some(&info));
+        store.durable().await.unwrap();
+    }
+    let store = place.open().await;
+    assert_eq!(store.record(IMAGES, &hash).await.unwrap().as_deref(), Some(&bytes[..]), "the bytes read back whole");
+    let link: ImageInfo = serde_json::from_slice(&store.record(IMAGE_LINKS, &format!("p1/{hash}")).await.unwrap().unwrap()).unwrap();
+    assert_eq!(link, info);
+    assert_eq!(store.records(IMAGE_LINKS, "p1/").await.unwrap().len(), 1);
+    assert!(store.records(IMAGE_LINKS, "p2/").await.unwrap().is_empty());
+    let messages = store.messages("p1", 0, 10).await.unwrap();
+    assert_eq!(messages.iter().map(|m| m.image.as_ref().map(|i| i.hash.as_str())).collect::<Vec<_>>(), [Some(hash.as_str()), Some(hash.as_str())]);
+    assert_eq!(messages[0].text, kefu::dialogue::IMAGE_TEXT);
+    assert_eq!(store.message_by_client_id("p1", "photo-1").await.unwrap().unwrap().image, Some(info.clone()));
+    let totals = team(&store.report_totals().await.unwrap());
+    assert_eq!((totals.get("images.received"), totals.get("images.sent")), (Some(&1), Some(&1)), "{totals:?}");
+    let hour = team(&store.report_hours(H, H + 1).await.unwrap());
+    assert_eq!(hour.get("images.received"), Some(&1));
+    if let Some(other) = place.another_node().await {
+        assert_eq!(other.record(IMAGES, &hash).await.unwrap().map(|b| b.len()), Some(bytes.len()), "every node serves it");
+    }
+}
+
 macro_rules! every_backend {
     ($($check:ident),* $(,)?) => {
         conformance!(sled: $($check),*);
@@ -903,5 +952,6 @@ every_backend!(
     report_counters_count_every_applied_change_once,
     named_counters_over_days_match_their_hours,
     tickets_move_on_by_version_and_count_breaches_once,
+    images_are_kept_whole_by_hash_with_their_message,
     records_of_a_step_are_written_with_it_or_not_at_all,
 );

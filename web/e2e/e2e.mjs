@@ -88,6 +88,7 @@ try {
   const log = visitor.locator('.log');
   const input = visitor.locator('textarea.input');
   let convId;
+  let photoVisitor, photoAgent;
   const messagesOnServer = async () => visitor.evaluate(async (url) => {
     const key = Object.keys(localStorage).find((k) => k.startsWith('kefu:') && !k.endsWith(':open'));
     const s = JSON.parse(localStorage.getItem(key));
@@ -479,6 +480,8 @@ try {
     await agent.fill('#history-form input[name=agent]', agentId);
     await agent.click('#history-form button[type=submit]');
     await agent.locator('#history-count', { hasText: /共显示 [1-9]\d* 个会话/ }).waitFor({ timeout: T });
+    // The count of the previous search can already match: wait for this search's rows.
+    await agent.locator('#history-table tbody tr', { hasText: /评价 \d 分/ }).first().waitFor({ timeout: T });
     check(/评价 \d 分/.test(await rows.first().textContent()), `a rated conversation: ${await rows.first().textContent()}`);
     const listed = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-conversation')));
     const [download] = await Promise.all([agent.waitForEvent('download', { timeout: T }), agent.click('#history-export')]);
@@ -818,6 +821,101 @@ try {
     } finally {
       receiver.close();
     }
+  });
+
+  await step('a visitor pastes a photo and the agent sees it; another visitor\'s token gets 401 for it', async () => {
+    // A console of its own, online (the main one was set away and shows the history by now).
+    const actx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'zh-CN' });
+    const a2 = watch(await actx.newPage(), 'photo-agent');
+    await a2.goto(`${base}/agent`);
+    await a2.fill('#login-id', agentId);
+    await a2.fill('#login-password', agentPassword);
+    await a2.click('#login button[type=submit]');
+    await a2.locator('#app').waitFor({ timeout: T });
+    if ((await a2.inputValue('#status')) !== 'online') {
+      const [on] = await Promise.all([
+        a2.waitForResponse((r) => r.url().endsWith('/api/v1/agent/status') && r.request().method() === 'POST', { timeout: T }),
+        a2.selectOption('#status', 'online'),
+      ]);
+      check(on.status() === 200, `setting the agent online: ${on.status()}`);
+    }
+    const vctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
+    const v = watch(await vctx.newPage(), 'photo-visitor');
+    const vlog = v.locator('.log');
+    await v.goto(`${base}/demo`);
+    await v.locator('.launcher').click();
+    await v.locator('.human').click();
+    await v.locator('.status', { hasText: /前面还有 \d+ 位/ }).waitFor({ timeout: T });
+    const session = await v.evaluate(() => JSON.parse(localStorage.getItem(Object.keys(localStorage).find((k) => k.startsWith('kefu:') && !k.endsWith(':open')))));
+    // A real PNG drawn on a canvas, pasted as a File in the clipboard's DataTransfer.
+    await v.evaluate(async () => {
+      const c = document.createElement('canvas');
+      c.width = 64; c.height = 48;
+      const g = c.getContext('2d');
+      g.fillStyle = '#e4393c'; g.fillRect(0, 0, 64, 48);
+      g.fillStyle = '#ffffff'; g.fillRect(16, 12, 32, 24);
+      const blob = await new Promise((done) => c.toBlob(done, 'image/png'));
+      const dt = new DataTransfer();
+      dt.items.add(new File([blob], '破损照片.png', { type: 'image/png' }));
+      const box = document.querySelector('#kefu-widget').shadowRoot.querySelector('textarea.input');
+      box.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    });
+    const mine = vlog.locator('.msg.visitor[data-seq] img.photo');
+    await mine.waitFor({ timeout: T });
+    await v.waitForFunction(() => {
+      const img = document.querySelector('#kefu-widget').shadowRoot.querySelector('.msg.visitor[data-seq] img.photo');
+      return img && img.complete && img.naturalWidth === 64 && img.src.startsWith('blob:');
+    }, null, { timeout: T });
+    const hash = await mine.getAttribute('data-hash');
+    check(/^[0-9a-f]{64}$/.test(hash), `the message names its image by hash: ${hash}`);
+    // The agent sees it in the console, loaded with the agent's token.
+    const item = a2.locator(`#queue button[data-conversation="${session.id}"]`);
+    await item.waitFor({ timeout: T });
+    await item.click();
+    const pview = a2.locator(`.view[data-conversation="${session.id}"]`);
+    await pview.locator(`.transcript .m.visitor img.photo[data-hash="${hash}"]`).waitFor({ timeout: T });
+    await a2.waitForFunction((hh) => {
+      const img = document.querySelector(`.view:not([hidden]) .transcript img.photo[data-hash="${hh}"]`) || document.querySelector(`.transcript img.photo[data-hash="${hh}"]`);
+      return img && img.complete && img.naturalWidth === 64;
+    }, hash, { timeout: T });
+    await shot(a2, 'console-photo.png');
+    // Another visitor's token: 401; the right one: the PNG, not to be sniffed as anything else.
+    const answers = await v.evaluate(async ({ url, id, hash, token }) => {
+      const other = await (await fetch(`${url}/api/v1/conversations`, { method: 'POST' })).json();
+      const path = `${url}/api/v1/conversations/${id}/images/${hash}`;
+      const theirs = await fetch(path, { headers: { Authorization: `Bearer ${other.token}` } });
+      const none = await fetch(path);
+      const ours = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+      return { theirs: theirs.status, code: (await theirs.json()).error.code, none: none.status, ours: ours.status, type: ours.headers.get('content-type'), nosniff: ours.headers.get('x-content-type-options') };
+    }, { url: base, id: session.id, hash, token: session.token });
+    check(answers.theirs === 401 && answers.code === 'unauthorized', `another visitor's token gets 401: ${JSON.stringify(answers)}`);
+    check(answers.none === 401, `no token gets 401: ${answers.none}`);
+    check(answers.ours === 200 && answers.type === 'image/png' && answers.nosniff === 'nosniff', `the visitor gets the PNG: ${JSON.stringify(answers)}`);
+    await shot(v, 'widget-photo.png');
+    photoVisitor = { v, vlog };
+    photoAgent = a2;
+  });
+
+  await step('a file renamed .png that is not an image is refused with a clear message in the widget', async () => {
+    const { v, vlog } = photoVisitor;
+    const before = await vlog.locator('.msg.visitor[data-seq]').count();
+    await v.locator('input[type=file]').first().setInputFiles({ name: '发票.png', mimeType: 'image/png', buffer: Buffer.from('这不是图片，只是改了扩展名的文字文件。') });
+    const refused = vlog.locator('.msg.visitor.failed');
+    await refused.waitFor({ timeout: T });
+    const said = await refused.textContent();
+    check(said.includes('未发送') && said.includes('不是图片') && said.includes('JPEG、PNG 或 WebP'), `the widget says why: ${said}`);
+    check((await refused.getAttribute('title')).includes('not a JPEG, PNG or WebP image'), `the server's reason is kept: ${await refused.getAttribute('title')}`);
+    check((await vlog.locator('.msg.visitor[data-seq]').count()) === before, 'nothing was stored');
+    await shot(v, 'widget-photo-refused.png');
+    await v.context().close();
+    pages.splice(pages.findIndex(([l]) => l === 'photo-visitor'), 1);
+    // Away again, as the main console left it, before its context closes.
+    await Promise.all([
+      photoAgent.waitForResponse((r) => r.url().endsWith('/api/v1/agent/status') && r.request().method() === 'POST', { timeout: T }),
+      photoAgent.selectOption('#status', 'away'),
+    ]);
+    await photoAgent.context().close();
+    pages.splice(pages.findIndex(([l]) => l === 'photo-agent'), 1);
   });
 
   await step('a report over a date range matches hand counts of the conversations this step creates', async () => {

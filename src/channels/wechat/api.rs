@@ -1,5 +1,7 @@
 //! The WeChat server API kefu calls: the access token (cached until shortly before it
-//! expires, refreshed once when WeChat says it is invalid) and `message/custom/send`.
+//! expires, refreshed once when WeChat says it is invalid), `message/custom/send` (text and
+//! image messages), and the temporary media API (`media/get` for users' photos,
+//! `media/upload` for agents').
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,8 @@ pub enum ApiError {
     Window(i64),
     #[error("WeChat refused ({code}): {message}")]
     Refused { code: i64, message: String },
+    #[error("the media from WeChat is larger than {0} bytes")]
+    MediaTooLarge(usize),
 }
 
 impl ApiError {
@@ -38,6 +42,8 @@ struct Reply {
     access_token: Option<String>,
     #[serde(default)]
     expires_in: Option<u64>,
+    #[serde(default)]
+    media_id: Option<String>,
 }
 
 /// Tokens WeChat reports as invalid or expired: fetch a new one and try once more.
@@ -94,12 +100,74 @@ impl Client {
 
     /// Sends a text through the customer-service message API.
     pub async fn send_text(&self, openid: &str, content: &str) -> Result<(), ApiError> {
-        let body = json!({"touser": openid, "msgtype": "text", "text": {"content": content}});
+        self.send(&json!({"touser": openid, "msgtype": "text", "text": {"content": content}})).await
+    }
+
+    /// Sends an image (uploaded as temporary media first) through the message API.
+    pub async fn send_image(&self, openid: &str, bytes: &[u8], mime: &str) -> Result<(), ApiError> {
+        let media_id = self.upload_image(bytes, mime).await?;
+        self.send(&json!({"touser": openid, "msgtype": "image", "image": {"media_id": media_id}})).await
+    }
+
+    /// A user's photo by its `MediaId`, at most `max` bytes (read as it arrives: a declared
+    /// length is not trusted).
+    pub async fn media(&self, media_id: &str, max: usize) -> Result<Vec<u8>, ApiError> {
+        let mut refreshed = false;
+        loop {
+            let token = self.token().await?;
+            let url = format!("{}/cgi-bin/media/get", self.base);
+            let mut response = self.http.get(url).query(&[("access_token", token.as_str()), ("media_id", media_id)]).send().await.map_err(transport)?;
+            let kind = response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+            // Errors come as JSON (`errcode`), media as the file itself.
+            if kind.contains("json") || kind.starts_with("text/") {
+                let reply: Reply = response.json().await.map_err(transport)?;
+                match reply.errcode {
+                    c if token_expired(c) && !refreshed => {
+                        self.forget(&token).await;
+                        refreshed = true;
+                        continue;
+                    }
+                    code => return Err(ApiError::Refused { code, message: format!("no media: {}", reply.errmsg) }),
+                }
+            }
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(transport)? {
+                if bytes.len() + chunk.len() > max {
+                    return Err(ApiError::MediaTooLarge(max));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            return Ok(bytes);
+        }
+    }
+
+    /// Uploads an image as temporary media (kept by WeChat for three days): its `media_id`.
+    async fn upload_image(&self, bytes: &[u8], mime: &str) -> Result<String, ApiError> {
+        let ext = mime.rsplit('/').next().unwrap_or("jpg");
+        let mut refreshed = false;
+        loop {
+            let token = self.token().await?;
+            let part = reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(format!("kefu.{ext}")).mime_str(mime).map_err(transport)?;
+            let form = reqwest::multipart::Form::new().part("media", part);
+            let url = format!("{}/cgi-bin/media/upload", self.base);
+            let reply = read_reply(self.http.post(url).query(&[("access_token", token.as_str()), ("type", "image")]).multipart(form)).await?;
+            match (reply.errcode, reply.media_id) {
+                (0, Some(id)) if !id.is_empty() => return Ok(id),
+                (c, _) if token_expired(c) && !refreshed => {
+                    self.forget(&token).await;
+                    refreshed = true;
+                }
+                (code, _) => return Err(ApiError::Refused { code, message: format!("the upload gave no media_id: {}", reply.errmsg) }),
+            }
+        }
+    }
+
+    async fn send(&self, body: &serde_json::Value) -> Result<(), ApiError> {
         let mut refreshed = false;
         loop {
             let token = self.token().await?;
             let url = format!("{}/cgi-bin/message/custom/send", self.base);
-            let reply = read_reply(self.http.post(url).query(&[("access_token", &token)]).json(&body)).await?;
+            let reply = read_reply(self.http.post(url).query(&[("access_token", &token)]).json(body)).await?;
             match reply.errcode {
                 0 => return Ok(()),
                 c if token_expired(c) && !refreshed => {

@@ -175,6 +175,9 @@ pub struct Incoming {
     pub msg_id: Option<String>,
     pub event: Option<String>,
     pub union_id: Option<String>,
+    /// An image message's media, fetched through `media/get` (its `PicUrl` is not fetched:
+    /// kefu reaches WeChat only through the configured API base).
+    pub media_id: Option<String>,
 }
 
 impl Incoming {
@@ -195,6 +198,7 @@ impl Incoming {
             content: f.get("Content").map(str::to_string),
             msg_id,
             event: f.get("Event").map(str::to_string),
+            media_id: f.get("MediaId").filter(|m| !m.is_empty() && m.len() <= 256).map(str::to_string),
             union_id: f.get("UnionId").or_else(|| f.get("UnionID")).filter(|u| !u.is_empty() && u.len() <= 128).map(str::to_string),
         })
     }

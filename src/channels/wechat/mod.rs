@@ -2,6 +2,8 @@
 //! answers each passively when the answer is ready within the app's budget and otherwise
 //! later through the message API, de-duplicates WeChat's retries, relays kefu's agents'
 //! replies, and keeps each user's message quota, holding (never dropping) what exceeds it.
+//! Users' photos (image messages) are fetched through the media API and stored as the
+//! widget's are; agents' photos go out as image messages.
 //! What is said goes out as WeChat text (`outgoing.rs`), not Markdown.
 //! The HTTP routes are in `http/wechat.rs`; this module knows nothing of axum.
 
@@ -137,7 +139,7 @@ const MAX_ATTEMPTS: u32 = 20;
 const AFTER_PASSIVE_MS: Millis = 1_500;
 
 const SORRY_BUSY: &str = "抱歉，系统繁忙，请稍后再试。";
-const ONLY_TEXT: &str = "抱歉，我目前只能看懂文字消息，请用文字描述您的问题。";
+const ONLY_TEXT: &str = "抱歉，我目前只能看懂文字和图片消息，请用文字描述您的问题。";
 
 impl WeChat {
     /// The channel for the configured apps, with its store in `DATA/wechat`.
@@ -286,6 +288,9 @@ impl WeChat {
         let name = &app.config.name;
         match (m.msg_type.as_str(), m.event.as_deref()) {
             ("text", _) => {}
+            // Photos take the same path (answered once, within the budget or later): fetching
+            // the media is a round trip to WeChat.
+            ("image", _) if m.media_id.is_some() => {}
             ("event", Some("subscribe")) => {
                 let key = m.dedupe_key();
                 if let Some(Answer::Passive(r)) = self.store.answer(name, &key).await? {
@@ -463,9 +468,28 @@ impl WeChat {
     async fn hold_texts(&self, app: &str, openid: &str, texts: Vec<String>, not_before: Millis) -> Result<(), store::StoreError> {
         for text in texts {
             let seq = self.service.store().next_id().await?;
-            self.store.hold(seq, &Outgoing { app: app.into(), openid: openid.into(), text, attempts: 0, next_ms: not_before }).await?;
+            self.store.hold(seq, &Outgoing { app: app.into(), openid: openid.into(), text, image: None, attempts: 0, next_ms: not_before }).await?;
         }
         Ok(())
+    }
+
+    /// Queues a photo (by its stored hash) for one user through the message API.
+    async fn hold_image(&self, app: &str, openid: &str, hash: &str) -> Result<(), store::StoreError> {
+        let seq = self.service.store().next_id().await?;
+        let out = Outgoing { app: app.into(), openid: openid.into(), text: crate::dialogue::IMAGE_TEXT.into(), image: Some(hash.into()), attempts: 0, next_ms: 0 };
+        self.store.hold(seq, &out).await
+    }
+
+    /// Sends one held message: its text, or its photo read from the store.
+    async fn send_one(&self, app: &App, out: &Outgoing) -> Result<(), api::ApiError> {
+        let Some(hash) = &out.image else { return app.api.send_text(&out.openid, &out.text).await };
+        let bytes = match self.service.store().record(crate::service::IMAGES, hash).await {
+            Ok(Some(b)) => b,
+            Ok(None) => return Err(api::ApiError::Refused { code: 0, message: format!("image {hash} is not in the store") }),
+            Err(e) => return Err(api::ApiError::Transport(format!("the store could not read image {hash}: {e}"))),
+        };
+        let mime = crate::images::Format::sniff(&bytes).map_or("image/jpeg", |f| f.mime());
+        app.api.send_image(&out.openid, &bytes, mime).await
     }
 
     /// The user's conversation (linked by UnionID when WeChat gives one); their message
@@ -490,6 +514,9 @@ impl WeChat {
     /// through the API instead.
     async fn run_bot(&self, app: &App, m: &Incoming) -> (Reply, Vec<String>) {
         let text = m.content.as_deref().unwrap_or("");
+        if let Some(media) = m.media_id.as_deref().filter(|_| m.msg_type == "image") {
+            return self.take_image(app, m, media).await;
+        }
         let result = async {
             let conv = self.conversation(app, m).await?;
             let client_id = m.msg_id.as_ref().map(|id| format!("wx:{id}"));
@@ -520,6 +547,38 @@ impl WeChat {
         }
     }
 
+    /// A user's photo: fetched through the media API, checked and stored as the widget's are
+    /// (the agent sees it), and the bot's word on it (none while a human has the user).
+    async fn take_image(&self, app: &App, m: &Incoming, media: &str) -> (Reply, Vec<String>) {
+        let max = self.service.config().images.max_bytes;
+        let result = async {
+            let conv = self.conversation(app, m).await?;
+            let bytes = app.api.media(media, max).await.map_err(|e| match e {
+                api::ApiError::MediaTooLarge(_) => ServiceError::refused(crate::codes::Code::TooLarge, e.to_string()),
+                e => ServiceError::Internal(format!("WeChat's media {media} could not be fetched: {e}")),
+            })?;
+            let client_id = m.msg_id.as_ref().map(|id| format!("wx:{id}"));
+            self.service.visitor_image(&conv, None, bytes, client_id).await
+        }
+        .await;
+        match result {
+            Ok(ex) => {
+                let texts: Vec<String> = ex.replies.iter().filter(|r| !r.internal).map(|r| r.text.clone()).collect();
+                let reply = if texts.is_empty() { Reply::Nothing } else { Reply::Text(texts.join("\n\n")) };
+                (reply, texts)
+            }
+            Err(why) if matches!(why.code().status(), 400 | 413) => {
+                tracing::info!(app = %app.config.name, %why, "a WeChat photo was refused");
+                let say = "抱歉，这张图片无法接收，请换一张 JPEG、PNG 或 WebP 格式、5 MB 以内的照片。".to_string();
+                (Reply::Text(say.clone()), vec![say])
+            }
+            Err(e) => {
+                tracing::error!(app = %app.config.name, error = %e, "a WeChat photo could not be taken");
+                (Reply::Text(SORRY_BUSY.into()), vec![SORRY_BUSY.into()])
+            }
+        }
+    }
+
     /// Relays what kefu's agents (and kefu's notices) say to WeChat users, through the
     /// outbox. Runs until the hub's tap closes.
     pub async fn relay(self: Arc<Self>, mut tap: mpsc::UnboundedReceiver<(String, Message)>) {
@@ -539,7 +598,10 @@ impl WeChat {
             // An app no longer configured keeps its messages (the send loop says so); they are
             // written as text without tags, which any kind of app shows.
             let kind = self.apps.get(&app).map_or(Kind::MiniProgram, |a| a.config.kind);
-            let held = self.hold_texts(&app, &openid, outgoing::messages(&message.text, kind), 0).await;
+            let held = match &message.image {
+                Some(image) => self.hold_image(&app, &openid, &image.hash).await,
+                None => self.hold_texts(&app, &openid, outgoing::messages(&message.text, kind), 0).await,
+            };
             match held {
                 Ok(()) => {
                     if let Err(e) = self.durable().await {
@@ -611,7 +673,7 @@ impl WeChat {
                 blocked.insert(who);
                 continue;
             }
-            match app.api.send_text(&out.openid, &out.text).await {
+            match self.send_one(app, &out).await {
                 Ok(()) => {
                     self.store.count_sent(&out.app, &out.openid).await?;
                     self.store.update_outgoing(&key, None).await?;

@@ -72,6 +72,9 @@ pub struct Outgoing {
     pub app: String,
     pub openid: String,
     pub text: String,
+    /// A photo to send instead of `text` (the hash of its clean copy in the store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     pub attempts: u32,
     /// Not before (after a failed attempt).
     pub next_ms: Millis,
@@ -252,7 +255,7 @@ mod tests {
             assert_eq!(s.target("conv1").await.unwrap(), Some(("mp".into(), "oA".into())));
             // Ids 9 and 10 would sort the wrong way round as unpadded text.
             for (seq, text) in [(7, "一"), (9, "二"), (10, "三")] {
-                s.hold(seq, &Outgoing { app: "mp".into(), openid: "oA".into(), text: text.into(), attempts: 0, next_ms: 0 }).await.unwrap();
+                s.hold(seq, &Outgoing { app: "mp".into(), openid: "oA".into(), text: text.into(), image: None, attempts: 0, next_ms: 0 }).await.unwrap();
             }
             s.set_answer("mp", "123", Answer::Passive(Reply::Text("答".into())), now).await.unwrap();
             s.set_answer("mp", "old", Answer::Later, now - 2 * DELIVERY_KEEP_MS).await.unwrap();

@@ -8,4 +8,5 @@ mod security;
 mod tickets;
 mod pages;
 mod people;
+pub mod photos;
 mod restart;

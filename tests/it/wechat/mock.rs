@@ -1,5 +1,6 @@
-//! A simulated WeChat: the message API kefu calls, and a client that signs (and seals)
-//! pushes the way WeChat's servers do.
+//! A simulated WeChat: the message API kefu calls (with the temporary media API: users'
+//! photos to fetch, agents' photos uploaded), and a client that signs (and seals) pushes the
+//! way WeChat's servers do.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,6 +28,12 @@ pub struct Api {
     pub token_calls: AtomicUsize,
     /// The next send answers 40001 (the token was invalidated, e.g. fetched elsewhere).
     pub invalidate_next: AtomicBool,
+    /// Media users sent, by MediaId: (content type, bytes), served by `media/get`.
+    pub media: Mutex<std::collections::HashMap<String, (String, Vec<u8>)>>,
+    /// `media/get` calls: (access token, media id).
+    pub media_gets: Mutex<Vec<(String, String)>>,
+    /// Files uploaded through `media/upload`, by the media id given back: (type, file name, content type, bytes).
+    pub uploads: Mutex<Vec<(String, String, String, String, Vec<u8>)>>,
 }
 
 impl Api {
@@ -36,7 +43,24 @@ impl Api {
 
     /// Texts sent to one user, in order.
     pub fn texts_to(&self, openid: &str) -> Vec<String> {
-        self.sent().iter().filter(|(_, b)| b["touser"] == openid).map(|(_, b)| b["text"]["content"].as_str().unwrap().to_string()).collect()
+        self.sent().iter().filter(|(_, b)| b["touser"] == openid && b["msgtype"] == "text").map(|(_, b)| b["text"]["content"].as_str().unwrap().to_string()).collect()
+    }
+
+    /// Media ids of the image messages sent to one user, in order.
+    pub fn images_to(&self, openid: &str) -> Vec<String> {
+        self.sent().iter().filter(|(_, b)| b["touser"] == openid && b["msgtype"] == "image").map(|(_, b)| b["image"]["media_id"].as_str().unwrap().to_string()).collect()
+    }
+
+    /// Waits until `n` image messages went to `openid` (20 s at most): their media ids.
+    pub async fn wait_images(&self, openid: &str, n: usize) -> Vec<String> {
+        for _ in 0..400 {
+            let t = self.images_to(openid);
+            if t.len() >= n {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} images to {openid}, got {:?}", self.sent());
     }
 
     /// Waits until `n` texts went to `openid` (20 s at most): them.
@@ -94,6 +118,8 @@ pub async fn start_api() -> (String, Arc<Api>) {
     let app = Router::new()
         .route("/cgi-bin/token", get(token))
         .route("/cgi-bin/message/custom/send", post(send))
+        .route("/cgi-bin/media/get", get(media_get))
+        .route("/cgi-bin/media/upload", post(media_upload))
         .with_state(api.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -117,6 +143,54 @@ async fn send(State(api): State<Arc<Api>>, Query(q): Query<std::collections::Has
     }
     api.sends.lock().unwrap().push((token, body));
     Json(json!({"errcode": 0, "errmsg": "ok"}))
+}
+
+fn current_token(api: &Api, q: &std::collections::HashMap<String, String>) -> Option<String> {
+    let token = q.get("access_token").cloned().unwrap_or_default();
+    (token == format!("tok-{}", api.token_calls.load(Ordering::SeqCst))).then_some(token)
+}
+
+/// WeChat's `media/get`: the file itself, or a JSON error.
+async fn media_get(State(api): State<Arc<Api>>, Query(q): Query<std::collections::HashMap<String, String>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(token) = current_token(&api, &q) else {
+        return Json(json!({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"})).into_response();
+    };
+    let id = q.get("media_id").cloned().unwrap_or_default();
+    api.media_gets.lock().unwrap().push((token, id.clone()));
+    match api.media.lock().unwrap().get(&id).cloned() {
+        Some((kind, bytes)) => ([(axum::http::header::CONTENT_TYPE, kind)], bytes).into_response(),
+        None => ([(axum::http::header::CONTENT_TYPE, "text/plain")], json!({"errcode": 40007, "errmsg": "invalid media_id"}).to_string()).into_response(),
+    }
+}
+
+/// WeChat's `media/upload`: a multipart form with the file in `media`.
+async fn media_upload(State(api): State<Arc<Api>>, Query(q): Query<std::collections::HashMap<String, String>>, mut form: axum::extract::Multipart) -> Json<Value> {
+    if current_token(&api, &q).is_none() {
+        return Json(json!({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"}));
+    }
+    let kind = q.get("type").cloned().unwrap_or_default();
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() != Some("media") {
+            continue;
+        }
+        let name = field.file_name().unwrap_or("").to_string();
+        let mime = field.content_type().unwrap_or("").to_string();
+        let bytes = field.bytes().await.unwrap().to_vec();
+        let mut uploads = api.uploads.lock().unwrap();
+        let id = format!("up-{}", uploads.len() + 1);
+        uploads.push((id.clone(), kind.clone(), name, mime, bytes));
+        return Json(json!({"type": kind, "media_id": id, "created_at": now()}));
+    }
+    Json(json!({"errcode": 41005, "errmsg": "media data missing"}))
+}
+
+/// An image push (`MsgType` image with `PicUrl` and `MediaId`).
+pub fn image_xml(openid: &str, msg_id: u64, media_id: &str) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[gh_test]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[image]]></MsgType><PicUrl><![CDATA[http://mmbiz.qpic.cn/not-fetched]]></PicUrl><MediaId><![CDATA[{media_id}]]></MediaId><MsgId>{msg_id}</MsgId></xml>",
+        now()
+    )
 }
 
 pub fn app(name: &str, appid: &str, api_base: &str) -> WeChatApp {
