@@ -4,17 +4,8 @@
 //! photo goes out through `media/upload` and an image message.
 
 use super::mock::*;
-use crate::fixture::{Server, ADMIN_TOKEN};
+use crate::fixture::ADMIN_TOKEN;
 use crate::service::photos::{encoded, fetch, jpeg_with_gps, upload};
-
-async fn claim_waiting(server: &Server, agent: &str) -> String {
-    let (status, queue) = server.call("GET", "/agent/queue", Some(agent), None).await;
-    assert_eq!(status, 200);
-    let conv = queue[0]["conversation"].as_str().unwrap().to_string();
-    let (status, v) = server.call("POST", &format!("/agent/conversations/{conv}/claim"), Some(agent), None).await;
-    assert_eq!(status, 200, "{v}");
-    conv
-}
 
 #[tokio::test]
 async fn an_image_push_is_fetched_through_the_media_api_and_shown_to_the_agent() {

@@ -340,3 +340,13 @@ pub fn open_sealed(appid: &str, encrypt: &str, signature: &str, timestamp: &str,
     assert_eq!(sign(&[TOKEN, timestamp, nonce, encrypt]), signature, "the reply's MsgSignature");
     String::from_utf8(Cipher::new(KEY, appid).unwrap().decrypt(encrypt).unwrap()).unwrap()
 }
+
+/// Claims the first queued conversation for `agent` (a bearer token): its id.
+pub async fn claim_waiting(server: &Server, agent: &str) -> String {
+    let (status, queue) = server.call("GET", "/agent/queue", Some(agent), None).await;
+    assert_eq!(status, 200);
+    let conv = queue[0]["conversation"].as_str().unwrap().to_string();
+    let (status, v) = server.call("POST", &format!("/agent/conversations/{conv}/claim"), Some(agent), None).await;
+    assert_eq!(status, 200, "{v}");
+    conv
+}

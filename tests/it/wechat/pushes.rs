@@ -267,15 +267,6 @@ async fn online_agent(server: &Server) -> String {
     server.agent("wang", "小王").await
 }
 
-async fn claim_waiting(server: &Server, agent: &str) -> String {
-    let (status, queue) = server.call("GET", "/agent/queue", Some(agent), None).await;
-    assert_eq!(status, 200);
-    let conv = queue[0]["conversation"].as_str().unwrap().to_string();
-    let (status, v) = server.call("POST", &format!("/agent/conversations/{conv}/claim"), Some(agent), None).await;
-    assert_eq!(status, 200, "{v}");
-    conv
-}
-
 #[tokio::test]
 async fn a_kefu_agent_serves_a_wechat_user_through_the_api() {
     let (dir, server, api) = start().await;
