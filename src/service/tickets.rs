@@ -4,6 +4,7 @@
 //! reachable, else recorded as a call or an e-mail. Also the SLA watch, which records
 //! breaches as their due times pass. The rules themselves are in `handoff::ticket`.
 
+use crate::webhook::EventKind;
 use super::*;
 use crate::handoff::{ComplaintStep, ReplyVia, TicketError, TicketPriority, TicketSource, TicketStatus, TicketSummary};
 
@@ -206,7 +207,9 @@ impl Service {
             ..Default::default()
         };
         self.open_ticket(&mut ticket, &agent.id);
-        self.commit(Change { ticket: Some(ticket.clone()), at_ms: now, ..Default::default() }).await?;
+        let mut change = Change { ticket: Some(ticket.clone()), at_ms: now, ..Default::default() };
+        self.ticket_event(&mut change, EventKind::TicketCreated, &ticket, 0).await?;
+        self.commit(change).await?;
         self.announce_ticket(&ticket, true);
         Ok(TicketView { ticket, reachable: conv.state != State::Closed })
     }
@@ -224,13 +227,15 @@ impl Service {
         let mut tries = 0;
         loop {
             let mut t = self.load_ticket(id).await?;
-            let now = now_ms();
+            let (now, history_before) = (now_ms(), t.history.len());
             // A clock that ran out before this change is recorded first.
             t.check_sla(now);
             f(&mut t, now)?;
             t.check_sla(now);
             t.version += 1;
-            match self.commit(Change { ticket: Some(t.clone()), at_ms: now, ..Default::default() }).await {
+            let mut change = Change { ticket: Some(t.clone()), at_ms: now, ..Default::default() };
+            self.ticket_event(&mut change, EventKind::TicketUpdated, &t, history_before).await?;
+            match self.commit(change).await {
                 Err(ServiceError::Refused(Code::TicketChanged, _)) if tries < TICKET_RETRIES => tries += 1,
                 Err(e) => return Err(e),
                 Ok(_) => {
@@ -335,7 +340,7 @@ impl Service {
         let mut tries = 0;
         let (t, stored) = loop {
             let mut t = self.load_ticket(id).await?;
-            let now = now_ms();
+            let (now, history_before) = (now_ms(), t.history.len());
             let mut change = Change { conversation: Some(conv.clone()), at_ms: now, ..Default::default() };
             change.messages.push(NewMessage { from: from.clone(), text: text.clone(), internal: false, bot: None, client_id: None, image: None });
             let seq = predict(&conv, &change).first().map(|m| m.seq);
@@ -344,6 +349,7 @@ impl Service {
             t.check_sla(now);
             t.version += 1;
             change.ticket = Some(t.clone());
+            self.ticket_event(&mut change, EventKind::TicketUpdated, &t, history_before).await?;
             match self.commit(change).await {
                 Err(ServiceError::Refused(Code::TicketChanged, _)) if tries < TICKET_RETRIES => tries += 1,
                 Err(e) => return Err(e),
@@ -372,11 +378,14 @@ impl Service {
             let _turn = self.lock_ticket(t.id).await?;
             // Read again under the lock: an agent may have written it since the list was read.
             let Some(mut fresh) = self.store.ticket(t.id).await? else { continue };
+            let history_before = fresh.history.len();
             if !fresh.check_sla(now) {
                 continue;
             }
             fresh.version += 1;
-            match self.commit(Change { ticket: Some(fresh.clone()), at_ms: now, ..Default::default() }).await {
+            let mut change = Change { ticket: Some(fresh.clone()), at_ms: now, ..Default::default() };
+            self.ticket_event(&mut change, EventKind::TicketUpdated, &fresh, history_before).await?;
+            match self.commit(change).await {
                 Ok(_) => self.announce_ticket(&fresh, false),
                 // Someone else wrote it meanwhile; their write checked the clock too.
                 Err(ServiceError::Refused(Code::TicketChanged, _)) => {}

@@ -42,6 +42,17 @@ impl Service {
         self.event(change, EventKind::ConversationRated, &r.conversation, data).await
     }
 
+    /// A ticket an agent made (`ticket.created`) or any change of one (`ticket.updated`): its
+    /// state after the change and the history entries the change added.
+    pub(super) async fn ticket_event(&self, change: &mut Change, kind: EventKind, t: &Ticket, history_before: usize) -> Result<()> {
+        let data = json!({
+            "ticket": t.id, "version": t.version, "status": t.status, "category": t.category, "tags": t.tags,
+            "priority": t.priority, "assignee": t.assignee, "complaint": t.complaint, "sla": t.sla,
+            "source": t.source, "changes": t.history.get(history_before..).unwrap_or_default(),
+        });
+        self.event(change, kind, &t.conversation, data).await
+    }
+
     /// A ticket left through the leave-a-message flow: `ticket.created` and `message.left`.
     pub(super) async fn left_message_events(&self, change: &mut Change, t: &Ticket) -> Result<()> {
         let data = json!({

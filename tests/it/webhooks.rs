@@ -191,14 +191,20 @@ async fn every_event_arrives_signed_with_what_it_says() {
     let v = server.say(&left, "人工客服").await;
     assert_eq!(v["state"], "leaving_message", "{v}");
     server.say(&left, "洗衣机漏水了，电话 13812345678").await;
+    // An agent works the ticket: each change is a ticket.updated with what it changed.
+    let (status, list) = server.call("GET", "/agent/tickets", Some(&agent), None).await;
+    assert_eq!(status, 200, "{list}");
+    let ticket = list.as_array().unwrap().iter().find(|t| t["conversation"] == left.0.as_str()).expect("the left message's ticket")["id"].as_u64().unwrap();
+    let (status, v) = server.call("PATCH", &format!("/agent/tickets/{ticket}"), Some(&agent), Some(json!({"status": "open", "priority": "high"}))).await;
+    assert_eq!(status, 200, "{v}");
 
-    until_count(&mut count, 8, Duration::from_secs(30)).await;
+    until_count(&mut count, 9, Duration::from_secs(30)).await;
     until_count(&mut other_count, 1, Duration::from_secs(30)).await;
     assert!(receiver.bad().is_empty(), "every request is signed right: {:?}", receiver.bad());
     let got = receiver.got();
     let by = per_conversation(&got);
     assert_eq!(by[&served], LIFE);
-    assert_eq!(by[&left.0], ["conversation.started", "ticket.created", "message.left"]);
+    assert_eq!(by[&left.0], ["conversation.started", "ticket.created", "message.left", "ticket.updated"]);
     for g in &got {
         assert_eq!(g.body["event"], g.event.as_str(), "the header names the body's event");
         assert!(g.delivery.ends_with(endpoint["id"].as_str().unwrap()), "{}", g.delivery);
@@ -211,13 +217,16 @@ async fn every_event_arrives_signed_with_what_it_says() {
     assert_eq!(find("conversation.resolved")["data"]["agent"], "wang");
     assert_eq!((find("conversation.rated")["data"]["score"].as_u64(), find("conversation.rated")["data"]["comment"].as_str()), (Some(4), Some("很快")));
     assert_eq!(find("message.left")["data"]["contact"], "13812345678");
+    let updated = find("ticket.updated")["data"].clone();
+    assert_eq!((updated["ticket"].as_u64(), updated["status"].as_str(), updated["priority"].as_str()), (Some(ticket), Some("open"), Some("high")), "{updated}");
+    assert!(!updated["changes"].as_array().unwrap().is_empty(), "the history entries of the change: {updated}");
     let only = other.got();
     assert_eq!(only.iter().map(|g| g.event.as_str()).collect::<Vec<_>>(), ["message.left"]);
     assert!(other.bad().is_empty(), "{:?}", other.bad());
 
     // The log has each delivery with its try (written once the worker's pass ends).
     let log = all_delivered(&server, Some(endpoint["id"].as_str().unwrap())).await;
-    assert_eq!(log.len(), 8);
+    assert_eq!(log.len(), 9);
     for d in log {
         assert_eq!(d["status"], "delivered", "{d}");
         assert_eq!(d["attempts"][0]["status"], 200);
