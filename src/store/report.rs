@@ -5,7 +5,9 @@
 //! so sled and PostgreSQL cannot count differently.
 //!
 //! Why hours: a report's days are the caller's days (China is UTC+8, other sites are not),
-//! and hour buckets sum into days of any whole-hour offset.
+//! and hour buckets sum into days of any whole-hour offset. Named counters (per article, per
+//! question) are many per hour, so they are kept per UTC day too ([`Span`]): a long range
+//! reads its whole UTC days as days and only its edges as hours.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
