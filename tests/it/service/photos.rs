@@ -40,7 +40,7 @@ fn png_with_gps(w: u32, h: u32) -> Vec<u8> {
         let mut c = (data.len() as u32).to_be_bytes().to_vec();
         c.extend_from_slice(kind);
         c.extend_from_slice(data);
-        let crc = crc32(&c[4..]);
+        let crc = crc32fast::hash(&c[4..]);
         c.extend_from_slice(&crc.to_be_bytes());
         c
     };
@@ -52,16 +52,6 @@ fn png_with_gps(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
