@@ -21,6 +21,8 @@ if [ -z "$PGBIN" ]; then
   PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 fi
 build=(cargo build --release --bin kefu --example node_latency)
+# Where cargo puts them (a CARGO_TARGET_DIR elsewhere too).
+BIN=${CARGO_TARGET_DIR:-target}/release
 "${build[@]}" >/dev/null 2>&1 || "${build[@]}"
 ADMIN_TOKEN=load-nodes-admin-token-0123456789
 ADMIN_HASH=$(printf %s "$ADMIN_TOKEN" | sha256sum | cut -d' ' -f1)
@@ -60,7 +62,7 @@ conversation_per_second = 1000000
 conversation_burst = 1000000
 connections_per_address = 1000000
 TOML
-  KEFU_LOG=warn taskset -c "$cpu" target/release/kefu serve --config "$WORK/$name/kefu.toml" > "$WORK/$name/out" 2>&1 &
+  KEFU_LOG=warn taskset -c "$cpu" "$BIN/kefu" serve --config "$WORK/$name/kefu.toml" > "$WORK/$name/out" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return; sleep 0.1; done
   echo "node $name did not become ready:"; cat "$WORK/$name/out"; exit 1
@@ -107,7 +109,7 @@ W1=$!
 KEFU_LOAD_CONVERSATIONS="$WORK/two-b.lua" wrk -t1 -c$((CONNS / 2)) -d"${DURATION}s" --latency -s scripts/load/message.lua "http://127.0.0.1:$PB" > "$OUT/two-b.txt" &
 W2=$!
 # Meanwhile, under that load: an agent's reply sent through B, timed to A's visitor socket.
-target/release/examples/node_latency "127.0.0.1:$PA" "127.0.0.1:$PB" "$ADMIN_TOKEN" 200 > "$OUT/latency.txt"
+"$BIN/examples/node_latency" "127.0.0.1:$PA" "127.0.0.1:$PB" "$ADMIN_TOKEN" 200 > "$OUT/latency.txt"
 wait $W1 $W2
 # Where the time goes: statements PostgreSQL ran per answered message in the last run.
 XACTS=$(psql -h 127.0.0.1 -p "$PGPORT" -U kefu -d postgres -Atc "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'")
