@@ -3,6 +3,14 @@
 //! Searching never loads conversations or messages; the summary carries what the filters
 //! and the result list need.
 //!
+//! Text search goes through [`terms`]: every pair of adjacent characters of a summary's
+//! text, which each backend keeps as an inverted index (sled: posting keys beside the
+//! summaries; PostgreSQL: a generated `terms` column under a GIN index). A phrase of two or
+//! more characters can only occur in a text holding every pair of [`query_terms`], so a
+//! search intersects those few posting lists instead of reading every summary, and
+//! [`Summary::matches`] then checks the phrase itself. Pairs, not words: customers and agents
+//! write without spaces, and a pair index finds any substring, as the scan it replaces did.
+//!
 //! Plain data and pure functions: the backends decide where the summaries live.
 
 use serde::{Deserialize, Serialize};
@@ -168,6 +176,43 @@ impl Summary {
     }
 }
 
+/// The index terms of a summary's text: each pair of adjacent characters within one
+/// message (messages are separated by `\n`, so no pair spans two), once each.
+/// PostgreSQL computes the same pairs in SQL (`kefu_history_terms`, migration 5).
+pub fn terms(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for line in text.split('\n') {
+        let chars: Vec<char> = line.chars().collect();
+        for pair in chars.windows(2) {
+            out.insert(pair.iter().collect());
+        }
+    }
+    out
+}
+
+/// The pairs a text search looks up: enough to cover every character of `phrase` (the
+/// first, every other one, and the last), since each lookup costs and a candidate is
+/// checked against the phrase anyway. Empty when the phrase is shorter than two characters
+/// (one character is not indexed: the backends scan instead).
+pub fn query_terms(phrase: &str) -> Vec<String> {
+    let chars: Vec<char> = phrase.chars().collect();
+    if chars.len() < 2 || chars.contains(&'\n') {
+        return vec![];
+    }
+    let mut starts: Vec<usize> = (0..chars.len() - 1).step_by(2).collect();
+    if chars.len() % 2 == 1 {
+        starts.push(chars.len() - 2);
+    }
+    let mut out: Vec<String> = Vec::new();
+    for i in starts {
+        let pair: String = chars[i..i + 2].iter().collect();
+        if !out.contains(&pair) {
+            out.push(pair);
+        }
+    }
+    out
+}
+
 /// A history search. Every filter is optional; results come newest first (by when the
 /// conversation started, then by id).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -200,4 +245,29 @@ pub struct HistoryQuery {
 pub struct Hits {
     pub summaries: Vec<Summary>,
     pub stopped_at: Option<(Millis, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_are_the_pairs_within_each_message() {
+        let t = terms("退货运费\n谁出");
+        let got: Vec<&str> = t.iter().map(String::as_str).collect();
+        assert_eq!(got, vec!["谁出", "货运", "运费", "退货"], "in byte order");
+        assert!(!t.contains("费谁"), "no pair spans two messages");
+        assert!(terms("好").is_empty());
+    }
+
+    #[test]
+    fn a_phrase_is_covered_by_every_other_pair() {
+        assert_eq!(query_terms("紫罗兰色扫地机器人"), vec!["紫罗", "兰色", "扫地", "机器", "器人"]);
+        assert_eq!(query_terms("退货"), vec!["退货"]);
+        assert_eq!(query_terms("哈哈哈哈"), vec!["哈哈"]);
+        assert!(query_terms("退").is_empty());
+        // Every pair a phrase is looked up by is among the terms of a text containing it.
+        let text = "我买的紫罗兰色扫地机器人坏了";
+        assert!(query_terms("紫罗兰色扫地机器人").iter().all(|p| terms(text).contains(p)));
+    }
 }

@@ -65,6 +65,18 @@ CREATE TABLE report_answered (question text PRIMARY KEY, at_ms bigint NOT NULL);
 INSERT INTO report_names (kind, hour, name, shard, n)
     SELECT kind || '.day', hour - hour % 24, name, shard, sum(n)::bigint FROM report_names
     WHERE kind IN ('article', 'question') GROUP BY kind, hour - hour % 24, name, shard;
+"#, r#"
+-- The history text index (store/history.rs `terms`): each pair of adjacent characters within
+-- one message of a summary's text, as a generated column under a GIN index, so a search finds
+-- the summaries holding every pair of its phrase without reading the others. Characters, not
+-- bytes: the database is UTF-8 (kefu stores Chinese text).
+CREATE FUNCTION kefu_history_terms(t text) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(array_agg(DISTINCT p), '{}') FROM
+        (SELECT substr(t, i, 2) AS p FROM generate_series(1, char_length(t) - 1) AS i) AS pairs
+    WHERE strpos(p, E'\n') = 0
+$$;
+ALTER TABLE conversation_history ADD COLUMN terms text[] GENERATED ALWAYS AS (kefu_history_terms(text)) STORED;
+CREATE INDEX conversation_history_terms ON conversation_history USING gin (terms);
 "#];
 
 /// Taken (for the transaction) by whoever runs migrations, so nodes starting together apply
@@ -470,6 +482,10 @@ impl Store for PgStore {
             arg(&mut sql, " AND id > ?))", Box::new(id.clone()));
         }
         if let Some(t) = &q.text {
+            let terms = super::history::query_terms(t);
+            if !terms.is_empty() {
+                arg(&mut sql, " AND terms @> ?", Box::new(terms));
+            }
             arg(&mut sql, " AND strpos(text, ?) > 0", Box::new(t.clone()));
         }
         if let Some(c) = &q.channel {

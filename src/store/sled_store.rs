@@ -12,6 +12,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::Transactional;
 use tokio::sync::oneshot;
 
+use super::history;
 use super::report::{self, Before, HourCounts, Marks, NameKind, Span, Tally};
 use super::{Change, CommitHint, Committed, Counters, Durable, Feedback, Hits, HistoryQuery, Session, Store, StoreError, Summary, Update};
 use crate::dialogue::{Conversation, Message};
@@ -143,6 +144,38 @@ fn history_bound(created_ms: u64) -> Vec<u8> {
     history_key(created_ms, "")
 }
 
+/// The history text index: one empty-valued key per (term, summary), `hterm:` + the term
+/// (`history::terms`) + 0xFF (which UTF-8 never holds, so one term's postings never run
+/// into a longer term's) + the summary's position (its history key without the prefix). A
+/// term's postings thus sort newest first, as the summaries do, and a search intersects
+/// them by seeking.
+const TERMS: &[u8] = b"hterm:";
+/// Marks a store whose text index is complete (older stores are indexed at open).
+const TERMS_INDEXED: &[u8] = b"index:history-terms";
+
+fn term_prefix(term: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(TERMS.len() + term.len() + 1);
+    key.extend_from_slice(TERMS);
+    key.extend_from_slice(term.as_bytes());
+    key.push(0xFF);
+    key
+}
+
+/// The postings a summary gains when its text grows from `before` to `after` (text only
+/// grows, and a conversation's start never changes, so postings are never removed).
+fn new_postings(before: Option<&str>, after: &Summary) -> Vec<Vec<u8>> {
+    let had = before.map(history::terms).unwrap_or_default();
+    let position = history_key(after.created_ms, &after.id);
+    history::terms(&after.text)
+        .difference(&had)
+        .map(|term| {
+            let mut key = term_prefix(term);
+            key.extend_from_slice(&position[HISTORY.len()..]);
+            key
+        })
+        .collect()
+}
+
 fn encode_summary(s: &Summary) -> Vec<u8> {
     postcard::to_allocvec(s).expect("summaries always serialise")
 }
@@ -240,6 +273,11 @@ impl SledStore {
             trees.counters.insert(HISTORY_INDEXED, &[1])?;
             db.flush()?;
         }
+        if trees.counters.get(TERMS_INDEXED)?.is_none() {
+            index_history_terms(&trees.counters)?;
+            trees.counters.insert(TERMS_INDEXED, &[1])?;
+            db.flush()?;
+        }
         // Why one writer: sled seals and writes its log buffer for every transaction, waking
         // its whole I/O thread pool each time; at one transaction per message that cost
         // more CPU than answering the message. Batching concurrent changes into one
@@ -269,6 +307,66 @@ impl SledStore {
             }
         }
         Ok(out)
+    }
+
+    /// A text search through the text index: the summaries whose postings hold every one
+    /// of `terms`, between the history keys `start` (inclusive) and `end` (exclusive),
+    /// found by a leapfrog intersection (each list is sought to the furthest position any
+    /// list has reached, so the lists' common positions come out in order and long runs
+    /// that one of them lacks are skipped in one seek), then checked by `Summary::matches`.
+    /// The budget counts seeks and candidates.
+    fn search_terms(&self, q: &HistoryQuery, terms: &[String], start: &[u8], end: &[u8]) -> Result<Hits, StoreError> {
+        let counters = &self.inner.trees.counters;
+        let prefixes: Vec<Vec<u8>> = terms.iter().map(|t| term_prefix(t)).collect();
+        // Positions are history keys without their prefix; `end` may be the prefix's end.
+        let until = end.strip_prefix(HISTORY).filter(|rest| !rest.is_empty());
+        let mut cur = start.get(HISTORY.len()..).unwrap_or_default().to_vec();
+        // Whether `cur` is a stored position (it is not at the start, nor just after a
+        // candidate), and the last stored position known to be behind the search: every
+        // position before `cur` has been decided, so a budget stop continues after it.
+        let (mut cur_stored, mut done) = (false, None);
+        let (mut agree, mut spent, mut out) = (0, 0, Vec::new());
+        let position = |p: &[u8]| history_position(&[HISTORY, p].concat());
+        for list in (0..prefixes.len()).cycle() {
+            if q.budget > 0 && spent >= q.budget && done.is_some() {
+                return Ok(Hits { summaries: out, stopped_at: done });
+            }
+            spent += 1;
+            let prefix = &prefixes[list];
+            let Some(kv) = counters.range([prefix.as_slice(), &cur].concat()..).next() else { break };
+            let (key, _) = kv?;
+            let Some(next) = key.strip_prefix(prefix.as_slice()) else { break };
+            if until.is_some_and(|u| next >= u) {
+                break;
+            }
+            if next != cur.as_slice() {
+                if cur_stored {
+                    done = Some(position(&cur));
+                }
+                cur = next.to_vec();
+                cur_stored = true;
+                agree = 0;
+            }
+            agree += 1;
+            if agree < prefixes.len() {
+                continue;
+            }
+            let key = [HISTORY, &cur].concat();
+            if let Some(v) = counters.get(&key)? {
+                let s = decode_summary(&key, &v)?;
+                if s.matches(q) {
+                    out.push(s);
+                    if out.len() >= q.limit {
+                        break;
+                    }
+                }
+            }
+            done = Some(position(&cur));
+            // On to the first position after this one.
+            cur.push(0);
+            (cur_stored, agree) = (false, 0);
+        }
+        Ok(Hits { summaries: out, stopped_at: None })
     }
 
     fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
@@ -424,6 +522,10 @@ impl Store for SledStore {
         };
         if start >= end {
             return Ok(Hits::default());
+        }
+        let terms = q.text.as_deref().map(history::query_terms).unwrap_or_default();
+        if !terms.is_empty() {
+            return self.search_terms(q, &terms, &start, &end);
         }
         // postcard writes strings as they are: a summary without the searched text, visitor
         // or agent bytes anywhere in it cannot match, and is skipped before decoding (most
@@ -607,6 +709,27 @@ fn index_history(t: &Trees) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Adds the text index to a store whose summaries were written before it existed (once, at
+/// open; postings are idempotent, so an open interrupted halfway simply starts over).
+fn index_history_terms(counters: &sled::Tree) -> Result<(), StoreError> {
+    let mut batch = sled::Batch::default();
+    let mut pending = 0;
+    for kv in counters.scan_prefix(HISTORY) {
+        let (k, v) = kv?;
+        let Ok(summary) = decode_summary(&k, &v) else { continue };
+        for posting in new_postings(None, &summary) {
+            batch.insert(posting, &[]);
+            pending += 1;
+        }
+        if pending >= 100_000 {
+            counters.apply_batch(std::mem::take(&mut batch))?;
+            pending = 0;
+        }
+    }
+    counters.apply_batch(batch)?;
+    Ok(())
+}
+
 /// The writer thread's loop: takes one job, then every job queued behind it, applies their
 /// changes in one transaction, flushes once, and answers them all.
 fn write_loop(db: sled::Db, trees: Trees, jobs: mpsc::Receiver<Job>, announced: Arc<AtomicUsize>) {
@@ -738,7 +861,14 @@ fn apply(t: &Trees, changes: &[&Change], extra: &[(String, sled::Tree)]) -> Resu
                     let key = history_key(conv.created_ms, &conv.id);
                     // An unreadable summary is rebuilt from this step on rather than refusing it.
                     let previous = counters.get(&key)?.and_then(|v| decode_summary(&key, &v).ok());
-                    counters.insert(key, encode_summary(&Summary::after(previous, &conv, change, &stored)))?;
+                    let before = previous.as_ref().map(|p| p.text.clone());
+                    let summary = Summary::after(previous, &conv, change, &stored);
+                    if before.as_deref() != Some(summary.text.as_str()) {
+                        for posting in new_postings(before.as_deref(), &summary) {
+                            counters.insert(posting, &[])?;
+                        }
+                    }
+                    counters.insert(key, encode_summary(&summary))?;
                 }
                 for h in &change.handoffs {
                     let old = handoffs.insert(&h.id.to_be_bytes(), encode(h))?;
@@ -1114,6 +1244,29 @@ mod tests {
         let want = vec![("发票".to_string(), 2), ("运费".to_string(), 2)];
         assert_eq!(store.report_names(NameKind::Question, day, day + 24, 10).await.unwrap(), want);
         assert_eq!(store.report_names(NameKind::Question, day - 24, day + 48, 10).await.unwrap(), want, "sealed again");
+    }
+
+    /// A store whose summaries were written before the text index existed gains it at open.
+    #[tokio::test]
+    async fn an_older_store_gains_the_history_text_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let conv = Conversation::new("c1".into(), vec![], Default::default(), 1_000);
+        let change = Change { conversation: Some(conv), messages: vec![NewMessage::visitor("洗衣机漏水了", None)], at_ms: 1_000, ..Default::default() };
+        store.commit(change).await.unwrap();
+        let q = HistoryQuery { text: Some(crate::text::normalize("漏水")), limit: 10, ..Default::default() };
+        let found = |hits: Hits| hits.summaries.into_iter().map(|s| s.id).collect::<Vec<_>>();
+        assert_eq!(found(store.search_history(&q).await.unwrap()), ["c1"]);
+        // Make it an older store: no postings, no marker.
+        let counters = &store.inner.trees.counters;
+        for kv in counters.scan_prefix(TERMS) {
+            counters.remove(kv.unwrap().0).unwrap();
+        }
+        counters.remove(TERMS_INDEXED).unwrap();
+        assert!(found(store.search_history(&q).await.unwrap()).is_empty(), "the postings are gone");
+        drop(store);
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(found(store.search_history(&q).await.unwrap()), ["c1"]);
     }
 
     /// A store written before named counters had day buckets gains them at open.

@@ -170,9 +170,31 @@ async fn acknowledged_messages_survive_kill_9() {
     let agent_token = agent_login(&http, &base, &config).await;
     let checked_notes = verify_tickets(&http, &base, &agent_token, &notes).await;
     eprintln!("{checked_notes} acknowledged ticket notes survived");
+    let searched = verify_history(&http, &base, &agent_token, &acked).await;
+    eprintln!("{searched} conversations found in history by their first acknowledged message");
+    assert!(searched >= 8, "only {searched} conversations had an acknowledged message to search for");
     assert!(checked_notes > 10, "only {checked_notes} ticket notes were acknowledged");
     assert!(checked > 50, "only {checked} messages were acknowledged: the burst was too small to prove anything");
     counters_match_the_stored_messages(&http, &base, &dir.path().join("data"), &conversations).await;
+}
+
+/// Asserts each conversation is found by a history search for its first acknowledged
+/// message (the history summary and its text index are written in the message's own
+/// commit); returns how many were searched.
+async fn verify_history(http: &reqwest::Client, base: &str, token: &str, acked: &Acked) -> usize {
+    let mut first: HashMap<String, (u64, String)> = HashMap::new();
+    for ((id, seq), text) in acked.lock().unwrap().iter().filter(|(_, text)| text.contains('#')) {
+        let e = first.entry(id.clone()).or_insert((*seq, text.clone()));
+        if *seq < e.0 {
+            *e = (*seq, text.clone());
+        }
+    }
+    for (id, (_, text)) in &first {
+        let r: Value = http.get(format!("{base}/agent/history")).bearer_auth(token).query(&[("q", text.as_str()), ("limit", "200")]).send().await.unwrap().json().await.unwrap();
+        let found = r["conversations"].as_array().unwrap_or_else(|| panic!("no history page: {r}")).iter().any(|c| c["id"] == id.as_str());
+        assert!(found, "conversation {id} not found in history by its acknowledged message {text:?}: {r}");
+    }
+    first.len()
 }
 
 /// Logs the agent in (creating the account on the first start).
