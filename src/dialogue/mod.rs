@@ -4,5 +4,5 @@
 mod model;
 pub mod policy;
 
-pub use model::{BotMeta, Context, Conversation, ImageInfo, Message, Millis, NewMessage, Offer, Sender, State, StateName, Visitor, IMAGE_TEXT};
+pub use model::{now_ms, BotMeta, Context, Conversation, ImageInfo, Message, Millis, NewMessage, Offer, Sender, State, StateName, Visitor, IMAGE_TEXT};
 pub use policy::{Availability, HandoffRequest, Outcome, Policy, Rules, TicketRequest, Turn};

@@ -10,6 +10,11 @@ pub use crate::images::ImageInfo;
 /// Milliseconds since the Unix epoch; every timestamp kefu stores.
 pub type Millis = u64;
 
+/// The clock's time now (the policy itself never reads it: callers pass times in).
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+}
+
 /// Where the dialogue of one conversation stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", rename_all = "snake_case")]

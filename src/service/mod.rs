@@ -29,7 +29,7 @@ mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -115,9 +115,7 @@ impl ServiceError {
 
 pub type Result<T> = std::result::Result<T, ServiceError>;
 
-pub fn now_ms() -> Millis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
-}
+pub use crate::dialogue::now_ms;
 
 /// What a visitor starts a conversation with.
 #[derive(Debug, Clone, Default)]

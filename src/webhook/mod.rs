@@ -12,9 +12,7 @@
 //!
 //! This module knows the store and nothing of the service or HTTP.
 
-pub fn now_ms() -> Millis {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
-}
+pub use crate::dialogue::now_ms;
 
 pub mod sign;
 mod worker;
