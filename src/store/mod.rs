@@ -267,4 +267,7 @@ pub trait Store: Send + Sync + 'static {
     async fn update_record(&self, space: &str, key: &str, update: Update<'_>) -> Result<Option<Vec<u8>>, StoreError>;
     /// Records whose key starts with `prefix`, in key order (byte order of the UTF-8 keys).
     async fn records(&self, space: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// The first `limit` records of a space in key order: a bounded read of a space that
+    /// can grow without bound (an outbox behind a receiver that is down).
+    async fn first_records(&self, space: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 }

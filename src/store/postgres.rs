@@ -636,18 +636,25 @@ impl Store for PgStore {
         let stmt = client
             .prepare_cached("SELECT key, value FROM records WHERE space = $1 AND substring(key FROM 1 FOR octet_length($2::bytea)) = $2::bytea ORDER BY key")
             .await?;
-        client
-            .query(&stmt, &[&space, &prefix.as_bytes()])
-            .await?
-            .iter()
-            .map(|r| {
-                let key: Vec<u8> = r.get(0);
-                let key = String::from_utf8(key)
-                    .map_err(|e| StoreError::Corrupt { key: format!("{space}/{:?}", e.as_bytes()), reason: "the key is not UTF-8".into() })?;
-                Ok((key, r.get(1)))
-            })
-            .collect()
+        record_pairs(space, &client.query(&stmt, &[&space, &prefix.as_bytes()]).await?)
     }
+
+    async fn first_records(&self, space: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached("SELECT key, value FROM records WHERE space = $1 ORDER BY key LIMIT $2").await?;
+        record_pairs(space, &client.query(&stmt, &[&space, &i64_of(limit as u64)]).await?)
+    }
+}
+
+/// (key, value) rows of a records query, keys as the UTF-8 they were written as.
+fn record_pairs(space: &str, rows: &[tokio_postgres::Row]) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            let key: Vec<u8> = r.get(0);
+            let key = String::from_utf8(key).map_err(|e| StoreError::Corrupt { key: format!("{space}/{:?}", e.as_bytes()), reason: "the key is not UTF-8".into() })?;
+            Ok((key, r.get(1)))
+        })
+        .collect()
 }
 
 /// Sends this node's notes, many to a statement: a note is sent after its commit, and a

@@ -655,7 +655,18 @@ impl Store for SledStore {
 
     async fn records(&self, space: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let tree = self.inner.db.open_tree(record_tree(space))?;
-        tree.scan_prefix(prefix)
+        Self::record_pairs(space, tree.scan_prefix(prefix))
+    }
+
+    async fn first_records(&self, space: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tree = self.inner.db.open_tree(record_tree(space))?;
+        Self::record_pairs(space, tree.iter().take(limit))
+    }
+}
+
+impl SledStore {
+    fn record_pairs(space: &str, pairs: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        pairs
             .map(|kv| {
                 let (k, v) = kv?;
                 let key = String::from_utf8(k.to_vec())

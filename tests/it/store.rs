@@ -557,6 +557,11 @@ async fn records_of_a_step_are_written_with_it_or_not_at_all(place: Place) {
     let kept: Vec<(String, String)> =
         store.records("test-outbox", "").await.unwrap().into_iter().map(|(k, v)| (k, String::from_utf8(v).unwrap())).collect();
     assert_eq!(kept, [("0001".to_string(), "交接".to_string()), ("0004".into(), "该有".into()), ("0005".into(), "记录".into())]);
+    // A bounded read takes the first ones in key order, no more.
+    let first: Vec<String> = store.first_records("test-outbox", 2).await.unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(first, ["0001", "0004"]);
+    assert_eq!(store.first_records("test-outbox", 10).await.unwrap().len(), 3);
+    assert!(store.first_records("test-none", 10).await.unwrap().is_empty());
     assert_eq!(store.record("test-other", "k").await.unwrap(), Some(b"v".to_vec()));
     assert_eq!(store.messages("c1", 0, 10).await.unwrap().len(), 1);
 }
