@@ -94,6 +94,8 @@
     card('handoff_rate', '转人工率', pct(b.handoff_rate));
     card('unanswered', '未解答提问', String(b.unanswered));
     card('csat', '满意度', r.team.csat_mean === null ? '—' : r.team.csat_mean.toFixed(2) + ' / 5');
+    card('images_received', '收到图片', String(r.images_received));
+    card('images_sent', '发出图片', String(r.team.images_sent));
     dayColumns($('chart-days'), r.days);
     donut($('chart-outcomes'), [
       { label: '自动解决', value: b.auto_resolved, color: COLOR },

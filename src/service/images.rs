@@ -230,5 +230,11 @@ mod tests {
         assert_eq!(f.service.image_for_visitor(&id, &token, &hash).await.unwrap().format, Format::Png);
         let stats = f.service.stats().await.unwrap();
         assert_eq!((stats.images_received, stats.images_sent), (1, 1));
+        // A date range's report counts them too: the team's, the sender's, the day's.
+        let today = crate::service::reports::date_of(((crate::service::now_ms() / 3_600_000 + 8) / 24) as i64);
+        let report = f.service.report(crate::service::reports::Range::parse(&today, &today, 480).unwrap()).await.unwrap();
+        assert_eq!((report.images_received, report.team.images_sent), (1, 1));
+        assert_eq!(report.agents.iter().find(|a| a.agent.as_deref() == Some("a1")).map(|a| a.images_sent), Some(1));
+        assert_eq!((report.days[0].images_received, report.days[0].images_sent), (1, 1));
     }
 }

@@ -168,6 +168,8 @@ pub struct AgentReport {
     /// SLA clocks (first response, resolution) that tickets ran out of in the range; an
     /// agent's are those of tickets assigned to them when the clock ran out.
     pub sla_breaches: i64,
+    /// Photos sent to customers in the range (team: by every agent).
+    pub images_sent: i64,
 }
 
 /// One local day of the range.
@@ -182,6 +184,8 @@ pub struct DayReport {
     pub unanswered: i64,
     pub csat_count: i64,
     pub csat_sum: i64,
+    pub images_received: i64,
+    pub images_sent: i64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -189,6 +193,8 @@ pub struct Report {
     pub from: String,
     pub to: String,
     pub utc_offset_minutes: i32,
+    /// Photos visitors and WeChat users sent in the range (after-sales runs on them).
+    pub images_received: i64,
     pub bot: BotReport,
     pub team: AgentReport,
     pub agents: Vec<AgentReport>,
@@ -251,6 +257,7 @@ pub fn agent_of(agent: Option<String>, c: &Counts) -> AgentReport {
         csat_count,
         csat_mean: (csat_count > 0).then(|| get(c, "csat.sum") as f64 / csat_count as f64),
         sla_breaches: get(c, "sla.breaches"),
+        images_sent: get(c, "images.sent"),
     }
 }
 
@@ -306,11 +313,14 @@ pub async fn compute(store: &dyn Store, range: Range, title: &(dyn Fn(&str) -> O
         day.unanswered += get(c, "unanswered");
         day.csat_count += get(c, "csat.n");
         day.csat_sum += get(c, "csat.sum");
+        day.images_received += get(c, "images.received");
+        day.images_sent += get(c, "images.sent");
     }
     Ok(Report {
         from: date_of(range.from),
         to: date_of(range.to),
         utc_offset_minutes: range.utc_offset_minutes,
+        images_received: get(&team_counts, "images.received"),
         bot,
         team: agent_of(None, &team_counts),
         agents: agent_counts.into_iter().map(|(id, c)| agent_of(Some(id), &c)).collect(),
@@ -347,7 +357,8 @@ pub fn csv(report: &Report, table: Table) -> Result<Vec<u8>> {
     let fail = |e: csv::Error| ServiceError::Internal(e.to_string());
     match table {
         Table::Days => {
-            w.write_record(["date", "conversations", "engaged", "auto_resolved", "escalated", "handoffs", "unanswered", "csat_count", "csat_mean"]).map_err(fail)?;
+            w.write_record(["date", "conversations", "engaged", "auto_resolved", "escalated", "handoffs", "unanswered", "csat_count", "csat_mean", "images_received", "images_sent"])
+                .map_err(fail)?;
             for d in &report.days {
                 let csat = if d.csat_count > 0 { format!("{:.2}", d.csat_sum as f64 / d.csat_count as f64) } else { String::new() };
                 w.write_record([
@@ -360,12 +371,14 @@ pub fn csv(report: &Report, table: Table) -> Result<Vec<u8>> {
                     d.unanswered.to_string(),
                     d.csat_count.to_string(),
                     csat,
+                    d.images_received.to_string(),
+                    d.images_sent.to_string(),
                 ])
                 .map_err(fail)?;
             }
         }
         Table::Agents => {
-            w.write_record(["agent", "conversations", "first_responses", "first_response_mean_ms", "handled", "handle_mean_ms", "csat_count", "csat_mean", "sla_breaches"])
+            w.write_record(["agent", "conversations", "first_responses", "first_response_mean_ms", "handled", "handle_mean_ms", "csat_count", "csat_mean", "sla_breaches", "images_sent"])
                 .map_err(fail)?;
             for a in std::iter::once(&report.team).chain(&report.agents) {
                 w.write_record([
@@ -378,6 +391,7 @@ pub fn csv(report: &Report, table: Table) -> Result<Vec<u8>> {
                     a.csat_count.to_string(),
                     a.csat_mean.map(|m| format!("{m:.2}")).unwrap_or_default(),
                     a.sla_breaches.to_string(),
+                    a.images_sent.to_string(),
                 ])
                 .map_err(fail)?;
             }

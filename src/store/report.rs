@@ -312,7 +312,7 @@ pub const WAIT_BUCKETS: &[(&str, Option<u64>)] = &[
 /// the hour they happen: `bot.answers`, `bot.declines`, `unanswered`, `handoffs`,
 /// `handoff.reason.<reason>`, `tickets`, `wait.n`/`wait.ms`/`wait.le.*` (queue to
 /// assignment), `csat.n`/`csat.sum`/`csat.<score>`, `feedback.helpful`/`feedback.unhelpful`, `images.received` (visitors' and channel users'
-/// photos) and `images.sent` (agents');
+/// photos) and `images.sent` (agents', also in the agent's scope);
 /// per agent `assigned`, `first_response.n`/`.ms` (assignment to the agent's first message),
 /// `handled.n`/`.ms` (assignment to resolving or returning), `csat.n`/`csat.sum`; for the
 /// team and a ticket's assignee `sla.breaches` (SLA clocks a ticket ran out of).
@@ -340,9 +340,12 @@ pub fn derive(change: &Change, before: &Before) -> (Tally, BTreeMap<String, Mark
         let mut m = mark(&mut marks, &mut t, &conv.id, conv.created_ms);
         for msg in &change.messages {
             if msg.image.is_some() && !msg.internal {
-                match msg.from {
+                match &msg.from {
                     Sender::Visitor => t.add(at, TEAM, "images.received", 1),
-                    Sender::Agent { .. } => t.add(at, TEAM, "images.sent", 1),
+                    Sender::Agent { id, .. } => {
+                        t.add(at, TEAM, "images.sent", 1);
+                        t.add(at, &agent_scope(id), "images.sent", 1);
+                    }
                     _ => {}
                 }
             }

@@ -929,7 +929,7 @@ try {
     const now = new Date();
     const today = ymd(now);
     const yesterday = ymd(new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1));
-    const KEYS = ['conversations', 'engaged', 'auto_resolved', 'escalated', 'abandoned_after_decline', 'handoffs'];
+    const KEYS = ['conversations', 'engaged', 'auto_resolved', 'escalated', 'abandoned_after_decline', 'handoffs', 'images_received'];
     // Runs the report on the page for a range and reads its cards (what the reader sees).
     async function run(from, to) {
       await admin.fill('#report-from', from);
@@ -944,7 +944,7 @@ try {
     }
     // Everything the run made before is today's: count from there.
     const before = await run(today, today);
-    const hand = { conversations: 0, engaged: 0, auto_resolved: 0, escalated: 0, abandoned_after_decline: 0, handoffs: 0 };
+    const hand = { conversations: 0, engaged: 0, auto_resolved: 0, escalated: 0, abandoned_after_decline: 0, handoffs: 0, images_received: 0 };
     const api = (method, url, token, data) => admin.request.fetch(`${base}/api/v1${url}`, { method, headers: token ? { Authorization: `Bearer ${token}` } : {}, data });
     async function conversation(texts) {
       const c = await (await api('POST', '/conversations')).json();
@@ -990,6 +990,16 @@ try {
         const t = await api('POST', `/conversations/${c.id}/ticket`, c.token, { contact: '13900139000', message: '报表测试的留言' });
         check(t.status() === 201, `the ticket is taken: ${t.status()}`);
       }
+      // A photo of the broken goods (a real PNG drawn on a canvas): counted as received.
+      const sent = await admin.evaluate(async ({ url, id, token }) => {
+        const c = document.createElement('canvas');
+        c.width = 32; c.height = 24;
+        c.getContext('2d').fillRect(4, 4, 16, 8);
+        const blob = await new Promise((done) => c.toBlob(done, 'image/png'));
+        return (await fetch(`${url}/api/v1/conversations/${id}/images`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'image/png' }, body: blob })).status;
+      }, { url: base, id: c.id, token: c.token });
+      check(sent === 200, `the photo is taken: ${sent}`);
+      hand.images_received += 1;
     }
     await tally([]); // opened, never asked
     const after = await run(today, today);
@@ -1002,8 +1012,8 @@ try {
     await admin.selectOption('#report-table', 'days');
     const [download] = await Promise.all([admin.waitForEvent('download', { timeout: T }), admin.getByRole('button', { name: '下载 CSV' }).click()]);
     const csv = fs.readFileSync(await download.path(), 'utf8').replace(/^\uFEFF/, '').trim().split(/\r?\n/).map((l) => l.split(','));
-    check(csv[0].join(',') === 'date,conversations,engaged,auto_resolved,escalated,handoffs,unanswered,csat_count,csat_mean', `CSV header: ${csv[0]}`);
-    check(csv.length === 2 && csv[1][0] === today && Number(csv[1][1]) === after.conversations && Number(csv[1][3]) === after.auto_resolved, `CSV row: ${csv[1]}`);
+    check(csv[0].join(',') === 'date,conversations,engaged,auto_resolved,escalated,handoffs,unanswered,csat_count,csat_mean,images_received,images_sent', `CSV header: ${csv[0]}`);
+    check(csv.length === 2 && csv[1][0] === today && Number(csv[1][1]) === after.conversations && Number(csv[1][3]) === after.auto_resolved && Number(csv[1][9]) === after.images_received, `CSV row: ${csv[1]}`);
     // A range that ends before today has none of them.
     const earlier = await run(yesterday, yesterday);
     check(earlier.conversations === 0, `yesterday had no conversations on this server: ${earlier.conversations}`);
