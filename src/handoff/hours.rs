@@ -86,6 +86,33 @@ impl BusinessHours {
         self.days.contains(&weekday) && open <= minute && minute < close
     }
 
+    /// Business time (ms the business is open) between `from` and `until`: what a paused
+    /// SLA clock owes back. 0 when the hours are never open.
+    pub fn business_between(&self, from: Millis, until: Millis) -> Millis {
+        let (Ok(open), Ok(close)) = (minutes(&self.open), minutes(&self.close)) else { return 0 };
+        let Ok(offset) = UtcOffset::from_whole_seconds(self.utc_offset_minutes.saturating_mul(60)) else { return 0 };
+        let Ok(start) = OffsetDateTime::from_unix_timestamp_nanos(from as i128 * 1_000_000) else { return 0 };
+        if open >= close || until <= from {
+            return 0;
+        }
+        let (mut date, mut total) = (start.to_offset(offset).date(), 0);
+        // One local day at a time, each day's open window clipped to [from, until).
+        for _ in 0..=(until - from) / 86_400_000 + 1 {
+            let Ok(midnight) = u64::try_from(date.midnight().assume_offset(offset).unix_timestamp()) else { break };
+            let midnight = midnight * 1000;
+            if midnight >= until {
+                break;
+            }
+            if self.days.contains(&date.weekday().number_from_monday()) {
+                let (a, b) = ((midnight + open as u64 * 60_000).max(from), (midnight + close as u64 * 60_000).min(until));
+                total += b.saturating_sub(a);
+            }
+            let Some(next) = date.next_day() else { break };
+            date = next;
+        }
+        total
+    }
+
     /// The instant `budget_ms` of business time after `start`: the budget runs down only
     /// while the business is open (an SLA of 4 hours given at 17:00 on a Friday, 09:00–18:00
     /// on weekdays, falls due at 12:00 on Monday). `None` when the hours are never open.
@@ -155,6 +182,21 @@ mod tests {
         // Exactly to closing time: due at 18:00, not the next morning.
         assert_eq!(office().add_business(MONDAY_0930_CHINA, 8 * HOUR + HOUR / 2), Some(MONDAY_0930_CHINA + 8 * HOUR + HOUR / 2));
         assert_eq!(office().add_business(MONDAY_0930_CHINA, 0), Some(MONDAY_0930_CHINA));
+    }
+
+    #[test]
+    fn business_time_between_two_instants() {
+        let monday_1700 = MONDAY_0930_CHINA + 7 * HOUR + HOUR / 2;
+        // Monday 17:00 to Tuesday 12:00: 1 h on Monday, 3 h on Tuesday.
+        assert_eq!(office().business_between(monday_1700, MONDAY_0930_CHINA + 24 * HOUR + 2 * HOUR + HOUR / 2), 4 * HOUR);
+        // Friday 17:00 to Monday 10:00: 1 h on Friday, none at the weekend, 1 h on Monday.
+        let friday_1700 = monday_1700 + 4 * 24 * HOUR;
+        assert_eq!(office().business_between(friday_1700, MONDAY_0930_CHINA + 7 * 24 * HOUR + HOUR / 2), 2 * HOUR);
+        // The inverse of add_business, and nothing for an empty or backward span.
+        let due = office().add_business(monday_1700, 13 * HOUR).unwrap();
+        assert_eq!(office().business_between(monday_1700, due), 13 * HOUR);
+        assert_eq!(office().business_between(due, monday_1700), 0);
+        assert_eq!(BusinessHours::default().business_between(monday_1700, monday_1700 + 30 * HOUR), 30 * HOUR, "always open");
     }
 
     #[test]

@@ -215,6 +215,13 @@ pub struct Sla {
     pub resolution_due_ms: Option<Millis>,
     pub first_response_breached: bool,
     pub resolution_breached: bool,
+    /// Business time the resolution clock spent stopped while the ticket waited on the
+    /// customer (pending customer): the resolution falls due that much later.
+    #[serde(default)]
+    pub paused_ms: Millis,
+    /// Since when the ticket waits on the customer, while it does (the clock is stopped).
+    #[serde(default)]
+    pub pending_since_ms: Option<Millis>,
 }
 
 impl Sla {
@@ -349,7 +356,26 @@ impl Ticket {
     }
 
     /// Moves the ticket to `to`, if the lifecycle allows it (the same status is no change).
-    pub fn set_status(&mut self, by: &str, at_ms: Millis, to: TicketStatus) -> Result<(), TicketError> {
+    /// Waiting on the customer stops the resolution clock; leaving that status starts it
+    /// again, its due time moved by the business time it was stopped.
+    pub fn set_status(&mut self, by: &str, at_ms: Millis, to: TicketStatus, hours: &BusinessHours) -> Result<(), TicketError> {
+        let from = self.status;
+        self.transition(by, at_ms, to)?;
+        if from != to && to == TicketStatus::PendingCustomer {
+            self.sla.pending_since_ms = Some(at_ms);
+        }
+        if from == TicketStatus::PendingCustomer && to != from {
+            if let Some(since) = self.sla.pending_since_ms.take() {
+                let paused = hours.business_between(since, at_ms);
+                self.sla.paused_ms += paused;
+                self.sla.resolution_due_ms = self.sla.resolution_due_ms.and_then(|due| hours.add_business(due, paused));
+            }
+        }
+        Ok(())
+    }
+
+    /// The lifecycle move alone (a new ticket opening never touches the clocks).
+    fn transition(&mut self, by: &str, at_ms: Millis, to: TicketStatus) -> Result<(), TicketError> {
         let from = self.status;
         if from == to {
             return Ok(());
@@ -440,7 +466,7 @@ impl Ticket {
         self.first_response_ms.get_or_insert(at_ms);
         self.record(by, at_ms, TicketChange::Reply { via, text, seq });
         if self.status == TicketStatus::New {
-            self.set_status(by, at_ms, TicketStatus::Open)?;
+            self.transition(by, at_ms, TicketStatus::Open)?;
         }
         Ok(())
     }
@@ -460,7 +486,7 @@ impl Ticket {
         self.complaint_steps.push(step);
         self.record(by, at_ms, TicketChange::Complaint { step });
         if self.status == TicketStatus::New {
-            self.set_status(by, at_ms, TicketStatus::Open)?;
+            self.transition(by, at_ms, TicketStatus::Open)?;
         }
         Ok(())
     }
@@ -478,7 +504,9 @@ impl Ticket {
                 breached = true;
             }
         }
-        if let (Some(due), false) = (self.sla.resolution_due_ms, self.sla.resolution_breached) {
+        // Stopped while the ticket waits on the customer.
+        let waiting = self.sla.pending_since_ms.is_some();
+        if let (Some(due), false, false) = (self.sla.resolution_due_ms, self.sla.resolution_breached, waiting) {
             let late = match (self.status.is_done(), self.resolved_ms) {
                 (true, Some(at)) => at > due,
                 _ => now > due,
@@ -495,7 +523,8 @@ impl Ticket {
     /// When an SLA clock of this ticket next runs out, if one still runs.
     pub fn next_due(&self) -> Option<Millis> {
         let first = (!self.sla.first_response_breached && self.first_response_ms.is_none()).then_some(self.sla.first_response_due_ms).flatten();
-        let resolution = (!self.sla.resolution_breached && !self.status.is_done()).then_some(self.sla.resolution_due_ms).flatten();
+        let resolution =
+            (!self.sla.resolution_breached && !self.status.is_done() && self.sla.pending_since_ms.is_none()).then_some(self.sla.resolution_due_ms).flatten();
         first.into_iter().chain(resolution).min()
     }
 }
@@ -576,8 +605,10 @@ impl SlaPolicies {
     /// The due times of `t` under the first policy covering it (none covering: no limits).
     pub fn due(&self, t: &Ticket, hours: &BusinessHours) -> Sla {
         let Some(p) = self.policies.iter().find(|p| p.covers(t)) else { return Sla::default() };
-        let due = |minutes: u64| (minutes > 0).then(|| hours.add_business(t.created_ms, ((minutes * 60_000) as f64 / self.speed) as u64)).flatten();
-        Sla { first_response_due_ms: due(p.first_response_minutes), resolution_due_ms: due(p.resolution_minutes), ..t.sla.clone() }
+        let due = |minutes: u64, paused: Millis| {
+            (minutes > 0).then(|| hours.add_business(t.created_ms, ((minutes * 60_000) as f64 / self.speed) as u64 + paused)).flatten()
+        };
+        Sla { first_response_due_ms: due(p.first_response_minutes, 0), resolution_due_ms: due(p.resolution_minutes, t.sla.paused_ms), ..t.sla.clone() }
     }
 }
 
@@ -650,26 +681,54 @@ mod tests {
     #[test]
     fn the_lifecycle_allows_only_its_moves() {
         let mut t = ticket(LEFT_MESSAGE, MONDAY_0930_CHINA);
-        let e = t.set_status("a1", 1, TicketStatus::Closed).unwrap_err();
+        let e = t.set_status("a1", 1, TicketStatus::Closed, &office()).unwrap_err();
         assert_eq!(e.to_string(), "ticket 7 is new and cannot become closed; from new it can become open, pending_customer, resolved");
-        t.set_status("a1", 2, TicketStatus::Open).unwrap();
-        t.set_status("a1", 3, TicketStatus::PendingCustomer).unwrap();
-        t.set_status("a1", 4, TicketStatus::Resolved).unwrap();
-        t.set_status("a1", 5, TicketStatus::Open).unwrap();
-        t.set_status("a1", 6, TicketStatus::Resolved).unwrap();
-        t.set_status("a1", 7, TicketStatus::Closed).unwrap();
-        assert!(matches!(t.set_status("a1", 8, TicketStatus::Open), Err(TicketError::Transition { .. })));
+        t.set_status("a1", 2, TicketStatus::Open, &office()).unwrap();
+        t.set_status("a1", 3, TicketStatus::PendingCustomer, &office()).unwrap();
+        t.set_status("a1", 4, TicketStatus::Resolved, &office()).unwrap();
+        t.set_status("a1", 5, TicketStatus::Open, &office()).unwrap();
+        t.set_status("a1", 6, TicketStatus::Resolved, &office()).unwrap();
+        t.set_status("a1", 7, TicketStatus::Closed, &office()).unwrap();
+        assert!(matches!(t.set_status("a1", 8, TicketStatus::Open, &office()), Err(TicketError::Transition { .. })));
         assert_eq!(t.note("a1", 9, "x".into()), Err(TicketError::Closed(7)));
         let moves: Vec<_> = t.history.iter().filter_map(|e| match &e.what { TicketChange::Status { to, .. } => Some(*to), _ => None }).collect();
         assert_eq!(moves.len(), 6);
         assert_eq!(t.resolved_ms, Some(6));
     }
 
+    /// Waiting on the customer stops the resolution clock (business time), not the first
+    /// response's; the due time moves by the time it was stopped.
+    #[test]
+    fn waiting_on_the_customer_stops_the_resolution_clock() {
+        let policies = SlaPolicies::default();
+        let mut t = ticket(LEFT_MESSAGE, MONDAY_0930_CHINA);
+        let due = t.sla.resolution_due_ms.expect("the default policy sets a resolution time");
+        t.reply("a1", MONDAY_0930_CHINA + HOUR, ReplyVia::Phone, "请提供照片".into(), None).unwrap();
+        // Pending from Monday 10:30 until Tuesday 10:30: 7.5 h on Monday, 1.5 h on Tuesday.
+        t.set_status("a1", MONDAY_0930_CHINA + HOUR, TicketStatus::PendingCustomer, &office()).unwrap();
+        assert_eq!(t.next_due(), None, "no clock runs while the customer is awaited");
+        assert!(!t.check_sla(due + 1), "not breached while stopped, even past the old due time");
+        let back = MONDAY_0930_CHINA + 25 * HOUR;
+        t.set_status("a1", back, TicketStatus::Open, &office()).unwrap();
+        assert_eq!(t.sla.paused_ms, 9 * HOUR);
+        let moved = office().add_business(due, 9 * HOUR).unwrap();
+        assert_eq!(t.sla.resolution_due_ms, Some(moved));
+        assert_eq!(t.next_due(), Some(moved));
+        // A new priority recomputes from creation and keeps the pause.
+        t.set_priority("a1", back, TicketPriority::High, &policies, &office()).unwrap();
+        let high = policies.due(&Ticket { sla: Sla::default(), ..t.clone() }, &office()).resolution_due_ms.unwrap();
+        assert_eq!(t.sla.resolution_due_ms, office().add_business(high, 9 * HOUR));
+        let due = t.sla.resolution_due_ms.unwrap();
+        assert!(!t.check_sla(due), "not late at the due time itself");
+        assert!(t.check_sla(due + 1));
+        assert!(t.sla.resolution_breached);
+    }
+
     #[test]
     fn a_complaint_is_resolved_only_after_feedback() {
         let mut t = ticket(COMPLAINT, MONDAY_0930_CHINA);
         assert!(t.complaint);
-        assert_eq!(t.set_status("a1", 1, TicketStatus::Resolved), Err(TicketError::ComplaintOpen(7)));
+        assert_eq!(t.set_status("a1", 1, TicketStatus::Resolved, &office()), Err(TicketError::ComplaintOpen(7)));
         let e = t.complaint_step("a1", 2, ComplaintStep::Negotiate).unwrap_err();
         assert_eq!(e.to_string(), "ticket 7's next complaint step is accept (受理), not negotiate");
         for (i, step) in ComplaintStep::ALL.into_iter().enumerate() {
@@ -677,7 +736,7 @@ mod tests {
         }
         assert_eq!(t.status, TicketStatus::Open, "the first step opened it");
         assert!(t.complaint_step("a1", 20, ComplaintStep::Feedback).is_err(), "each step once");
-        t.set_status("a1", 21, TicketStatus::Resolved).unwrap();
+        t.set_status("a1", 21, TicketStatus::Resolved, &office()).unwrap();
         let steps: Vec<_> = t.history.iter().filter_map(|e| match &e.what { TicketChange::Complaint { step } => Some((e.by.as_str(), e.at_ms, *step)), _ => None }).collect();
         assert_eq!(steps[0], ("a0", 10, ComplaintStep::Accept));
         assert_eq!(steps[3], ("a3", 13, ComplaintStep::Feedback));

@@ -290,7 +290,7 @@ impl Service {
                     t.complaint_step(by, now, s)?;
                 }
                 if let Some(s) = status {
-                    t.set_status(by, now, s)?;
+                    t.set_status(by, now, s, hours)?;
                 }
                 Ok(())
             })
