@@ -61,6 +61,8 @@ const MAX_TAGS: usize = 20;
 /// How often the SLA watch looks at least (it also wakes at the next due time and whenever
 /// a ticket is written).
 const SLA_WATCH_MS: u64 = 30_000;
+/// Overdue tickets one sweep takes on, at most (the next sweep follows at once).
+const SLA_SWEEP_MAX: usize = 500;
 /// How often a write that lost to another node's is tried again on the fresh ticket (this
 /// node's writers of one ticket wait their turn instead; see `lock_ticket`).
 const TICKET_RETRIES: u32 = 10;
@@ -369,15 +371,19 @@ impl Service {
     pub async fn sweep_sla(&self) -> Result<Option<Millis>> {
         let now = now_ms();
         let mut next: Option<Millis> = None;
-        for t in self.store.tickets().await? {
-            let Some(due) = t.next_due() else { continue };
-            if due >= now {
-                next = Some(next.map_or(due, |n| n.min(due)));
-                continue;
+        let due = self.store.tickets_due(SLA_SWEEP_MAX).await?;
+        if due.len() == SLA_SWEEP_MAX && due.last().is_some_and(|(at, _)| *at < now) {
+            // More are overdue than one sweep takes: the next sweep comes at once.
+            next = Some(now);
+        }
+        for (at, id) in due {
+            if at >= now {
+                next = Some(next.map_or(at, |n| n.min(at)));
+                break;
             }
-            let _turn = self.lock_ticket(t.id).await?;
-            // Read again under the lock: an agent may have written it since the list was read.
-            let Some(mut fresh) = self.store.ticket(t.id).await? else { continue };
+            let _turn = self.lock_ticket(id).await?;
+            // Read under the lock: an agent may have written it since the index was read.
+            let Some(mut fresh) = self.store.ticket(id).await? else { continue };
             let history_before = fresh.history.len();
             if !fresh.check_sla(now) {
                 continue;

@@ -7,7 +7,7 @@
 //! text, which each backend keeps as an inverted index (sled: posting keys beside the
 //! summaries; PostgreSQL: a generated `terms` column under a GIN index). A phrase of two or
 //! more characters can only occur in a text holding every pair of [`query_terms`], so a
-//! search intersects those few posting lists instead of reading every summary, and
+//! search intersects those posting lists instead of reading every summary, and
 //! [`Summary::matches`] then checks the phrase itself. Pairs, not words: customers and agents
 //! write without spaces, and a pair index finds any substring, as the scan it replaces did.
 //!
@@ -190,26 +190,43 @@ pub fn terms(text: &str) -> std::collections::BTreeSet<String> {
     out
 }
 
-/// The pairs a text search looks up: enough to cover every character of `phrase` (the
-/// first, every other one, and the last), since each lookup costs and a candidate is
-/// checked against the phrase anyway. Empty when the phrase is shorter than two characters
-/// (one character is not indexed: the backends scan instead).
+/// The pairs a text search looks up: every pair of `phrase`, once each. All of them, not
+/// only enough to cover it: the pair that spans two common words (货洗 in 退货洗衣机) is
+/// the rare one that rules out the conversations holding both words apart. Empty when the
+/// phrase is shorter than two characters (one character is not indexed: the backends
+/// scan instead).
 pub fn query_terms(phrase: &str) -> Vec<String> {
     let chars: Vec<char> = phrase.chars().collect();
-    if chars.len() < 2 || chars.contains(&'\n') {
+    if chars.contains(&'\n') {
         return vec![];
     }
-    let mut starts: Vec<usize> = (0..chars.len() - 1).step_by(2).collect();
-    if chars.len() % 2 == 1 {
-        starts.push(chars.len() - 2);
-    }
     let mut out: Vec<String> = Vec::new();
-    for i in starts {
-        let pair: String = chars[i..i + 2].iter().collect();
+    for pair in chars.windows(2) {
+        let pair: String = pair.iter().collect();
         if !out.contains(&pair) {
             out.push(pair);
         }
     }
+    out
+}
+
+/// The index term of a verified user id: its conversations, exactly. `\u{1}` first, which
+/// normalised text never holds, so no text pair is one.
+pub fn user_term(user_id: &str) -> String {
+    format!("\u{1}{user_id}")
+}
+
+/// The index terms of a visitor's name (each pair of its characters, marked `\u{2}`, apart
+/// from the text's pairs), so a part of a name is found as a phrase is.
+pub fn name_terms(name: &str) -> std::collections::BTreeSet<String> {
+    terms(name).into_iter().map(|p| format!("\u{2}{p}")).collect()
+}
+
+/// Every index term of a summary: its text's pairs, its verified user, its visitor's name.
+pub fn summary_terms(s: &Summary) -> std::collections::BTreeSet<String> {
+    let mut out = terms(&s.text);
+    out.extend(s.user_id.as_deref().map(user_term));
+    out.extend(s.visitor_name.as_deref().map(name_terms).unwrap_or_default());
     out
 }
 
@@ -261,8 +278,20 @@ mod tests {
     }
 
     #[test]
-    fn a_phrase_is_covered_by_every_other_pair() {
-        assert_eq!(query_terms("紫罗兰色扫地机器人"), vec!["紫罗", "兰色", "扫地", "机器", "器人"]);
+    fn users_and_names_have_terms_of_their_own() {
+        let s = Summary {
+            id: "c1".into(), created_ms: 0, updated_ms: 0, channel: "web".into(), user_id: Some("u-9".into()), visitor_name: Some("王小明".into()),
+            state: StateName::Bot, agents: vec![], bot_answered: false, handed_off: false, ticket: false, rating: None, messages: 1,
+            first_question: String::new(), text: "小明".into(),
+        };
+        let t = summary_terms(&s);
+        assert!(t.contains("小明") && t.contains(&user_term("u-9")) && t.contains("\u{2}小明") && t.contains("\u{2}王小"));
+        assert!(!t.contains("王小"), "a name's pairs are not the text's");
+    }
+
+    #[test]
+    fn a_phrase_is_looked_up_by_each_of_its_pairs() {
+        assert_eq!(query_terms("退货洗衣机"), vec!["退货", "货洗", "洗衣", "衣机"]);
         assert_eq!(query_terms("退货"), vec!["退货"]);
         assert_eq!(query_terms("哈哈哈哈"), vec!["哈哈"]);
         assert!(query_terms("退").is_empty());

@@ -205,6 +205,10 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError>;
     async fn tickets(&self) -> Result<Vec<Ticket>, StoreError>;
     async fn ticket(&self, id: u64) -> Result<Option<Ticket>, StoreError>;
+    /// The tickets whose SLA clocks run, soonest due first, at most `limit`: (when the next
+    /// clock runs out — `Ticket::next_due` — and the ticket's id). Kept as tickets are
+    /// written, so the SLA watch never reads every ticket.
+    async fn tickets_due(&self, limit: usize) -> Result<Vec<(Millis, u64)>, StoreError>;
     async fn ratings(&self) -> Result<Vec<Rating>, StoreError>;
     async fn feedback(&self) -> Result<Vec<Feedback>, StoreError>;
     /// Unanswered questions with their counts, most frequent first.

@@ -77,6 +77,27 @@ CREATE FUNCTION kefu_history_terms(t text) RETURNS text[] LANGUAGE sql IMMUTABLE
 $$;
 ALTER TABLE conversation_history ADD COLUMN terms text[] GENERATED ALWAYS AS (kefu_history_terms(text)) STORED;
 CREATE INDEX conversation_history_terms ON conversation_history USING gin (terms);
+"#, r#"
+-- Visitor searches through indexes too: a verified user's conversations by id, and part of a
+-- visitor's name by its character pairs (as the text's).
+CREATE INDEX conversation_history_user ON conversation_history (user_id);
+ALTER TABLE conversation_history ADD COLUMN visitor_terms text[]
+    GENERATED ALWAYS AS (kefu_history_terms(coalesce(visitor_name, ''))) STORED;
+CREATE INDEX conversation_history_visitor_terms ON conversation_history USING gin (visitor_terms);
+"#, r#"
+-- The SLA watch's index: when a ticket's next SLA clock runs out (handoff/ticket.rs
+-- `Ticket::next_due`, said again here over the stored JSON), for tickets with a clock running.
+CREATE FUNCTION kefu_ticket_next_due(body text) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT least(
+        CASE WHEN NOT coalesce((b->'sla'->>'first_response_breached')::boolean, false) AND b->>'first_response_ms' IS NULL
+             THEN (b->'sla'->>'first_response_due_ms')::bigint END,
+        CASE WHEN NOT coalesce((b->'sla'->>'resolution_breached')::boolean, false)
+                  AND coalesce(b->>'status', 'new') NOT IN ('resolved', 'closed') AND b->'sla'->>'pending_since_ms' IS NULL
+             THEN (b->'sla'->>'resolution_due_ms')::bigint END)
+    FROM (SELECT body::jsonb AS b) AS t
+$$;
+ALTER TABLE tickets ADD COLUMN next_due_ms bigint GENERATED ALWAYS AS (kefu_ticket_next_due(body)) STORED;
+CREATE INDEX tickets_next_due ON tickets (next_due_ms, id) WHERE next_due_ms IS NOT NULL;
 "#];
 
 /// Taken (for the transaction) by whoever runs migrations, so nodes starting together apply
@@ -401,6 +422,13 @@ impl Store for PgStore {
         self.one("tickets", "SELECT body FROM tickets WHERE id = $1", &i64_of(id)).await
     }
 
+    async fn tickets_due(&self, limit: usize) -> Result<Vec<(crate::dialogue::Millis, u64)>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached("SELECT next_due_ms, id FROM tickets WHERE next_due_ms IS NOT NULL ORDER BY next_due_ms, id LIMIT $1").await?;
+        let rows = client.query(&stmt, &[&i64_of(limit as u64)]).await?;
+        Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as crate::dialogue::Millis, r.get::<_, i64>(1) as u64)).collect())
+    }
+
     async fn ratings(&self) -> Result<Vec<Rating>, StoreError> {
         self.all("ratings", "SELECT body FROM ratings ORDER BY conversation, which", &[]).await
     }
@@ -497,7 +525,13 @@ impl Store for PgStore {
         if let Some(v) = &q.visitor {
             arg(&mut sql, " AND (id = ?", Box::new(v.clone()));
             arg(&mut sql, " OR user_id = ?", Box::new(v.clone()));
-            arg(&mut sql, " OR strpos(coalesce(visitor_name, ''), ?) > 0)", Box::new(v.clone()));
+            let pairs = super::history::query_terms(v);
+            if !pairs.is_empty() {
+                arg(&mut sql, " OR (visitor_terms @> ?", Box::new(pairs));
+                arg(&mut sql, " AND strpos(coalesce(visitor_name, ''), ?) > 0))", Box::new(v.clone()));
+            } else {
+                arg(&mut sql, " OR strpos(coalesce(visitor_name, ''), ?) > 0)", Box::new(v.clone()));
+            }
         }
         if let Some(o) = q.outcome {
             sql.push_str(match o {

@@ -144,6 +144,17 @@ fn history_bound(created_ms: u64) -> Vec<u8> {
     history_key(created_ms, "")
 }
 
+/// The SLA watch's index: `tdue:` + when a ticket's next SLA clock runs out + its id, for
+/// every ticket with a clock running.
+const TICKET_DUE: &[u8] = b"tdue:";
+/// Marks a store whose due index is complete (older stores are indexed at open).
+const TICKET_DUE_INDEXED: &[u8] = b"index:ticket-due";
+
+fn ticket_due_key(t: &Ticket) -> Option<Vec<u8>> {
+    let due = t.next_due()?;
+    Some([TICKET_DUE, &due.to_be_bytes()[..], &t.id.to_be_bytes()[..]].concat())
+}
+
 /// The history text index: one empty-valued key per (term, summary), `hterm:` + the term
 /// (`history::terms`) + 0xFF (which UTF-8 never holds, so one term's postings never run
 /// into a longer term's) + the summary's position (its history key without the prefix). A
@@ -151,7 +162,7 @@ fn history_bound(created_ms: u64) -> Vec<u8> {
 /// them by seeking.
 const TERMS: &[u8] = b"hterm:";
 /// Marks a store whose text index is complete (older stores are indexed at open).
-const TERMS_INDEXED: &[u8] = b"index:history-terms";
+const TERMS_INDEXED: &[u8] = b"index:history-terms-2";
 
 fn term_prefix(term: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(TERMS.len() + term.len() + 1);
@@ -161,12 +172,13 @@ fn term_prefix(term: &str) -> Vec<u8> {
     key
 }
 
-/// The postings a summary gains when its text grows from `before` to `after` (text only
-/// grows, and a conversation's start never changes, so postings are never removed).
-fn new_postings(before: Option<&str>, after: &Summary) -> Vec<Vec<u8>> {
-    let had = before.map(history::terms).unwrap_or_default();
+/// The postings a summary gains over its previous version (`history::summary_terms`: text
+/// only grows and a conversation's start never changes, so postings are only ever added; one
+/// left behind by a changed name or user only brings a candidate the check turns down).
+fn new_postings(before: Option<&Summary>, after: &Summary) -> Vec<Vec<u8>> {
+    let had = before.map(history::summary_terms).unwrap_or_default();
     let position = history_key(after.created_ms, &after.id);
-    history::terms(&after.text)
+    history::summary_terms(after)
         .difference(&had)
         .map(|term| {
             let mut key = term_prefix(term);
@@ -273,6 +285,16 @@ impl SledStore {
             trees.counters.insert(HISTORY_INDEXED, &[1])?;
             db.flush()?;
         }
+        if trees.counters.get(TICKET_DUE_INDEXED)?.is_none() {
+            for kv in trees.tickets.iter() {
+                let (k, v) = kv?;
+                if let Some(key) = ticket_due_key(&decode::<Ticket>(&k, &v)?) {
+                    trees.counters.insert(key, &[])?;
+                }
+            }
+            trees.counters.insert(TICKET_DUE_INDEXED, &[1])?;
+            db.flush()?;
+        }
         if trees.counters.get(TERMS_INDEXED)?.is_none() {
             index_history_terms(&trees.counters)?;
             trees.counters.insert(TERMS_INDEXED, &[1])?;
@@ -369,6 +391,42 @@ impl SledStore {
         Ok(Hits { summaries: out, stopped_at: None })
     }
 
+    /// A visitor search: the conversation of that id, the verified user's conversations
+    /// (their postings, few), and the visitors whose name holds `v` (`name` pairs, through
+    /// [`Self::search_terms`]), merged in the history's order.
+    fn search_visitor(&self, q: &HistoryQuery, v: &str, name: &[String], start: &[u8], end: &[u8]) -> Result<Hits, StoreError> {
+        let counters = &self.inner.trees.counters;
+        let mut named = self.search_terms(q, name, start, end)?;
+        let mut exact: Vec<Vec<u8>> = Vec::new();
+        if let Some(conv) = Self::get::<Conversation>(&self.inner.trees.conversations, v.as_bytes())? {
+            exact.push(history_key(conv.created_ms, &conv.id));
+        }
+        let user = term_prefix(&history::user_term(v));
+        for kv in counters.scan_prefix(&user) {
+            exact.push([HISTORY, &kv?.0[user.len()..]].concat());
+        }
+        // Only what lies in the range, and before where the name search stopped (past it,
+        // the next request finds them in order).
+        let stop = named.stopped_at.as_ref().map(|(ms, id)| history_key(*ms, id));
+        for key in exact {
+            if key.as_slice() < start || key.as_slice() >= end || stop.as_ref().is_some_and(|s| key > *s) {
+                continue;
+            }
+            if let Some(bytes) = counters.get(&key)? {
+                let s = decode_summary(&key, &bytes)?;
+                if s.matches(q) && !named.summaries.iter().any(|n| n.id == s.id) {
+                    named.summaries.push(s);
+                }
+            }
+        }
+        named.summaries.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then_with(|| a.id.cmp(&b.id)));
+        if named.summaries.len() >= q.limit {
+            named.summaries.truncate(q.limit);
+            named.stopped_at = None;
+        }
+        Ok(named)
+    }
+
     fn all<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
         tree.iter().map(|kv| {
             let (k, v) = kv?;
@@ -459,6 +517,14 @@ impl Store for SledStore {
         Self::get(&self.inner.trees.tickets, &id.to_be_bytes())
     }
 
+    async fn tickets_due(&self, limit: usize) -> Result<Vec<(crate::dialogue::Millis, u64)>, StoreError> {
+        self.inner.trees.counters.scan_prefix(TICKET_DUE).take(limit).map(|kv| {
+            let (k, _) = kv?;
+            let rest = &k[TICKET_DUE.len()..];
+            Ok((be_u64(&rest[..8]), be_u64(&rest[8..])))
+        }).collect()
+    }
+
     async fn ratings(&self) -> Result<Vec<Rating>, StoreError> {
         Self::all(&self.inner.trees.ratings)
     }
@@ -526,6 +592,12 @@ impl Store for SledStore {
         let terms = q.text.as_deref().map(history::query_terms).unwrap_or_default();
         if !terms.is_empty() {
             return self.search_terms(q, &terms, &start, &end);
+        }
+        if let Some(v) = q.visitor.as_deref() {
+            let name: Vec<String> = history::query_terms(v).into_iter().map(|p| format!("\u{2}{p}")).collect();
+            if !name.is_empty() {
+                return self.search_visitor(q, v, &name, &start, &end);
+            }
         }
         // postcard writes strings as they are: a summary without the searched text, visitor
         // or agent bytes anywhere in it cannot match, and is skipped before decoding (most
@@ -872,12 +944,10 @@ fn apply(t: &Trees, changes: &[&Change], extra: &[(String, sled::Tree)]) -> Resu
                     let key = history_key(conv.created_ms, &conv.id);
                     // An unreadable summary is rebuilt from this step on rather than refusing it.
                     let previous = counters.get(&key)?.and_then(|v| decode_summary(&key, &v).ok());
-                    let before = previous.as_ref().map(|p| p.text.clone());
+                    let before = previous.clone();
                     let summary = Summary::after(previous, &conv, change, &stored);
-                    if before.as_deref() != Some(summary.text.as_str()) {
-                        for posting in new_postings(before.as_deref(), &summary) {
-                            counters.insert(posting, &[])?;
-                        }
+                    for posting in new_postings(before.as_ref(), &summary) {
+                        counters.insert(posting, &[])?;
                     }
                     counters.insert(key, encode_summary(&summary))?;
                 }
@@ -899,7 +969,14 @@ fn apply(t: &Trees, changes: &[&Change], extra: &[(String, sled::Tree)]) -> Resu
                     }
                 }
                 if let Some(ticket) = &change.ticket {
-                    tickets.insert(&ticket.id.to_be_bytes(), encode(ticket))?;
+                    let old = tickets.insert(&ticket.id.to_be_bytes(), encode(ticket))?;
+                    // The due index follows the ticket: off its old due time, onto its new one.
+                    if let Some(key) = old.and_then(|v| decode::<Ticket>(&ticket.id.to_be_bytes(), &v).ok()).and_then(|t| ticket_due_key(&t)) {
+                        counters.remove(key)?;
+                    }
+                    if let Some(key) = ticket_due_key(ticket) {
+                        counters.insert(key, &[])?;
+                    }
                 }
                 if let Some(r) = &change.rating {
                     // One rating per resolution: a second one for the same handoff replaces it.
@@ -1232,6 +1309,18 @@ mod tests {
     use super::*;
     use crate::dialogue::{BotMeta, NewMessage};
 
+    /// Opens the store again after dropping it: sled's flusher thread lets go of the
+    /// directory's lock a moment after the last handle, so the open waits for that.
+    fn reopen(dir: &Path) -> SledStore {
+        for _ in 0..500 {
+            match SledStore::open(dir) {
+                Ok(s) => return s,
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        SledStore::open(dir).expect("the store opens again")
+    }
+
     /// A day that has ended is read from its sealed record; a late write to it unseals it.
     #[tokio::test]
     async fn a_sealed_day_gives_the_same_counts_and_a_late_write_unseals_it() {
@@ -1276,8 +1365,29 @@ mod tests {
         counters.remove(TERMS_INDEXED).unwrap();
         assert!(found(store.search_history(&q).await.unwrap()).is_empty(), "the postings are gone");
         drop(store);
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(found(store.search_history(&q).await.unwrap()), ["c1"]);
+    }
+
+    /// A store whose tickets were written before the due index existed gains it at open.
+    #[tokio::test]
+    async fn an_older_store_gains_the_ticket_due_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let mut t = Ticket { id: 3, conversation: "c".into(), created_ms: 1_795_397_400_000, ..Default::default() };
+        t.open("visitor", &crate::handoff::SlaPolicies::default(), &crate::handoff::BusinessHours::default());
+        store.commit(Change { ticket: Some(t.clone()), at_ms: t.created_ms, ..Default::default() }).await.unwrap();
+        let want = vec![(t.next_due().unwrap(), 3)];
+        assert_eq!(store.tickets_due(10).await.unwrap(), want);
+        let counters = &store.inner.trees.counters;
+        for kv in counters.scan_prefix(TICKET_DUE) {
+            counters.remove(kv.unwrap().0).unwrap();
+        }
+        counters.remove(TICKET_DUE_INDEXED).unwrap();
+        assert!(store.tickets_due(10).await.unwrap().is_empty());
+        drop(store);
+        let store = reopen(dir.path());
+        assert_eq!(store.tickets_due(10).await.unwrap(), want);
     }
 
     /// A store written before named counters had day buckets gains them at open.
@@ -1332,7 +1442,7 @@ mod tests {
             "the days are gone"
         );
         drop(store);
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(
             store
                 .report_names(NameKind::Article, hour, hour + 48, 10)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kefu::dialogue::{Context, Conversation, NewMessage, State, Visitor};
-use kefu::handoff::{Agent, AgentStatus, BusinessHours, Handoff, HandoffStatus, Priority, Rating, Reason, SlaPolicies, Ticket};
+use kefu::handoff::{Agent, AgentStatus, BusinessHours, Handoff, HandoffStatus, Priority, Rating, Reason, ReplyVia, SlaPolicies, Ticket, TicketStatus};
 use kefu::dialogue::{BotMeta, Sender};
 use kefu::store::report::{HourCounts, NameKind, ALL_TIME, HOUR_MS};
 use kefu::store::{Change, Feedback, HistoryQuery, Outcome, PgStore, RecordWrite, Session, SledStore, Store, StoreError};
@@ -464,6 +464,9 @@ async fn history_is_summarised_as_steps_commit_and_searched_by_each_filter(place
         let mut d = started(s, "d", 500, "web", "我要退货，货运单号多少").await;
         let stored = s.commit(Change { conversation: Some(d.clone()), messages: vec![NewMessage::visitor("还在漏", None)], at_ms: 600, ..Default::default() }).await.unwrap();
         d.last_seq = stored.last().unwrap().seq;
+        // d's visitor signs in later (a verified user, with a name): found by either from then on.
+        d.visitor.user_id = Some("u-0042".into());
+        d.visitor.name = Some("王小明".into());
         s.commit(Change { conversation: Some(d.clone()), messages: vec![NewMessage::visitor("水了", None)], at_ms: 700, ..Default::default() }).await.unwrap();
         store.durable().await.unwrap();
     }
@@ -491,6 +494,15 @@ async fn history_is_summarised_as_steps_commit_and_searched_by_each_filter(place
         }
     }
     assert_eq!(found, ["a"]);
+    // The visitor filter: a conversation id, a verified user id, part of a name.
+    let visitor = |v: &str| { let v = v.to_string(); query(move |q| q.visitor = Some(v)) };
+    assert_eq!(ids(s, visitor("u-0042")).await, ["d"]);
+    assert_eq!(ids(s, visitor("小明")).await, ["d"]);
+    assert_eq!(ids(s, visitor("王")).await, ["d"], "one character: found by reading");
+    assert_eq!(ids(s, visitor("b")).await, ["b"]);
+    assert!(ids(s, visitor("u-00")).await.is_empty(), "a user id matches whole");
+    assert!(ids(s, visitor("小红")).await.is_empty());
+    assert_eq!(ids(s, { let mut q = visitor("u-0042"); q.from_ms = Some(1_000); q }).await, Vec::<String>::new(), "the range applies");
     // What follows counts without d, the conversation written for the index.
     let not_d = |ids: Vec<String>| ids.into_iter().filter(|id| id != "d").collect::<Vec<_>>();
     assert_eq!(not_d(ids(s, query(|_| {})).await), ["c", "b", "a"], "newest first");
@@ -670,6 +682,51 @@ async fn tickets_move_on_by_version_and_count_breaches_once(place: Place) {
     let t = store.ticket(40).await.unwrap().unwrap();
     assert_eq!((t.version, t.sla.first_response_breached, t.assignee.as_deref()), (4, true, Some("wang")));
     assert_eq!(store.tickets().await.unwrap().len(), 1);
+}
+
+/// The SLA watch's index: every ticket with a clock running, soonest due first; it follows
+/// each write (a reply, waiting on the customer, resolving) and survives reopening.
+async fn tickets_due_follow_each_ticket_write(place: Place) {
+    let (policies, hours) = (SlaPolicies::default(), BusinessHours::default());
+    let ticket = |id: u64, created: u64| {
+        let mut t = Ticket { id, conversation: format!("due{id}"), message: "请回电".into(), created_ms: created, ..Default::default() };
+        t.open("visitor", &policies, &hours);
+        t
+    };
+    let write = |t: &Ticket| Change { ticket: Some(t.clone()), at_ms: t.updated_ms.max(t.created_ms), ..Default::default() };
+    {
+        let store = place.open().await;
+        let (a, mut b, mut c) = (ticket(51, T), ticket(52, T + 1_000), ticket(53, T + 2_000));
+        for t in [&a, &b, &c] {
+            store.commit(write(t)).await.unwrap();
+        }
+        let first = |t: &Ticket| t.next_due().unwrap();
+        assert_eq!(store.tickets_due(10).await.unwrap(), [(first(&a), 51), (first(&b), 52), (first(&c), 53)]);
+        assert_eq!(store.tickets_due(2).await.unwrap().len(), 2);
+        // b answered: its first-response clock stops; the resolution clock is next.
+        b.reply("wang", T + 3_000, ReplyVia::Phone, "已致电".into(), None).unwrap();
+        b.version += 1;
+        store.commit(write(&b)).await.unwrap();
+        assert_eq!(b.next_due(), b.sla.resolution_due_ms);
+        // c waits on the customer, answered already: no clock runs.
+        c.reply("li", T + 3_000, ReplyVia::Phone, "请拍照".into(), None).unwrap();
+        c.set_status("li", T + 3_000, TicketStatus::PendingCustomer, &hours).unwrap();
+        c.version += 1;
+        store.commit(write(&c)).await.unwrap();
+        assert_eq!(c.next_due(), None);
+        assert_eq!(store.tickets_due(10).await.unwrap(), [(first(&a), 51), (first(&b), 52)]);
+        store.durable().await.unwrap();
+    }
+    let store = place.open().await;
+    let mut a = store.ticket(51).await.unwrap().unwrap();
+    let b = store.ticket(52).await.unwrap().unwrap();
+    assert_eq!(store.tickets_due(10).await.unwrap(), [(a.next_due().unwrap(), 51), (b.next_due().unwrap(), 52)]);
+    // a answered and resolved: off the index (an unanswered one keeps its first-response clock).
+    a.reply("wang", T + 4_000, ReplyVia::Mail, "已处理".into(), None).unwrap();
+    a.set_status("wang", T + 4_000, TicketStatus::Resolved, &hours).unwrap();
+    a.version += 1;
+    store.commit(Change { ticket: Some(a), at_ms: T + 4_000, ..Default::default() }).await.unwrap();
+    assert_eq!(store.tickets_due(10).await.unwrap(), [(b.next_due().unwrap(), 52)]);
 }
 
 /// Steps of two conversations through the bot, a handoff, an agent and a rating: each moves
@@ -986,6 +1043,7 @@ every_backend!(
     report_counters_count_every_applied_change_once,
     named_counters_over_days_match_their_hours,
     tickets_move_on_by_version_and_count_breaches_once,
+    tickets_due_follow_each_ticket_write,
     images_are_kept_whole_by_hash_with_their_message,
     records_of_a_step_are_written_with_it_or_not_at_all,
 );
