@@ -430,6 +430,21 @@ async fn ids(store: &dyn Store, q: HistoryQuery) -> Vec<String> {
     store.search_history(&q).await.unwrap().summaries.into_iter().map(|s| s.id).collect()
 }
 
+/// The ids a search finds page by page, going on from where each page stopped (at most
+/// `pages` requests).
+async fn every_page(store: &dyn Store, mut q: HistoryQuery, pages: usize) -> Vec<String> {
+    let mut found = vec![];
+    for _ in 0..pages {
+        let hits = store.search_history(&q).await.unwrap();
+        found.extend(hits.summaries.into_iter().map(|s| s.id));
+        match hits.stopped_at {
+            Some(at) => q.before = Some(at),
+            None => break,
+        }
+    }
+    found
+}
+
 /// The history index follows every step that writes a conversation, and answers each filter
 /// the same on every backend, newest first, page by page; it survives reopening.
 async fn history_is_summarised_as_steps_commit_and_searched_by_each_filter(place: Place) {
@@ -484,15 +499,7 @@ async fn history_is_summarised_as_steps_commit_and_searched_by_each_filter(place
     // from where it stopped finds the same.
     let mut q = text("退货运费谁出");
     q.budget = 1;
-    let mut found = vec![];
-    for _ in 0..20 {
-        let hits = s.search_history(&q).await.unwrap();
-        found.extend(hits.summaries.into_iter().map(|s| s.id));
-        match hits.stopped_at {
-            Some(at) => q.before = Some(at),
-            None => break,
-        }
-    }
+    let found = every_page(s, q, 20).await;
     assert_eq!(found, ["a"]);
     // The visitor filter: a conversation id, a verified user id, part of a name.
     let visitor = |v: &str| { let v = v.to_string(); query(move |q| q.visitor = Some(v)) };
@@ -521,16 +528,8 @@ async fn history_is_summarised_as_steps_commit_and_searched_by_each_filter(place
     assert_eq!(ids(s, query(|q| q.limit = 2)).await, ["c", "b"]);
     assert_eq!(not_d(ids(s, query(|q| q.before = Some((3_000, "c".into())))).await), ["b", "a"], "the page after c");
     // A budget may stop a search early; going on from where it stopped finds the same.
-    let mut q = query(|q| { q.text = Some(kefu::text::normalize("退货")); q.budget = 1 });
-    let mut found = vec![];
-    for _ in 0..4 {
-        let hits = s.search_history(&q).await.unwrap();
-        found.extend(hits.summaries.into_iter().map(|s| s.id));
-        match hits.stopped_at {
-            Some(at) => q.before = Some(at),
-            None => break,
-        }
-    }
+    let q = query(|q| { q.text = Some(kefu::text::normalize("退货")); q.budget = 1 });
+    let found = every_page(s, q, 4).await;
     assert_eq!(found, ["a", "d"], "the oldest, found however the budget cut the search");
     let b = s.summary("b").await.unwrap().unwrap();
     assert_eq!((b.channel.as_str(), b.agents.clone(), b.rating, b.messages), ("wechat_mp", vec!["wang".to_string()], Some(4), 2));
