@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::corpus::Corpus;
 use super::decide::{Action, Thresholds};
-use super::features::{features, Features, Prepared, PreparedQuery, Vocabulary, SEMANTIC_COSINE, SEMANTIC_TOP};
+use super::features::{article_variants, features, Features, Prepared, PreparedQuery, Vocabulary, ARTICLE_VARIANTS, SEMANTIC_COSINE, SEMANTIC_TOP};
 use super::index::KnowledgeIndex;
 use super::load::Loaded;
 use super::model::Ranker;
@@ -19,8 +19,14 @@ use crate::text::{char_bigrams, Analyzed, Analyzer};
 const QUERY_COVERAGE: usize = 1;
 /// Below this query coverage the engine never answers outright.
 const MIN_ANSWER_COVERAGE: f32 = 0.3;
-/// ...unless the matched question is this close in meaning (semantic cosine).
-const MEANING_VOUCHES: f32 = 0.6;
+/// ...unless the matched question is this close in meaning (semantic cosine)...
+const MEANING_VOUCHES: f32 = 0.45;
+/// ...or the query holds at least this share of the matched question's content-word weight: a
+/// customer who tells a story around the question (订单号…，昨天买的…，想问下运费险怎么理赔)
+/// matches little of their own words, all of the question's.
+const QUESTION_COVERED: f32 = 0.6;
+/// Index of the feature: the share of the question's content-word weight the query matches.
+const CONTENT_QUESTION_COVERAGE: usize = 28;
 
 /// The features of the question that matched `top` best.
 fn ranked_features<'a>(scored: &'a [CandidateFeatures], top: Option<&Candidate>) -> Option<&'a Features> {
@@ -353,7 +359,12 @@ impl Engine {
             let top = &ranked_features(scored, candidates.first());
             // A close meaning vouches for a paraphrase that shares few words (a mash has no
             // known words, so no meaning either).
-            if top.map_or(true, |f| f[QUERY_COVERAGE] < MIN_ANSWER_COVERAGE && f[SEMANTIC_COSINE] < MEANING_VOUCHES) {
+            let doubtful = |f: &Features| {
+                f[QUERY_COVERAGE] < MIN_ANSWER_COVERAGE
+                    && f[SEMANTIC_COSINE] < MEANING_VOUCHES
+                    && f[CONTENT_QUESTION_COVERAGE] < QUESTION_COVERED
+            };
+            if top.map_or(true, doubtful) {
                 action = Action::Clarify;
             }
         }
@@ -399,11 +410,13 @@ impl Engine {
                 let (start, end) = self.ranges[article as usize];
                 let ratio = score / top;
                 let top_flag = (nearest_article == Some(article as usize)) as u8 as f32;
+                let variants = article_variants((end - start) as usize);
                 CandidateFeatures {
                     article: article as usize,
                     questions: (start as usize..end as usize)
                         .map(|i| {
                             let mut f = features(&prepared, &self.questions[i], ratio);
+                            f[ARTICLE_VARIANTS] = variants;
                             if let Some((s, codes, _)) = &semantic {
                                 f[SEMANTIC_COSINE] = s.vectors.dot(i, codes).max(0.0);
                                 f[SEMANTIC_TOP] = top_flag;

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::decide::Thresholds;
-use super::features::{Features, FEATURE_NAMES, NUM_FEATURES};
+use super::features::{Features, ARTICLE_VARIANTS, FEATURE_NAMES, NUM_FEATURES};
 use super::KnowledgeError;
 
 /// The shipped lexical model: the one used when no semantic word table is loaded (its
@@ -27,9 +27,15 @@ const BUILTIN: &str = include_str!("ranker.toml");
 /// The shipped model trained with the semantic word table's features.
 const BUILTIN_SEMANTIC: &str = include_str!("ranker-semantic.toml");
 
-/// Number of context features: bias, the pair features (without their bias), their
+/// Number of base context features: bias, the pair features (without their bias), their
 /// differences from the best rival, and pair score, probability and rank.
-pub const NUM_CONTEXT: usize = 1 + 2 * (NUM_FEATURES - 1) + 3;
+const BASE_CONTEXT: usize = 1 + 2 * (NUM_FEATURES - 1) + 3;
+/// The base features, then each of them times the candidate's [`ARTICLE_VARIANTS`]. A
+/// logistic regression over both blocks is in effect two calibrations, one for articles with
+/// a single question and one for articles with many ways of asking, learned together: pooled
+/// with one set of weights, the general-domain set (where right looks like a near-duplicate)
+/// made the model far too doubtful of customers' colloquial questions against a shop's FAQ.
+pub const NUM_CONTEXT: usize = 2 * BASE_CONTEXT;
 
 /// One candidate's context features.
 pub type Context = [f32; NUM_CONTEXT];
@@ -40,6 +46,8 @@ pub fn context_names() -> Vec<String> {
     names.extend(FEATURE_NAMES[1..].iter().map(|n| n.to_string()));
     names.extend(FEATURE_NAMES[1..].iter().map(|n| format!("{n}_vs_rival")));
     names.extend(["pair_score", "pair_probability", "pair_rank"].map(String::from));
+    let interactions: Vec<String> = names.iter().map(|n| format!("{n}_x_variants")).collect();
+    names.extend(interactions);
     names
 }
 
@@ -229,6 +237,10 @@ pub fn context_features(candidates: &[&[Features]], best: &[(usize, f32)]) -> Ve
             c[2 * n + 1] = scores[i] / 10.0;
             c[2 * n + 2] = probs[i];
             c[2 * n + 3] = rank[i] as f32 / 20.0;
+            let variants = f[ARTICLE_VARIANTS];
+            for j in 0..BASE_CONTEXT {
+                c[BASE_CONTEXT + j] = c[j] * variants;
+            }
             c
         })
         .collect()
