@@ -305,6 +305,22 @@ mod tests {
     }
 
     #[test]
+    fn the_second_block_is_the_first_times_the_articles_variants() {
+        use crate::knowledge::features::article_variants;
+        assert_eq!((article_variants(1), article_variants(3), article_variants(20)), (0.0, 0.5, 1.0));
+        let mut faq = [0f32; NUM_FEATURES];
+        let mut lone = [0f32; NUM_FEATURES];
+        faq[1] = 0.4;
+        faq[ARTICLE_VARIANTS] = 1.0;
+        lone[1] = 0.7;
+        let ctx = context_features(&[&[faq][..], &[lone][..]], &[(0, 1.0), (0, 2.0)]);
+        assert_eq!(ctx[0][BASE_CONTEXT..], ctx[0][..BASE_CONTEXT], "a many-question article: both blocks alike");
+        assert!(ctx[1][BASE_CONTEXT..].iter().all(|&x| x == 0.0), "a lone question: the second block is zero");
+        assert_eq!(context_names().len(), NUM_CONTEXT);
+        assert_eq!(context_names()[BASE_CONTEXT], "bias_x_variants");
+    }
+
+    #[test]
     fn bad_model_files_are_named() {
         let text = "note = 'x'\nanswer_threshold = 0.5\nclarify_threshold = 0.2\n[pair_weights]\nbias = 1.0\n[context_weights]\n";
         let err = Ranker::from_toml(text, "m.toml").unwrap_err().to_string();
