@@ -17,6 +17,8 @@ use crate::text::{char_bigrams, Analyzed, Analyzer};
 
 /// Index of the query-coverage feature (share of the query's term weight matched).
 const QUERY_COVERAGE: usize = 1;
+/// Index of the feature: the query is a stored question character for character.
+const EXACT: usize = 16;
 /// Below this query coverage the engine never answers outright.
 const MIN_ANSWER_COVERAGE: f32 = 0.3;
 /// ...unless the matched question is this close in meaning (semantic cosine)...
@@ -327,7 +329,22 @@ impl Engine {
     /// Answers a question already analysed by this engine's analyser.
     pub fn ask_analyzed(&self, query: &Analyzed) -> Result<Reply, KnowledgeError> {
         let scored = self.candidate_features(query)?;
-        Ok(self.rank(&scored, &self.ranker, self.thresholds))
+        let mut reply = self.rank(&scored, &self.ranker, self.thresholds);
+        // A lone topic word (发票, 退款) names a shelf of articles, not a question: offer the
+        // choices unless it is a stored question word for word. The ranker, trained on terse
+        // customer questions that do pick one article (改尺码, 商品破损), cannot tell the two
+        // apart from the features of one pair.
+        if reply.action == Action::Answer {
+            let mut content: Vec<&str> =
+                query.terms.iter().map(String::as_str).filter(|t| !self.analyzer.is_function_word(t)).collect();
+            content.sort_unstable();
+            content.dedup();
+            let exact = ranked_features(&scored, reply.candidates.first()).is_some_and(|f| f[EXACT] > 0.5);
+            if content.len() < 2 && !exact {
+                reply.action = Action::Clarify;
+            }
+        }
+        Ok(reply)
     }
 
     /// Ranks scored candidates with `ranker` and decides with `thresholds`.

@@ -51,6 +51,9 @@ pub fn context_names() -> Vec<String> {
     names
 }
 
+/// The highest confidence reported.
+const MAX_CONFIDENCE: f32 = 0.9999;
+
 /// Weights and default thresholds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ranker {
@@ -189,7 +192,9 @@ impl Ranker {
             .enumerate()
             .map(|(i, ctx)| {
                 let score = dot(&self.context, ctx);
-                Ranked { candidate: i, question: best[i].0, score, confidence: sigmoid(score) }
+                // Never quite 1 (sigmoid saturates in f32): an answer threshold of 1 means
+                // "never answer outright".
+                Ranked { candidate: i, question: best[i].0, score, confidence: sigmoid(score).min(MAX_CONFIDENCE) }
             })
             .collect();
         ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
