@@ -281,6 +281,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("{}:", path.display());
                 eprintln!("  cross-validated ({folds} folds): {}", serde_json::to_string(&trained.cross_validated[i])?);
                 eprintln!("  in-sample:                 {}", serde_json::to_string(&trained.in_sample[i])?);
+                eprintln!("  calibration (cross-validated): {}", calibration_line(&trained.calibration[i]));
             }
             eprintln!("thresholds: answer {} clarify {}", trained.ranker.thresholds.answer, trained.ranker.thresholds.clarify);
             match out {
@@ -291,6 +292,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The calibration bins of one set on one line: `[low,high) n right%` for the non-empty bins
+/// from 0.5 up, where answering happens.
+fn calibration_line(bins: &[eval::Bin]) -> String {
+    bins.iter()
+        .filter(|b| b.count > 0 && b.low >= 0.5)
+        .map(|b| format!("[{:.1},{:.1}) n={} {:.1}% right (mean {:.3})", b.low, b.high, b.count, 100.0 * b.accuracy, b.mean_confidence))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Shows import progress on a terminal (indicatif hides itself when stderr is not one).

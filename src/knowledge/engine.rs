@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::corpus::Corpus;
 use super::decide::{Action, Thresholds};
-use super::features::{features, Features, Prepared, PreparedQuery, Vocabulary, SEMANTIC_COSINE, SEMANTIC_TOP};
+use super::features::{article_variants, features, Features, Prepared, PreparedQuery, Vocabulary, ARTICLE_VARIANTS, SEMANTIC_COSINE, SEMANTIC_TOP};
 use super::index::KnowledgeIndex;
 use super::load::Loaded;
 use super::model::Ranker;
@@ -17,10 +17,18 @@ use crate::text::{char_bigrams, Analyzed, Analyzer};
 
 /// Index of the query-coverage feature (share of the query's term weight matched).
 const QUERY_COVERAGE: usize = 1;
+/// Index of the feature: the query is a stored question character for character.
+const EXACT: usize = 16;
 /// Below this query coverage the engine never answers outright.
 const MIN_ANSWER_COVERAGE: f32 = 0.3;
-/// ...unless the matched question is this close in meaning (semantic cosine).
-const MEANING_VOUCHES: f32 = 0.6;
+/// ...unless the matched question is this close in meaning (semantic cosine)...
+const MEANING_VOUCHES: f32 = 0.45;
+/// ...or the query holds at least this share of the matched question's content-word weight: a
+/// customer who tells a story around the question (订单号…，昨天买的…，想问下运费险怎么理赔)
+/// matches little of their own words, all of the question's.
+const QUESTION_COVERED: f32 = 0.6;
+/// Index of the feature: the share of the question's content-word weight the query matches.
+const CONTENT_QUESTION_COVERAGE: usize = 28;
 
 /// The features of the question that matched `top` best.
 fn ranked_features<'a>(scored: &'a [CandidateFeatures], top: Option<&Candidate>) -> Option<&'a Features> {
@@ -321,7 +329,22 @@ impl Engine {
     /// Answers a question already analysed by this engine's analyser.
     pub fn ask_analyzed(&self, query: &Analyzed) -> Result<Reply, KnowledgeError> {
         let scored = self.candidate_features(query)?;
-        Ok(self.rank(&scored, &self.ranker, self.thresholds))
+        let mut reply = self.rank(&scored, &self.ranker, self.thresholds);
+        // A lone topic word (发票, 退款) names a shelf of articles, not a question: offer the
+        // choices unless it is a stored question word for word. The ranker, trained on terse
+        // customer questions that do pick one article (改尺码, 商品破损), cannot tell the two
+        // apart from the features of one pair.
+        if reply.action == Action::Answer {
+            let mut content: Vec<&str> =
+                query.terms.iter().map(String::as_str).filter(|t| !self.analyzer.is_function_word(t)).collect();
+            content.sort_unstable();
+            content.dedup();
+            let exact = ranked_features(&scored, reply.candidates.first()).is_some_and(|f| f[EXACT] > 0.5);
+            if content.len() < 2 && !exact {
+                reply.action = Action::Clarify;
+            }
+        }
+        Ok(reply)
     }
 
     /// Ranks scored candidates with `ranker` and decides with `thresholds`.
@@ -353,7 +376,12 @@ impl Engine {
             let top = &ranked_features(scored, candidates.first());
             // A close meaning vouches for a paraphrase that shares few words (a mash has no
             // known words, so no meaning either).
-            if top.map_or(true, |f| f[QUERY_COVERAGE] < MIN_ANSWER_COVERAGE && f[SEMANTIC_COSINE] < MEANING_VOUCHES) {
+            let doubtful = |f: &Features| {
+                f[QUERY_COVERAGE] < MIN_ANSWER_COVERAGE
+                    && f[SEMANTIC_COSINE] < MEANING_VOUCHES
+                    && f[CONTENT_QUESTION_COVERAGE] < QUESTION_COVERED
+            };
+            if top.map_or(true, doubtful) {
                 action = Action::Clarify;
             }
         }
@@ -399,11 +427,13 @@ impl Engine {
                 let (start, end) = self.ranges[article as usize];
                 let ratio = score / top;
                 let top_flag = (nearest_article == Some(article as usize)) as u8 as f32;
+                let variants = article_variants((end - start) as usize);
                 CandidateFeatures {
                     article: article as usize,
                     questions: (start as usize..end as usize)
                         .map(|i| {
                             let mut f = features(&prepared, &self.questions[i], ratio);
+                            f[ARTICLE_VARIANTS] = variants;
                             if let Some((s, codes, _)) = &semantic {
                                 f[SEMANTIC_COSINE] = s.vectors.dot(i, codes).max(0.0);
                                 f[SEMANTIC_TOP] = top_flag;

@@ -7,13 +7,25 @@ use crate::text::signals::{signals, Signals};
 use crate::text::Analyzed;
 
 /// Number of features per (query, question) pair.
-pub const NUM_FEATURES: usize = 38;
+pub const NUM_FEATURES: usize = 39;
 
 /// Cosine of the query and the question in the semantic space (0 without a model).
 pub const SEMANTIC_COSINE: usize = 36;
 /// 1 when the question's article is the query's nearest article in meaning (agreement of
 /// the semantic ranking with this candidate), else 0.
 pub const SEMANTIC_TOP: usize = 37;
+/// How many ways of asking the question's article keeps beside its title: 0 for a lone
+/// question (the general-domain benchmark's one-question entries), 1 from four variants on
+/// (a shop's FAQ with its `similar` lists). Set by the engine, constant over an article.
+/// It tells the ranker which kind of knowledge base it is in: on one-question entries
+/// "right" looks like a near-duplicate, on many-question articles a customer's colloquial
+/// message sharing few words with the best variant is often right (see `model.rs`).
+pub const ARTICLE_VARIANTS: usize = 38;
+
+/// The value of [`ARTICLE_VARIANTS`] for an article of `questions` questions.
+pub fn article_variants(questions: usize) -> f32 {
+    (questions.saturating_sub(1) as f32 / 4.0).min(1.0)
+}
 
 /// One pair's features, each scaled to roughly 0..=1.
 pub type Features = [f32; NUM_FEATURES];
@@ -58,6 +70,7 @@ pub const FEATURE_NAMES: [&str; NUM_FEATURES] = [
     "content_jaccard",
     "semantic_cosine",
     "semantic_top",
+    "article_variants",
 ];
 
 /// Term statistics of the knowledge base: a dense id and an IDF per term.

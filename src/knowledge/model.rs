@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::decide::Thresholds;
-use super::features::{Features, FEATURE_NAMES, NUM_FEATURES};
+use super::features::{Features, ARTICLE_VARIANTS, FEATURE_NAMES, NUM_FEATURES};
 use super::KnowledgeError;
 
 /// The shipped lexical model: the one used when no semantic word table is loaded (its
@@ -27,9 +27,15 @@ const BUILTIN: &str = include_str!("ranker.toml");
 /// The shipped model trained with the semantic word table's features.
 const BUILTIN_SEMANTIC: &str = include_str!("ranker-semantic.toml");
 
-/// Number of context features: bias, the pair features (without their bias), their
+/// Number of base context features: bias, the pair features (without their bias), their
 /// differences from the best rival, and pair score, probability and rank.
-pub const NUM_CONTEXT: usize = 1 + 2 * (NUM_FEATURES - 1) + 3;
+const BASE_CONTEXT: usize = 1 + 2 * (NUM_FEATURES - 1) + 3;
+/// The base features, then each of them times the candidate's [`ARTICLE_VARIANTS`]. A
+/// logistic regression over both blocks is in effect two calibrations, one for articles with
+/// a single question and one for articles with many ways of asking, learned together: pooled
+/// with one set of weights, the general-domain set (where right looks like a near-duplicate)
+/// made the model far too doubtful of customers' colloquial questions against a shop's FAQ.
+pub const NUM_CONTEXT: usize = 2 * BASE_CONTEXT;
 
 /// One candidate's context features.
 pub type Context = [f32; NUM_CONTEXT];
@@ -40,8 +46,13 @@ pub fn context_names() -> Vec<String> {
     names.extend(FEATURE_NAMES[1..].iter().map(|n| n.to_string()));
     names.extend(FEATURE_NAMES[1..].iter().map(|n| format!("{n}_vs_rival")));
     names.extend(["pair_score", "pair_probability", "pair_rank"].map(String::from));
+    let interactions: Vec<String> = names.iter().map(|n| format!("{n}_x_variants")).collect();
+    names.extend(interactions);
     names
 }
+
+/// The highest confidence reported.
+const MAX_CONFIDENCE: f32 = 0.9999;
 
 /// Weights and default thresholds.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,7 +192,9 @@ impl Ranker {
             .enumerate()
             .map(|(i, ctx)| {
                 let score = dot(&self.context, ctx);
-                Ranked { candidate: i, question: best[i].0, score, confidence: sigmoid(score) }
+                // Never quite 1 (sigmoid saturates in f32): an answer threshold of 1 means
+                // "never answer outright".
+                Ranked { candidate: i, question: best[i].0, score, confidence: sigmoid(score).min(MAX_CONFIDENCE) }
             })
             .collect();
         ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -229,6 +242,10 @@ pub fn context_features(candidates: &[&[Features]], best: &[(usize, f32)]) -> Ve
             c[2 * n + 1] = scores[i] / 10.0;
             c[2 * n + 2] = probs[i];
             c[2 * n + 3] = rank[i] as f32 / 20.0;
+            let variants = f[ARTICLE_VARIANTS];
+            for j in 0..BASE_CONTEXT {
+                c[BASE_CONTEXT + j] = c[j] * variants;
+            }
             c
         })
         .collect()
@@ -290,6 +307,22 @@ mod tests {
         assert!((ctx[1][n + 1] + 0.5).abs() < 1e-6);
         assert_eq!(ctx[0][2 * n + 3], 0.0);
         assert_eq!(ctx[1][2 * n + 3], 1.0 / 20.0);
+    }
+
+    #[test]
+    fn the_second_block_is_the_first_times_the_articles_variants() {
+        use crate::knowledge::features::article_variants;
+        assert_eq!((article_variants(1), article_variants(3), article_variants(20)), (0.0, 0.5, 1.0));
+        let mut faq = [0f32; NUM_FEATURES];
+        let mut lone = [0f32; NUM_FEATURES];
+        faq[1] = 0.4;
+        faq[ARTICLE_VARIANTS] = 1.0;
+        lone[1] = 0.7;
+        let ctx = context_features(&[&[faq][..], &[lone][..]], &[(0, 1.0), (0, 2.0)]);
+        assert_eq!(ctx[0][BASE_CONTEXT..], ctx[0][..BASE_CONTEXT], "a many-question article: both blocks alike");
+        assert!(ctx[1][BASE_CONTEXT..].iter().all(|&x| x == 0.0), "a lone question: the second block is zero");
+        assert_eq!(context_names().len(), NUM_CONTEXT);
+        assert_eq!(context_names()[BASE_CONTEXT], "bias_x_variants");
     }
 
     #[test]
