@@ -172,14 +172,13 @@ fn term_prefix(term: &str) -> Vec<u8> {
     key
 }
 
-/// The postings a summary gains over its previous version (`history::summary_terms`: text
+/// The postings a summary gains over the terms it `had` (`history::summary_terms`: text
 /// only grows and a conversation's start never changes, so postings are only ever added; one
 /// left behind by a changed name or user only brings a candidate the check turns down).
-fn new_postings(before: Option<&Summary>, after: &Summary) -> Vec<Vec<u8>> {
-    let had = before.map(history::summary_terms).unwrap_or_default();
+fn new_postings(had: &std::collections::BTreeSet<String>, after: &Summary) -> Vec<Vec<u8>> {
     let position = history_key(after.created_ms, &after.id);
     history::summary_terms(after)
-        .difference(&had)
+        .difference(had)
         .map(|term| {
             let mut key = term_prefix(term);
             key.extend_from_slice(&position[HISTORY.len()..]);
@@ -800,7 +799,7 @@ fn index_history_terms(counters: &sled::Tree) -> Result<(), StoreError> {
     for kv in counters.scan_prefix(HISTORY) {
         let (k, v) = kv?;
         let Ok(summary) = decode_summary(&k, &v) else { continue };
-        for posting in new_postings(None, &summary) {
+        for posting in new_postings(&Default::default(), &summary) {
             batch.insert(posting, &[]);
             pending += 1;
         }
@@ -944,9 +943,11 @@ fn apply(t: &Trees, changes: &[&Change], extra: &[(String, sled::Tree)]) -> Resu
                     let key = history_key(conv.created_ms, &conv.id);
                     // An unreadable summary is rebuilt from this step on rather than refusing it.
                     let previous = counters.get(&key)?.and_then(|v| decode_summary(&key, &v).ok());
-                    let before = previous.clone();
+                    // The previous version's terms, not a copy of it: a summary holds up to
+                    // 1 000 characters of text, and this runs in every step.
+                    let had = previous.as_ref().map(history::summary_terms).unwrap_or_default();
                     let summary = Summary::after(previous, &conv, change, &stored);
-                    for posting in new_postings(before.as_ref(), &summary) {
+                    for posting in new_postings(&had, &summary) {
                         counters.insert(posting, &[])?;
                     }
                     counters.insert(key, encode_summary(&summary))?;
